@@ -1,0 +1,97 @@
+"""One exception hierarchy for the whole package.
+
+Driver errors are converted at the `db/` boundary and keep the original as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+
+class WedsyncDBError(Exception):
+    """Root of every error raised by wedsync_db."""
+
+
+class ConfigError(WedsyncDBError):
+    """A setting is missing or unsafe; the message names the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        self.variable = variable
+        self.problem = problem
+        super().__init__(f"{variable}: {problem}")
+
+
+class EmbeddedServerError(WedsyncDBError):
+    """The embedded PostgreSQL server could not be initialised, started or stopped."""
+
+
+class DatabaseUnavailable(WedsyncDBError):
+    """The database cannot be reached (connection refused, server shutting down, timeouts)."""
+
+
+class PoolExhausted(DatabaseUnavailable):
+    """No connection could be checked out in time; callers should retry later."""
+
+    def __init__(self, pool: str, timeout: float, waiting: int | None = None) -> None:
+        self.pool = pool
+        self.timeout = timeout
+        self.waiting = waiting
+        detail = f" ({waiting} requests already waiting)" if waiting is not None else ""
+        super().__init__(
+            f"the {pool} pool had no free connection within {timeout:g}s{detail}; "
+            "retry later or raise the connection budget"
+        )
+
+
+class PermissionDenied(WedsyncDBError):
+    """The database refused the operation for the current role (RLS, grants)."""
+
+
+class Conflict(WedsyncDBError):
+    """A uniqueness, foreign-key or optimistic-concurrency conflict."""
+
+    def __init__(self, message: str, constraint: str | None = None) -> None:
+        self.constraint = constraint
+        super().__init__(message)
+
+
+class QueryError(WedsyncDBError):
+    """Any other error reported by the server for a statement."""
+
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        self.sqlstate = sqlstate
+        super().__init__(message)
+
+
+class LockTimeout(QueryError):
+    """A statement gave up waiting for a lock (SQLSTATE 55P03)."""
+
+
+class StatementTimeout(QueryError):
+    """A statement ran longer than its statement_timeout (SQLSTATE 57014)."""
+
+
+class MigrationError(WedsyncDBError):
+    """Base class for migration failures."""
+
+
+class MigrationFileError(MigrationError):
+    """A migration file is malformed (bad name, duplicate version, unsplittable SQL)."""
+
+
+class DriftDetected(MigrationError):
+    """Applied history and files on disk disagree."""
+
+
+class MigrationRefused(MigrationError):
+    """Lint or policy refused to run the pending migrations."""
+
+
+class MigrationFrozen(MigrationError):
+    """The freeze policy forbids running these migrations now."""
+
+
+class MigrationLockHeld(MigrationError):
+    """Another migration run holds the advisory lock."""
+
+
+class MigrationFailed(MigrationError):
+    """A migration file failed; its transaction was rolled back."""
