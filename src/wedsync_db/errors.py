@@ -41,6 +41,10 @@ class PoolExhausted(DatabaseUnavailable):
         )
 
 
+class InvalidClaims(WedsyncDBError, ValueError):
+    """User claims were malformed, so no scope was opened."""
+
+
 class PermissionDenied(WedsyncDBError):
     """The database refused the operation for the current role (RLS, grants)."""
 

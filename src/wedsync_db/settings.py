@@ -79,6 +79,8 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("DIRECT_DATABASE_URL", "WEDSYNC_DIRECT_DATABASE_URL"),
     )
+    # the user pool's login; derived from DATABASE_URL with the authenticator role when unset
+    user_database_url: SecretStr | None = None
     service_key: SecretStr | None = None
     jwt_secret: SecretStr | None = None
     authenticator_password: SecretStr | None = None
@@ -333,7 +335,7 @@ def validate_for_startup(settings: Settings) -> list[str]:
             raise ConfigError(
                 "WEDSYNC_SERVICE_KEY", "is a known default value; generate a random key"
             )
-    for field in ("database_url", "direct_database_url"):
+    for field in ("database_url", "direct_database_url", "user_database_url"):
         value: SecretStr | None = getattr(settings, field)
         if value is None:
             continue

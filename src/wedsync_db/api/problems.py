@@ -1,0 +1,87 @@
+"""RFC 9457 problem details for every error the API returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from wedsync_db import errors
+
+PROBLEM_JSON = "application/problem+json"
+
+# status code, title, Retry-After seconds
+_MAP: list[tuple[type[errors.WedsyncDBError], int, str, int | None]] = [
+    (errors.PoolExhausted, 503, "Connection pool exhausted", 1),
+    (errors.DatabaseUnavailable, 503, "Database unavailable", 5),
+    (errors.PermissionDenied, 403, "Permission denied", None),
+    (errors.InvalidClaims, 401, "Invalid claims", None),
+    (errors.Conflict, 409, "Conflict", None),
+    (errors.MigrationFrozen, 423, "Migrations are frozen", None),
+    (errors.MigrationLockHeld, 409, "Another migration run holds the lock", 30),
+    (errors.DriftDetected, 422, "Migration drift", None),
+    (errors.MigrationRefused, 422, "Migration refused by lint", None),
+    (errors.MigrationFileError, 422, "Invalid migration files", None),
+    (errors.MigrationFailed, 500, "Migration failed", None),
+    (errors.LockTimeout, 503, "Lock timeout", 2),
+    (errors.StatementTimeout, 503, "Statement timeout", 2),
+    (errors.ConfigError, 500, "Configuration error", None),
+]
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    *,
+    type_: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A problem+json response."""
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def error_response(exc: errors.WedsyncDBError, **extra: Any) -> JSONResponse:
+    """Map one of our exceptions to its HTTP problem."""
+    for cls, status, title, retry in _MAP:
+        if isinstance(exc, cls):
+            headers = {"Retry-After": str(retry)} if retry else None
+            return problem(status, title, str(exc), headers=headers, **extra)
+    return problem(500, "Database error", str(exc), **extra)
+
+
+def install(app: FastAPI) -> None:
+    """Register the exception handlers."""
+
+    async def wedsync_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, errors.WedsyncDBError)
+        return error_response(exc)
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers) if exc.headers else None
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        title = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed"}.get(
+            exc.status_code, "HTTP error"
+        )
+        return problem(exc.status_code, title, detail, headers=headers)
+
+    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        issues = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+            for e in exc.errors()
+        ]
+        return problem(422, "Invalid request", "the request body or query is invalid", errors=issues)
+
+    app.add_exception_handler(errors.WedsyncDBError, wedsync_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)

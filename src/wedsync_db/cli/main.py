@@ -1,0 +1,175 @@
+"""`wedsync-db` command line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from typing import Annotated
+
+import typer
+
+from wedsync_db.cli import common, demo, migrate
+from wedsync_db.cli.common import err, out
+from wedsync_db.embedded import DEFAULT_DATABASE
+from wedsync_db.runtime import embedded_server
+from wedsync_db.settings import validate_for_startup
+
+app = typer.Typer(
+    name="wedsync-db",
+    help="WedSync core database: embedded server, migrations, API, health and metrics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The embedded PostgreSQL server (used when DATABASE_URL is unset).", no_args_is_help=True)
+config_app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+app.add_typer(migrate.app, name="migrate")
+app.add_typer(demo.app, name="demo")
+
+
+# --- up -----------------------------------------------------------------------------------------
+@app.command()
+def up(
+    host: Annotated[str | None, typer.Option(help="HTTP bind address [default: WEDSYNC_HTTP_HOST or 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port [default: WEDSYNC_HTTP_PORT or 8080]")] = None,
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Apply pending migrations before serving")] = True,
+) -> None:
+    """Start the database (embedded unless DATABASE_URL is set), migrate, and serve the HTTP API."""
+    from wedsync_db.serve import serve
+
+    s = common.settings()
+    host = host or s.http_host
+    port = port if port is not None else s.http_port
+    t = common.target(s, quiet=True)
+
+    def on_term(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        common.run(serve(s, t, host=host, port=port, migrate_first=migrate_first))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if t.started_embedded and t.embedded is not None:
+            err.print("stopping the embedded PostgreSQL server …", highlight=False)
+            t.embedded.stop()
+
+
+# --- db -----------------------------------------------------------------------------------------
+def _require_embedded() -> None:
+    s = common.settings()
+    if not s.uses_embedded:
+        common.fail("DATABASE_URL is set, so the embedded server is not used; manage that server directly")
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Initialise (first use) and start the embedded server; reuse it if already running."""
+    _require_embedded()
+    s = common.settings()
+    server = embedded_server(s)
+    with common.handled():
+        status, started = server.ensure_running()
+    word = "started" if started else "already running"
+    out.print(f"embedded PostgreSQL {word}: pid {status.pid}, data {status.data_dir}", highlight=False)
+    out.print(status.dsn(DEFAULT_DATABASE), highlight=False)
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded server (fast shutdown)."""
+    _require_embedded()
+    server = embedded_server(common.settings())
+    with common.handled():
+        stopped = server.stop()
+    out.print("stopped" if stopped else "not running", highlight=False)
+
+
+@db_app.command("status")
+def db_status(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False) -> None:
+    """Whether the embedded server is running; exit 0 running, 1 stopped."""
+    _require_embedded()
+    st = embedded_server(common.settings()).status()
+    data = {
+        "running": st.running,
+        "pid": st.pid,
+        "port": st.port,
+        "data_dir": str(st.data_dir),
+        "initialised": st.initialised,
+        "dsn": st.dsn() if st.port else None,
+    }
+    if json_out:
+        common.print_json(data)
+    else:
+        state = "running" if st.running else "stopped" if st.initialised else "not initialised"
+        out.print(f"{state}  data={st.data_dir}  pid={st.pid or '-'}  port={st.port or '-'}", highlight=False)
+    raise typer.Exit(0 if st.running else 1)
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the connection URL (DATABASE_URL redacted, or the embedded server's)."""
+    s = common.settings()
+    if s.database_url is not None:
+        out.print(common.show_dsn(s.database_url.get_secret_value()), highlight=False)
+        return
+    st = embedded_server(s).status()
+    if not st.initialised:
+        common.fail("the embedded server is not initialised yet: run `wedsync-db db start`")
+    out.print(st.dsn(), highlight=False)
+
+
+@db_app.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def db_psql(ctx: typer.Context) -> None:
+    """Open psql on the database (extra arguments are passed to psql)."""
+    s = common.settings()
+    if s.database_url is not None:
+        argv = ["psql", s.database_url.get_secret_value()]
+    else:
+        server = embedded_server(s)
+        with common.handled():
+            argv = server.psql_command()
+    raise typer.Exit(subprocess.call([*argv, *ctx.args]))
+
+
+# --- config -------------------------------------------------------------------------------------
+@config_app.command("show")
+def config_show(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False) -> None:
+    """Print the effective settings with secrets redacted."""
+    s = common.settings()
+    data = s.redacted()
+    if json_out:
+        common.print_json(data)
+        return
+    from rich.table import Table
+
+    table = Table("setting", "value", title=f"wedsync-db settings ({s.env})")
+    for k, v in data.items():
+        table.add_row(k, str(v))
+    out.print(table)
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Validate the settings; exit 1 naming the variable at fault."""
+    s = common.settings()
+    for warning in validate_for_startup(s):
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    out.print(f"configuration OK ({s.env})", highlight=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except BrokenPipeError:
+        # output piped into e.g. `head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)

@@ -1,0 +1,313 @@
+"""The dual client: a user pool whose scopes run under RLS, and a service pool for elevated work."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import weakref
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Literal
+from uuid import UUID
+
+from psycopg import AsyncConnection, pq
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from wedsync_db.db.errors import awrap_errors, convert
+from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState, monotonic_ms
+from wedsync_db.db.session import Session
+from wedsync_db.errors import ConfigError, DatabaseUnavailable, InvalidClaims, WedsyncDBError
+
+log = logging.getLogger(__name__)
+
+AUTHENTICATOR_ROLE = "wedsync_authenticator"
+Audience = Literal["vendor", "couple"]
+
+# One statement, pipelined with BEGIN and the caller's first query: the whole scope costs no
+# extra round trip before the first result (PostgREST sets its claims the same way).
+_SCOPE_SQL = (
+    "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true), "
+    "set_config('application_name', %s, true)"
+)
+
+
+class Claims(BaseModel):
+    """The JWT claims a user scope runs with."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+
+    sub: UUID
+    aud: Audience = Field(validation_alias="aud")
+    role: Literal["authenticated", "anon"] = "authenticated"
+    email: str | None = None
+
+    @classmethod
+    def coerce(cls, claims: Claims | Mapping[str, Any]) -> Claims:
+        """Validate a mapping of claims; the error names the bad claim."""
+        if isinstance(claims, Claims):
+            return claims
+        data = dict(claims)
+        if "aud" not in data and "audience" in data:
+            data["aud"] = data.pop("audience")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = ".".join(str(p) for p in err["loc"]) or "claims"
+            raise InvalidClaims(f"invalid claim {name!r}: {err['msg']}") from None
+
+    def to_json(self) -> str:
+        """The JSON stored in request.jwt.claims."""
+        return json.dumps(self.model_dump(mode="json", exclude_none=True), separators=(",", ":"))
+
+
+class _RecentUseCheck:
+    """Check connections on checkout unless they were returned moments ago.
+
+    A connection used within ``window`` seconds is known to be alive; skipping the probe saves a
+    round trip on the hot path (HikariCP's aliveBypassWindowMs makes the same trade-off).
+    """
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._returned: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def check(self, conn: AsyncConnection[Any]) -> None:
+        last = self._returned.get(conn)
+        if last is not None and time.monotonic() - last < self.window:
+            return
+        await AsyncConnectionPool.check_connection(conn)
+
+    async def reset(self, conn: AsyncConnection[Any]) -> None:
+        self._returned[conn] = time.monotonic()
+
+
+class Database:
+    """Owns the user and service pools and their heartbeats."""
+
+    def __init__(
+        self,
+        *,
+        user_dsn: str,
+        service_dsn: str,
+        user_pool_size: int = 8,
+        service_pool_size: int = 2,
+        pool_timeout: float = 5.0,
+        max_waiting: int = 200,
+        max_lifetime: float = 1800.0,
+        check_after: float = 1.0,
+        transaction_pooler: bool = False,
+        heartbeat_interval: float = 30.0,
+        heartbeat_window: int = 120,
+    ) -> None:
+        self.pool_timeout = pool_timeout
+        self.heartbeat_interval = heartbeat_interval
+        kwargs: dict[str, Any] = {"autocommit": False}
+        if transaction_pooler:
+            # a transaction pooler hands each transaction to a different server connection
+            kwargs["prepare_threshold"] = None
+        self._checks = {"user": _RecentUseCheck(check_after), "service": _RecentUseCheck(check_after)}
+        self._pools: dict[str, AsyncConnectionPool] = {}
+        for name, dsn, size in (
+            ("user", user_dsn, user_pool_size),
+            ("service", service_dsn, service_pool_size),
+        ):
+            check = self._checks[name]
+            self._pools[name] = AsyncConnectionPool(
+                make_conninfo(dsn, application_name=f"wedsync:{name}-pool"),
+                min_size=min(size, 2),
+                max_size=size,
+                kwargs=kwargs,
+                open=False,
+                name=f"wedsync-{name}",
+                timeout=pool_timeout,
+                max_waiting=max_waiting,
+                max_lifetime=max_lifetime,
+                max_idle=300.0,
+                reconnect_timeout=300.0,
+                check=check.check,
+                reset=check.reset,
+            )
+        self.heartbeats = {
+            name: HeartbeatState(pool=name, window=heartbeat_window) for name in self._pools
+        }
+        self._heartbeat_task: asyncio.Task[None] | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def open(self, *, wait: bool = True, timeout: float = 30.0) -> None:
+        """Open both pools; with ``wait`` fail fast when the database is unreachable."""
+        for name, pool in self._pools.items():
+            try:
+                await pool.open(wait=wait, timeout=timeout)
+            except Exception as exc:
+                await self.close()
+                raise DatabaseUnavailable(
+                    f"could not open the {name} pool within {timeout:g}s: "
+                    f"{_first_line(exc)}"
+                ) from exc
+
+    async def close(self) -> None:
+        """Stop the heartbeat and close both pools."""
+        await self.stop_heartbeat()
+        for pool in self._pools.values():
+            await pool.close()
+
+    async def __aenter__(self) -> Database:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- scopes -------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def as_user(self, claims: Claims | Mapping[str, Any]) -> AsyncIterator[Session]:
+        """One transaction as ``authenticated`` with the claims set locally; RLS applies."""
+        c = Claims.coerce(claims)
+        async with self._scope("user", c.role, c.to_json(), f"wedsync:{c.aud}", True) as s:
+            yield s
+
+    @contextlib.asynccontextmanager
+    async def service(self, reason: str) -> AsyncIterator[Session]:
+        """One transaction as ``service_role`` (bypasses RLS); ``reason`` is recorded in claims."""
+        if not reason or not reason.strip():
+            raise ValueError("db.service() needs a non-empty reason")
+        claims = json.dumps({"role": "service_role", "reason": reason.strip()})
+        async with self._scope("service", "service_role", claims, "wedsync:service", False) as s:
+            yield s
+
+    @contextlib.asynccontextmanager
+    async def ops(self, reason: str) -> AsyncIterator[Session]:
+        """One transaction as the service pool's login (monitoring, administration)."""
+        claims = json.dumps({"role": "ops", "reason": reason})
+        async with self._scope("service", None, claims, "wedsync:ops", False) as s:
+            yield s
+
+    @contextlib.asynccontextmanager
+    async def _scope(
+        self, pool_name: str, role: str | None, claims: str, app: str, pipeline: bool
+    ) -> AsyncIterator[Session]:
+        pool = self._pools[pool_name]
+        conn = await self._getconn(pool_name)
+        try:
+            async with awrap_errors(pool_name):
+                if pipeline:
+                    async with conn.pipeline():
+                        await conn.execute(_SCOPE_SQL, (role or "none", claims, app))
+                        yield Session(conn, pool_name)
+                        await conn.commit()
+                else:
+                    if role is None:
+                        await conn.execute(
+                            "select set_config('request.jwt.claims', %s, true), "
+                            "set_config('application_name', %s, true)",
+                            (claims, app),
+                        )
+                    else:
+                        await conn.execute(_SCOPE_SQL, (role, claims, app))
+                    yield Session(conn, pool_name)
+                    await conn.commit()
+        except BaseException:
+            await _rollback_quietly(conn)
+            raise
+        finally:
+            await pool.putconn(conn)
+
+    async def _getconn(self, pool_name: str) -> AsyncConnection[Any]:
+        try:
+            return await self._pools[pool_name].getconn(timeout=self.pool_timeout)
+        except Exception as exc:
+            converted = convert(exc, pool=pool_name, timeout=self.pool_timeout)
+            if converted is exc:
+                raise
+            raise converted from exc
+
+    # --- heartbeat ----------------------------------------------------------------------------
+    async def probe(self, pool_name: str) -> float:
+        """One heartbeat probe on a pool; records and returns the latency in ms."""
+        state = self.heartbeats[pool_name]
+        started = monotonic_ms()
+        try:
+            async with asyncio.timeout(max(self.pool_timeout, 1.0) + 5.0):
+                async with self._pools[pool_name].connection(timeout=self.pool_timeout) as conn:
+                    await conn.execute("select 1")
+        except Exception as exc:
+            converted = convert(exc, pool=pool_name, timeout=self.pool_timeout)
+            state.record_failure(_first_line(converted))
+            raise DatabaseUnavailable(_first_line(converted)) from exc
+        latency = monotonic_ms() - started
+        state.record_success(latency)
+        return latency
+
+    async def probe_all(self) -> None:
+        """Probe every pool once, recording failures instead of raising."""
+        for name in self._pools:
+            with contextlib.suppress(WedsyncDBError):
+                await self.probe(name)
+
+    def start_heartbeat(self) -> None:
+        """Probe both pools every ``heartbeat_interval`` seconds in the background."""
+        if self._heartbeat_task is None or self._heartbeat_task.done():
+            self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+
+    async def stop_heartbeat(self) -> None:
+        """Cancel the background heartbeat."""
+        task, self._heartbeat_task = self._heartbeat_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await self.probe_all()
+            await asyncio.sleep(self.heartbeat_interval)
+
+    def heartbeat_snapshots(self) -> dict[str, HeartbeatSnapshot]:
+        """Current heartbeat summaries per pool (no I/O)."""
+        return {name: state.snapshot() for name, state in self.heartbeats.items()}
+
+    def pool_stats(self) -> dict[str, dict[str, int]]:
+        """psycopg_pool counters per pool (sizes, waits, errors)."""
+        return {name: dict(pool.get_stats()) for name, pool in self._pools.items()}
+
+
+async def _rollback_quietly(conn: AsyncConnection[Any]) -> None:
+    if conn.closed:
+        return
+    if conn.info.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
+        with contextlib.suppress(Exception):
+            await conn.rollback()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def user_dsn_for(dsn: str, password: str | None = None) -> str:
+    """The user pool's DSN: same server and database, logging in as the authenticator role."""
+    params: dict[str, Any] = {"user": AUTHENTICATOR_ROLE}
+    params["password"] = password if password is not None else None
+    base = conninfo_to_dict(dsn)
+    base.pop("password", None)
+    return make_conninfo(make_conninfo(**{k: v for k, v in base.items() if v is not None}), **params)
+
+
+def dsn_with_database(dsn: str, dbname: str) -> str:
+    """The same connection parameters pointed at another database."""
+    return make_conninfo(dsn, dbname=dbname)
+
+
+def validate_dsn(dsn: str, variable: str) -> None:
+    """Raise ConfigError naming the variable when the DSN cannot be parsed."""
+    try:
+        conninfo_to_dict(dsn)
+    except Exception:
+        raise ConfigError(variable, "is not a valid PostgreSQL connection string") from None

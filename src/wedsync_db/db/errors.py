@@ -1,0 +1,81 @@
+"""Conversion of driver errors into wedsync_db exceptions (the one driver boundary)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import psycopg_pool
+from psycopg import errors as pgerr
+
+from wedsync_db import errors
+
+_CONFLICTS = (
+    pgerr.UniqueViolation,
+    pgerr.ForeignKeyViolation,
+    pgerr.ExclusionViolation,
+    pgerr.SerializationFailure,
+    pgerr.DeadlockDetected,
+)
+
+
+def convert(exc: BaseException, *, pool: str = "database", timeout: float = 0.0) -> BaseException:
+    """Map a psycopg / psycopg_pool exception onto our hierarchy (others pass through)."""
+    if isinstance(exc, errors.WedsyncDBError):
+        return exc
+    if isinstance(exc, psycopg_pool.TooManyRequests):
+        return errors.PoolExhausted(pool, timeout)
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return errors.PoolExhausted(pool, timeout)
+    if isinstance(exc, psycopg_pool.PoolClosed):
+        return errors.DatabaseUnavailable(f"the {pool} pool is closed")
+    if not isinstance(exc, psycopg.Error):
+        return exc
+    message = _message(exc)
+    if isinstance(exc, pgerr.InsufficientPrivilege):
+        return errors.PermissionDenied(message)
+    if isinstance(exc, _CONFLICTS):
+        return errors.Conflict(message, constraint=exc.diag.constraint_name)
+    if isinstance(exc, pgerr.LockNotAvailable):
+        return errors.LockTimeout(message, exc.sqlstate)
+    if isinstance(exc, pgerr.QueryCanceled):
+        return errors.StatementTimeout(message, exc.sqlstate)
+    if isinstance(
+        exc,
+        psycopg.OperationalError
+        | pgerr.AdminShutdown
+        | pgerr.CannotConnectNow
+        | pgerr.ConnectionException,
+    ) and not exc.sqlstate:
+        return errors.DatabaseUnavailable(f"database unavailable: {message}")
+    if isinstance(exc, pgerr.AdminShutdown | pgerr.CannotConnectNow | pgerr.ConnectionException):
+        return errors.DatabaseUnavailable(f"database unavailable: {message}")
+    return errors.QueryError(message, exc.sqlstate)
+
+
+def _message(exc: psycopg.Error) -> str:
+    # first line only: the server's message never contains the connection password
+    text = str(exc).strip().splitlines()
+    primary = text[0] if text else type(exc).__name__
+    detail = exc.diag.message_detail if exc.sqlstate else None
+    return f"{primary} ({detail})" if detail else primary
+
+
+@contextlib.contextmanager
+def wrap_errors(pool: str = "database", timeout: float = 0.0) -> Iterator[None]:
+    """Re-raise driver errors as wedsync_db errors with the original as __cause__."""
+    try:
+        yield
+    except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
+        converted = convert(exc, pool=pool, timeout=timeout)
+        if converted is exc:
+            raise
+        raise converted from exc
+
+
+@contextlib.asynccontextmanager
+async def awrap_errors(pool: str = "database", timeout: float = 0.0) -> AsyncIterator[None]:
+    """Async variant of :func:`wrap_errors`."""
+    with wrap_errors(pool, timeout):
+        yield

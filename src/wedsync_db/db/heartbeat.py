@@ -1,0 +1,123 @@
+"""Per-pool heartbeat: rolling latency percentiles and failure counts, read by the health API."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    """Nearest-rank percentile of an already sorted list (pure)."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(pct / 100.0 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+@dataclass
+class HeartbeatState:
+    """Rolling window of probe results for one pool."""
+
+    pool: str
+    window: int = 120
+    samples_ms: deque[float] = field(default_factory=deque)
+    consecutive_failures: int = 0
+    total_failures: int = 0
+    total_probes: int = 0
+    last_error: str | None = None
+    last_success: datetime | None = None
+    last_probe: datetime | None = None
+
+    def record_success(self, latency_ms: float, at: datetime | None = None) -> None:
+        """Add a latency sample and clear the failure streak."""
+        self.samples_ms.append(latency_ms)
+        while len(self.samples_ms) > self.window:
+            self.samples_ms.popleft()
+        self.consecutive_failures = 0
+        self.total_probes += 1
+        self.last_success = self.last_probe = at or datetime.now(UTC)
+
+    def record_failure(self, error: str, at: datetime | None = None) -> None:
+        """Count a failed probe; the error text must already be free of secrets."""
+        self.consecutive_failures += 1
+        self.total_failures += 1
+        self.total_probes += 1
+        self.last_error = error
+        self.last_probe = at or datetime.now(UTC)
+
+    @property
+    def healthy(self) -> bool:
+        """True when the latest probe succeeded."""
+        return self.last_probe is not None and self.consecutive_failures == 0
+
+    def snapshot(self) -> HeartbeatSnapshot:
+        """Immutable summary for readers in other tasks."""
+        values = sorted(self.samples_ms)
+        return HeartbeatSnapshot(
+            pool=self.pool,
+            samples=len(values),
+            p50_ms=percentile(values, 50),
+            p95_ms=percentile(values, 95),
+            p99_ms=percentile(values, 99),
+            last_ms=self.samples_ms[-1] if self.samples_ms else math.nan,
+            consecutive_failures=self.consecutive_failures,
+            total_failures=self.total_failures,
+            total_probes=self.total_probes,
+            last_error=self.last_error,
+            last_success=self.last_success,
+            last_probe=self.last_probe,
+        )
+
+
+@dataclass(frozen=True)
+class HeartbeatSnapshot:
+    """What the health endpoint reads: no I/O needed."""
+
+    pool: str
+    samples: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    last_ms: float
+    consecutive_failures: int
+    total_failures: int
+    total_probes: int
+    last_error: str | None
+    last_success: datetime | None
+    last_probe: datetime | None
+
+    @property
+    def healthy(self) -> bool:
+        """The latest probe succeeded."""
+        return self.last_probe is not None and self.consecutive_failures == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (NaN becomes None)."""
+
+        def num(v: float) -> float | None:
+            return None if math.isnan(v) else round(v, 3)
+
+        return {
+            "pool": self.pool,
+            "healthy": self.healthy,
+            "samples": self.samples,
+            "p50_ms": num(self.p50_ms),
+            "p95_ms": num(self.p95_ms),
+            "p99_ms": num(self.p99_ms),
+            "last_ms": num(self.last_ms),
+            "consecutive_failures": self.consecutive_failures,
+            "total_failures": self.total_failures,
+            "total_probes": self.total_probes,
+            "last_error": self.last_error,
+            "last_success": self.last_success.isoformat() if self.last_success else None,
+            "last_probe": self.last_probe.isoformat() if self.last_probe else None,
+        }
+
+
+def monotonic_ms() -> float:
+    """Monotonic clock in milliseconds."""
+    return time.perf_counter() * 1000.0

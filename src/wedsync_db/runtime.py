@@ -1,0 +1,95 @@
+"""Wiring from validated settings to a DSN (embedded or configured) and a Database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wedsync_db.db.client import Database, dsn_with_database, user_dsn_for
+from wedsync_db.embedded import DEFAULT_DATABASE, EmbeddedPostgres
+from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
+from wedsync_db.settings import Settings
+
+
+@dataclass
+class Target:
+    """Where the database is: its admin DSN and, when embedded, the server handle."""
+
+    dsn: str
+    embedded: EmbeddedPostgres | None = None
+    started_embedded: bool = False
+
+    @property
+    def migration_dsn(self) -> str:
+        return self.dsn
+
+
+def embedded_server(settings: Settings) -> EmbeddedPostgres:
+    """The embedded server for the configured data directory."""
+    return EmbeddedPostgres(settings.data_dir)
+
+
+def resolve_target(settings: Settings, *, start: bool = True) -> Target:
+    """DATABASE_URL when set; otherwise the embedded server (started when ``start``)."""
+    if settings.database_url is not None:
+        return Target(settings.database_url.get_secret_value())
+    server = embedded_server(settings)
+    if start:
+        status, started = server.ensure_running()
+    else:
+        status, started = server.status(), False
+    return Target(status.dsn(DEFAULT_DATABASE), server, started)
+
+
+def migration_dsn(settings: Settings, target: Target) -> str:
+    """DIRECT_DATABASE_URL when a transaction pooler sits in front, else the target DSN."""
+    if settings.direct_database_url is not None:
+        return settings.direct_database_url.get_secret_value()
+    return target.dsn
+
+
+def runner_for(settings: Settings, target: Target, extra_dirs: tuple[str, ...] = (), **overrides: float | str) -> MigrationRunner:
+    """A migration runner configured from settings."""
+    from pathlib import Path
+
+    opts = {
+        "lock_wait": settings.migration_lock_wait,
+        "lock_timeout": settings.migration_lock_timeout,
+        "statement_timeout": settings.migration_statement_timeout,
+        "retry_budget": settings.migration_retry_budget,
+    }
+    opts.update({k: v for k, v in overrides.items() if v is not None})
+    return MigrationRunner(
+        migration_dsn(settings, target),
+        [Path(d) for d in extra_dirs],
+        RunnerOptions(**opts),  # type: ignore[arg-type]
+    )
+
+
+def database_for(settings: Settings, dsn: str) -> Database:
+    """The dual client for a DSN, sized from the connection budget."""
+    user_size, service_size = settings.pool_sizes
+    if settings.user_database_url is not None:
+        user_dsn = settings.user_database_url.get_secret_value()
+    else:
+        password = (
+            settings.authenticator_password.get_secret_value()
+            if settings.authenticator_password
+            else None
+        )
+        user_dsn = user_dsn_for(dsn, password)
+    return Database(
+        user_dsn=user_dsn,
+        service_dsn=dsn,
+        user_pool_size=user_size,
+        service_pool_size=service_size,
+        pool_timeout=settings.pool_timeout,
+        max_waiting=settings.pool_max_waiting,
+        max_lifetime=settings.pool_max_lifetime,
+        check_after=settings.pool_check_after,
+        transaction_pooler=settings.pooler == "transaction",
+        heartbeat_interval=settings.heartbeat_interval,
+        heartbeat_window=settings.heartbeat_window,
+    )
+
+
+__all__ = ["Target", "database_for", "dsn_with_database", "embedded_server", "migration_dsn", "resolve_target", "runner_for"]
