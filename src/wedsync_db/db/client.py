@@ -12,14 +12,15 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 from uuid import UUID
 
-from psycopg import AsyncConnection, pq
+import psycopg
+from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wedsync_db.db.errors import awrap_errors, convert
 from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState, monotonic_ms
-from wedsync_db.db.session import Session
+from wedsync_db.db.session import ScopedConnection, Session
 from wedsync_db.errors import ConfigError, DatabaseUnavailable, InvalidClaims, WedsyncDBError
 
 log = logging.getLogger(__name__)
@@ -27,12 +28,6 @@ log = logging.getLogger(__name__)
 AUTHENTICATOR_ROLE = "wedsync_authenticator"
 Audience = Literal["vendor", "couple"]
 
-# One statement, pipelined with BEGIN and the caller's first query: the whole scope costs no
-# extra round trip before the first result (PostgREST sets its claims the same way).
-_SCOPE_SQL = (
-    "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true), "
-    "set_config('application_name', %s, true)"
-)
 
 
 class Claims(BaseModel):
@@ -84,7 +79,7 @@ class _RecentUseCheck:
             return
         await AsyncConnectionPool.check_connection(conn)
 
-    async def reset(self, conn: AsyncConnection[Any]) -> None:
+    def returned(self, conn: AsyncConnection[Any]) -> None:
         self._returned[conn] = time.monotonic()
 
 
@@ -124,6 +119,8 @@ class Database:
                 min_size=min(size, 2),
                 max_size=size,
                 kwargs=kwargs,
+                connection_class=ScopedConnection,
+                configure=_configure,
                 open=False,
                 name=f"wedsync-{name}",
                 timeout=pool_timeout,
@@ -132,7 +129,6 @@ class Database:
                 max_idle=300.0,
                 reconnect_timeout=300.0,
                 check=check.check,
-                reset=check.reset,
             )
         self.heartbeats = {
             name: HeartbeatState(pool=name, window=heartbeat_window) for name in self._pools
@@ -142,6 +138,18 @@ class Database:
     # --- lifecycle ----------------------------------------------------------------------------
     async def open(self, *, wait: bool = True, timeout: float = 30.0) -> None:
         """Open both pools; with ``wait`` fail fast when the database is unreachable."""
+        if wait:
+            # one plain connection per pool first: a refused login fails at once with the
+            # server's reason instead of after the pool's retries
+            for name, pool in self._pools.items():
+                try:
+                    async with asyncio.timeout(timeout):
+                        conn = await AsyncConnection.connect(pool.conninfo)
+                    await conn.close()
+                except Exception as exc:
+                    raise DatabaseUnavailable(
+                        f"cannot connect the {name} pool: {_first_line(exc)}"
+                    ) from exc
         for name, pool in self._pools.items():
             try:
                 await pool.open(wait=wait, timeout=timeout)
@@ -170,7 +178,15 @@ class Database:
     async def as_user(self, claims: Claims | Mapping[str, Any]) -> AsyncIterator[Session]:
         """One transaction as ``authenticated`` with the claims set locally; RLS applies."""
         c = Claims.coerce(claims)
-        async with self._scope("user", c.role, c.to_json(), f"wedsync:{c.aud}", True) as s:
+        settings = {
+            "role": c.role,
+            "request.jwt.claims": c.to_json(),
+            # single claims too, so policies need not parse JSON (PostgREST < 9 style)
+            "request.jwt.claim.sub": str(c.sub),
+            "request.jwt.claim.aud": c.aud,
+            "application_name": f"wedsync:{c.aud}",
+        }
+        async with self._scope("user", settings, fast_reads=True) as s:
             yield s
 
     @contextlib.asynccontextmanager
@@ -178,46 +194,44 @@ class Database:
         """One transaction as ``service_role`` (bypasses RLS); ``reason`` is recorded in claims."""
         if not reason or not reason.strip():
             raise ValueError("db.service() needs a non-empty reason")
-        claims = json.dumps({"role": "service_role", "reason": reason.strip()})
-        async with self._scope("service", "service_role", claims, "wedsync:service", False) as s:
+        settings = {
+            "role": "service_role",
+            "request.jwt.claims": json.dumps({"role": "service_role", "reason": reason.strip()}),
+            "application_name": "wedsync:service",
+        }
+        async with self._scope("service", settings) as s:
             yield s
 
     @contextlib.asynccontextmanager
     async def ops(self, reason: str) -> AsyncIterator[Session]:
         """One transaction as the service pool's login (monitoring, administration)."""
-        claims = json.dumps({"role": "ops", "reason": reason})
-        async with self._scope("service", None, claims, "wedsync:ops", False) as s:
+        settings = {
+            "request.jwt.claims": json.dumps({"role": "ops", "reason": reason}),
+            "application_name": "wedsync:ops",
+        }
+        async with self._scope("service", settings) as s:
             yield s
 
     @contextlib.asynccontextmanager
     async def _scope(
-        self, pool_name: str, role: str | None, claims: str, app: str, pipeline: bool
+        self, pool_name: str, settings: dict[str, str], *, fast_reads: bool = False
     ) -> AsyncIterator[Session]:
         pool = self._pools[pool_name]
         conn = await self._getconn(pool_name)
+        session = Session(conn, pool_name, settings=settings, fast_reads=fast_reads)
+        ok = False
         try:
-            async with awrap_errors(pool_name):
-                if pipeline:
-                    async with conn.pipeline():
-                        await conn.execute(_SCOPE_SQL, (role or "none", claims, app))
-                        yield Session(conn, pool_name)
-                        await conn.commit()
-                else:
-                    if role is None:
-                        await conn.execute(
-                            "select set_config('request.jwt.claims', %s, true), "
-                            "set_config('application_name', %s, true)",
-                            (claims, app),
-                        )
-                    else:
-                        await conn.execute(_SCOPE_SQL, (role, claims, app))
-                    yield Session(conn, pool_name)
-                    await conn.commit()
-        except BaseException:
-            await _rollback_quietly(conn)
-            raise
+            try:
+                yield session
+            except psycopg.Error as exc:
+                raise convert(exc, pool=pool_name) from exc
+            ok = True
         finally:
-            await pool.putconn(conn)
+            try:
+                await session.close_scope(ok)
+            finally:
+                self._checks[pool_name].returned(conn)
+                await pool.putconn(conn)
 
     async def _getconn(self, pool_name: str) -> AsyncConnection[Any]:
         try:
@@ -278,12 +292,13 @@ class Database:
         return {name: dict(pool.get_stats()) for name, pool in self._pools.items()}
 
 
-async def _rollback_quietly(conn: AsyncConnection[Any]) -> None:
-    if conn.closed:
-        return
-    if conn.info.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
-        with contextlib.suppress(Exception):
-            await conn.rollback()
+async def _configure(conn: AsyncConnection[Any]) -> None:
+    # the one-round-trip read path relies on READ COMMITTED semantics (see db/session.py)
+    cur = await conn.execute("select current_setting('default_transaction_isolation')")
+    row = await cur.fetchone()
+    await conn.commit()
+    if isinstance(conn, ScopedConnection):
+        conn.read_committed = row is not None and row[0] == "read committed"
 
 
 def _first_line(exc: BaseException) -> str:

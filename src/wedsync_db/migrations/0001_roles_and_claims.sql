@@ -43,28 +43,45 @@ create schema if not exists wedsync;
 revoke all on schema wedsync from public;
 grant usage on schema wedsync to anon, authenticated, service_role;
 
+-- The claim helpers are plain SQL functions with no SET clause so that the planner inlines them
+-- into policies; every name they use is schema-qualified. The single-claim settings
+-- (request.jwt.claim.sub / .aud, set by wedsync-db's clients) spare a JSON parse; the JSON
+-- document (what PostgREST sets) is the fallback.
+
 -- request.jwt.claims as jsonb; an unset or empty setting means no claims
 create or replace function wedsync.claims() returns jsonb
     language sql stable parallel safe
-    set search_path = ''
 as $$
-    select coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb, '{}'::jsonb)
+    select coalesce(
+        nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb,
+        '{}'::jsonb
+    )
 $$;
 
 -- the user's id (claim sub); '' is treated as NULL
 create or replace function wedsync.current_user_id() returns uuid
     language sql stable parallel safe
-    set search_path = ''
 as $$
-    select nullif(wedsync.claims() ->> 'sub', '')::uuid
+    select coalesce(
+        nullif(pg_catalog.current_setting('request.jwt.claim.sub', true), ''),
+        nullif(
+            nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub',
+            ''
+        )
+    )::uuid
 $$;
 
 -- the audience: 'vendor' (vendor portal) or 'couple' (couple app)
 create or replace function wedsync.current_audience() returns text
     language sql stable parallel safe
-    set search_path = ''
 as $$
-    select nullif(wedsync.claims() ->> 'aud', '')
+    select coalesce(
+        nullif(pg_catalog.current_setting('request.jwt.claim.aud', true), ''),
+        nullif(
+            nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'aud',
+            ''
+        )
+    )
 $$;
 
 grant execute on function wedsync.claims(), wedsync.current_user_id(), wedsync.current_audience()

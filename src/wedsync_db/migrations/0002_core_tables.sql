@@ -1,3 +1,4 @@
+-- wedsync:allow tenant-table-without-rls: RLS is enabled and forced on every table in 0003_tenant_isolation.sql, applied in the same run before any application connects
 -- Tenant tables. Every primary key leads with the tenant key (organization_id or wedding_id)
 -- so that the schema can be distributed by tenant (Citus) without changing keys.
 
