@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from wedsync_db.embedded import EmbeddedPostgres  # noqa: E402
-from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions  # noqa: E402
+from wedsync_db.embedded import EmbeddedPostgres
+from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
 
 
 @contextmanager

@@ -13,8 +13,8 @@ import time
 import uuid
 
 import psycopg
-from _common import benchmark_database, migrate
 
+from _common import benchmark_database, migrate
 from wedsync_db.db.client import Database, user_dsn_for
 
 QUERY = (
@@ -45,11 +45,14 @@ async def setup(db: Database, guests: int) -> tuple[uuid.UUID, uuid.UUID]:
 async def main(iterations: int, warmup: int) -> float:
     with benchmark_database() as dsn:
         await migrate(dsn)
-        db = Database(user_dsn=user_dsn_for(dsn), service_dsn=dsn, user_pool_size=2, service_pool_size=1)
+        db = Database(
+            user_dsn=user_dsn_for(dsn), service_dsn=dsn, user_pool_size=2, service_pool_size=1
+        )
         await db.open()
         wedding, couple = await setup(db, 100)
         claims = {"sub": str(couple), "aud": "couple"}
         raw = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+
         async def scoped_read() -> int:
             async with db.as_user(claims) as s:
                 return len(await s.fetch_tuples(QUERY, (wedding,)))
@@ -79,8 +82,12 @@ async def main(iterations: int, warmup: int) -> float:
     scoped_med = statistics.median(scoped_times) * 1e6
     raw_med = statistics.median(raw_times) * 1e6
     print(f"iterations: {iterations}")
-    print(f"scoped (as_user) median: {scoped_med:.0f} µs  p95: {statistics.quantiles(scoped_times, n=20)[18] * 1e6:.0f} µs")
-    print(f"raw autocommit   median: {raw_med:.0f} µs  p95: {statistics.quantiles(raw_times, n=20)[18] * 1e6:.0f} µs")
+    print(
+        f"scoped (as_user) median: {scoped_med:.0f} µs  p95: {statistics.quantiles(scoped_times, n=20)[18] * 1e6:.0f} µs"
+    )
+    print(
+        f"raw autocommit   median: {raw_med:.0f} µs  p95: {statistics.quantiles(raw_times, n=20)[18] * 1e6:.0f} µs"
+    )
     ratio = scoped_med / raw_med
     print(f"scoped/raw ratio: {ratio:.2f}")
     return ratio

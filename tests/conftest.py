@@ -69,7 +69,9 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def create_database(server: Server, name: str, template: str | None = None) -> str:
     with psycopg.connect(server.admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
         if template:
             conn.execute(
                 sql.SQL("create database {} template {}").format(
@@ -83,7 +85,9 @@ def create_database(server: Server, name: str, template: str | None = None) -> s
 
 def drop_database(server: Server, name: str) -> None:
     with psycopg.connect(server.admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture(scope="session")

@@ -287,19 +287,33 @@ class EmbeddedPostgres:
         for _ in range(50):
             try:
                 out = self._run(
-                    [*base, "-tAc", f"select 1 from pg_database where datname = '{DEFAULT_DATABASE}'"],
+                    [
+                        *base,
+                        "-tAc",
+                        f"select 1 from pg_database where datname = '{DEFAULT_DATABASE}'",
+                    ],
                     timeout=10,
                 ).stdout
                 break
             except EmbeddedServerError:
                 time.sleep(0.1)
         else:
-            raise EmbeddedServerError(f"the embedded server did not accept connections\n{self.log_tail()}")
+            raise EmbeddedServerError(
+                f"the embedded server did not accept connections\n{self.log_tail()}"
+            )
         if out.strip() != "1":
             self._run([*base, "-c", f'create database "{DEFAULT_DATABASE}"'], timeout=30)
         for db in ("postgres", DEFAULT_DATABASE):
             self._run(
-                [psql, "-X", "-q", "-d", st.dsn(db), "-c", "create extension if not exists pg_stat_statements"],
+                [
+                    psql,
+                    "-X",
+                    "-q",
+                    "-d",
+                    st.dsn(db),
+                    "-c",
+                    "create extension if not exists pg_stat_statements",
+                ],
                 timeout=30,
             )
 

@@ -47,21 +47,30 @@ def migration_dsn(settings: Settings, target: Target) -> str:
     return target.dsn
 
 
-def runner_for(settings: Settings, target: Target, extra_dirs: tuple[str, ...] = (), **overrides: float | str) -> MigrationRunner:
+def runner_for(
+    settings: Settings, target: Target, extra_dirs: tuple[str, ...] = (), **overrides: float | None
+) -> MigrationRunner:
     """A migration runner configured from settings."""
     from pathlib import Path
 
-    opts = {
+    opts: dict[str, float] = {
         "lock_wait": settings.migration_lock_wait,
         "lock_timeout": settings.migration_lock_timeout,
         "statement_timeout": settings.migration_statement_timeout,
         "retry_budget": settings.migration_retry_budget,
     }
-    opts.update({k: v for k, v in overrides.items() if v is not None})
+    for key, value in overrides.items():
+        if value is not None:
+            opts[key] = value
     return MigrationRunner(
         migration_dsn(settings, target),
         [Path(d) for d in extra_dirs],
-        RunnerOptions(**opts),  # type: ignore[arg-type]
+        RunnerOptions(
+            lock_wait=opts["lock_wait"],
+            lock_timeout=opts["lock_timeout"],
+            statement_timeout=opts["statement_timeout"],
+            retry_budget=opts["retry_budget"],
+        ),
     )
 
 
@@ -92,4 +101,12 @@ def database_for(settings: Settings, dsn: str) -> Database:
     )
 
 
-__all__ = ["Target", "database_for", "dsn_with_database", "embedded_server", "migration_dsn", "resolve_target", "runner_for"]
+__all__ = [
+    "Target",
+    "database_for",
+    "dsn_with_database",
+    "embedded_server",
+    "migration_dsn",
+    "resolve_target",
+    "runner_for",
+]

@@ -15,7 +15,9 @@ from wedsync_db.settings import Settings, redact_dsn
 log = logging.getLogger(__name__)
 
 
-async def serve(settings: Settings, target: Target, *, host: str, port: int, migrate_first: bool) -> None:
+async def serve(
+    settings: Settings, target: Target, *, host: str, port: int, migrate_first: bool
+) -> None:
     """Apply migrations (unless refused) and run uvicorn until SIGINT/SIGTERM."""
     runner = runner_for(settings, target)
     if migrate_first:
@@ -35,12 +37,17 @@ async def serve(settings: Settings, target: Target, *, host: str, port: int, mig
     out.print(f"wedsync-db API      {base}", highlight=False)
     out.print(f"  docs              {base}/docs", highlight=False)
     out.print(f"  health            {base}/api/database/health", highlight=False)
-    out.print(f"  live / ready      {base}/api/database/health/live  {base}/api/database/health/ready", highlight=False)
+    out.print(
+        f"  live / ready      {base}/api/database/health/live  {base}/api/database/health/ready",
+        highlight=False,
+    )
     out.print(f"  metrics           {base}/metrics", highlight=False)
     out.print(f"database            {redact_dsn(target.dsn)}", highlight=False)
     if settings.env == "development" and settings.service_key is not None:
         out.print(f"service key file    {settings.data_dir / 'service_key'}", highlight=False)
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="info", access_log=False, lifespan="on"
+    )
     server = uvicorn.Server(config)
     await server.serve()
     if not server.started:

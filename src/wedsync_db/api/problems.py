@@ -69,9 +69,12 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         headers = dict(exc.headers) if exc.headers else None
         detail = exc.detail if isinstance(exc.detail, str) else None
-        title = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed"}.get(
-            exc.status_code, "HTTP error"
-        )
+        title = {
+            401: "Unauthorized",
+            403: "Forbidden",
+            404: "Not found",
+            405: "Method not allowed",
+        }.get(exc.status_code, "HTTP error")
         return problem(exc.status_code, title, detail, headers=headers)
 
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -80,7 +83,9 @@ def install(app: FastAPI) -> None:
             {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
             for e in exc.errors()
         ]
-        return problem(422, "Invalid request", "the request body or query is invalid", errors=issues)
+        return problem(
+            422, "Invalid request", "the request body or query is invalid", errors=issues
+        )
 
     app.add_exception_handler(errors.WedsyncDBError, wedsync_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

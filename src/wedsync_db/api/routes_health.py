@@ -27,7 +27,9 @@ async def live() -> dict[str, str]:
 async def ready(ctx: Annotated[AppContext, Depends(get_context)]) -> Any:
     problems = await ctx.readiness()
     if problems:
-        return problem(503, "Not ready", "; ".join(problems), headers={"Retry-After": "5"}, reasons=problems)
+        return problem(
+            503, "Not ready", "; ".join(problems), headers={"Retry-After": "5"}, reasons=problems
+        )
     return {"status": "ready"}
 
 
@@ -36,11 +38,15 @@ async def ready(ctx: Annotated[AppContext, Depends(get_context)]) -> Any:
     summary="Health summary (full report with the service key)",
     responses={200: {"content": {HEALTH_JSON: {}}}, 503: {"content": {HEALTH_JSON: {}}}},
 )
-async def health(request: Request, ctx: Annotated[AppContext, Depends(get_context)]) -> JSONResponse:
+async def health(
+    request: Request, ctx: Annotated[AppContext, Depends(get_context)]
+) -> JSONResponse:
     full = is_service_request(request, ctx)
     report = health_report(ctx, full)
     code = 503 if report["status"] == "fail" else 200
-    return JSONResponse(report, status_code=code, media_type=HEALTH_JSON, headers={"Cache-Control": "no-store"})
+    return JSONResponse(
+        report, status_code=code, media_type=HEALTH_JSON, headers={"Cache-Control": "no-store"}
+    )
 
 
 def health_report(ctx: AppContext, full: bool) -> dict[str, Any]:

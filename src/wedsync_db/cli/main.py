@@ -23,7 +23,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="The embedded PostgreSQL server (used when DATABASE_URL is unset).", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The embedded PostgreSQL server (used when DATABASE_URL is unset).", no_args_is_help=True
+)
 config_app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
@@ -34,9 +36,15 @@ app.add_typer(demo.app, name="demo")
 # --- up -----------------------------------------------------------------------------------------
 @app.command()
 def up(
-    host: Annotated[str | None, typer.Option(help="HTTP bind address [default: WEDSYNC_HTTP_HOST or 127.0.0.1]")] = None,
-    port: Annotated[int | None, typer.Option(help="HTTP port [default: WEDSYNC_HTTP_PORT or 8080]")] = None,
-    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Apply pending migrations before serving")] = True,
+    host: Annotated[
+        str | None, typer.Option(help="HTTP bind address [default: WEDSYNC_HTTP_HOST or 127.0.0.1]")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="HTTP port [default: WEDSYNC_HTTP_PORT or 8080]")
+    ] = None,
+    migrate_first: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Apply pending migrations before serving")
+    ] = True,
 ) -> None:
     """Start the database (embedded unless DATABASE_URL is set), migrate, and serve the HTTP API."""
     from wedsync_db.serve import serve
@@ -65,7 +73,9 @@ def up(
 def _require_embedded() -> None:
     s = common.settings()
     if not s.uses_embedded:
-        common.fail("DATABASE_URL is set, so the embedded server is not used; manage that server directly")
+        common.fail(
+            "DATABASE_URL is set, so the embedded server is not used; manage that server directly"
+        )
 
 
 @db_app.command("start")
@@ -77,7 +87,9 @@ def db_start() -> None:
     with common.handled():
         status, started = server.ensure_running()
     word = "started" if started else "already running"
-    out.print(f"embedded PostgreSQL {word}: pid {status.pid}, data {status.data_dir}", highlight=False)
+    out.print(
+        f"embedded PostgreSQL {word}: pid {status.pid}, data {status.data_dir}", highlight=False
+    )
     out.print(status.dsn(DEFAULT_DATABASE), highlight=False)
 
 
@@ -92,7 +104,9 @@ def db_stop() -> None:
 
 
 @db_app.command("status")
-def db_status(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False) -> None:
+def db_status(
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
     """Whether the embedded server is running; exit 0 running, 1 stopped."""
     _require_embedded()
     st = embedded_server(common.settings()).status()
@@ -108,7 +122,10 @@ def db_status(json_out: Annotated[bool, typer.Option("--json", help="Machine-rea
         common.print_json(data)
     else:
         state = "running" if st.running else "stopped" if st.initialised else "not initialised"
-        out.print(f"{state}  data={st.data_dir}  pid={st.pid or '-'}  port={st.port or '-'}", highlight=False)
+        out.print(
+            f"{state}  data={st.data_dir}  pid={st.pid or '-'}  port={st.port or '-'}",
+            highlight=False,
+        )
     raise typer.Exit(0 if st.running else 1)
 
 
@@ -140,7 +157,9 @@ def db_psql(ctx: typer.Context) -> None:
 
 # --- config -------------------------------------------------------------------------------------
 @config_app.command("show")
-def config_show(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False) -> None:
+def config_show(
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
     """Print the effective settings with secrets redacted."""
     s = common.settings()
     data = s.redacted()

@@ -41,7 +41,14 @@ def status(dirs: DirOpt = None, json_out: JsonOpt = False) -> None:
         drifted = {d.version: d.kind for d in st.drift}
         for a in st.applied:
             state = f"drift: {drifted[a.version]}" if a.version in drifted else "applied"
-            table.add_row(a.version, a.name, state, f"{a.applied_at:%Y-%m-%d %H:%M:%S}", a.applied_by, f"{a.duration_ms:.0f}")
+            table.add_row(
+                a.version,
+                a.name,
+                state,
+                f"{a.applied_at:%Y-%m-%d %H:%M:%S}",
+                a.applied_by,
+                f"{a.duration_ms:.0f}",
+            )
         for f in st.pending:
             state = f"drift: {drifted[f.version]}" if f.version in drifted else "pending"
             table.add_row(f.version, f.name, state, "", "", "")
@@ -54,15 +61,21 @@ def status(dirs: DirOpt = None, json_out: JsonOpt = False) -> None:
 @app.command("apply")
 def apply(
     dirs: DirOpt = None,
-    target: Annotated[str | None, typer.Option(help="Apply up to and including this version")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and list what would run; change nothing")] = False,
-    lock_wait: Annotated[float | None, typer.Option(help="Seconds to wait for another run's lock [default: 60]")] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Apply up to and including this version")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and list what would run; change nothing")
+    ] = False,
+    lock_wait: Annotated[
+        float | None, typer.Option(help="Seconds to wait for another run's lock [default: 60]")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Apply pending migrations. Exit: 0 applied or nothing to do, 1 error, 2 drift, 4 lock held."""
     s = common.settings()
     t = common.target(s)
-    runner = runner_for(s, t, _dirs(dirs), lock_wait=lock_wait)  # type: ignore[arg-type]
+    runner = runner_for(s, t, _dirs(dirs), lock_wait=lock_wait)
 
     def progress(event: str, f: MigrationFile, info: dict[str, Any]) -> None:
         if json_out:
@@ -77,7 +90,9 @@ def apply(
         elif event == "done":
             err.print(f"  ✓ {f.path} ({info['duration_ms']:.0f} ms)", highlight=False)
 
-    result = common.run(apply_migrations(s, runner, target=target, dry_run=dry_run, progress=progress))
+    result = common.run(
+        apply_migrations(s, runner, target=target, dry_run=dry_run, progress=progress)
+    )
     if json_out:
         common.print_json(result.to_dict())
     elif dry_run:

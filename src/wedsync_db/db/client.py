@@ -18,7 +18,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from wedsync_db.db.errors import awrap_errors, convert
+from wedsync_db.db.errors import convert
 from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState, monotonic_ms
 from wedsync_db.db.session import ScopedConnection, Session
 from wedsync_db.errors import ConfigError, DatabaseUnavailable, InvalidClaims, WedsyncDBError
@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 AUTHENTICATOR_ROLE = "wedsync_authenticator"
 Audience = Literal["vendor", "couple"]
-
 
 
 class Claims(BaseModel):
@@ -107,15 +106,20 @@ class Database:
         if transaction_pooler:
             # a transaction pooler hands each transaction to a different server connection
             kwargs["prepare_threshold"] = None
-        self._checks = {"user": _RecentUseCheck(check_after), "service": _RecentUseCheck(check_after)}
-        self._pools: dict[str, AsyncConnectionPool] = {}
+        self._checks = {
+            "user": _RecentUseCheck(check_after),
+            "service": _RecentUseCheck(check_after),
+        }
+        self._pools: dict[str, AsyncConnectionPool[Any]] = {}
+        self._conninfo: dict[str, str] = {}
         for name, dsn, size in (
             ("user", user_dsn, user_pool_size),
             ("service", service_dsn, service_pool_size),
         ):
             check = self._checks[name]
+            self._conninfo[name] = make_conninfo(dsn, application_name=f"wedsync:{name}-pool")
             self._pools[name] = AsyncConnectionPool(
-                make_conninfo(dsn, application_name=f"wedsync:{name}-pool"),
+                self._conninfo[name],
                 min_size=min(size, 2),
                 max_size=size,
                 kwargs=kwargs,
@@ -144,7 +148,7 @@ class Database:
             for name, pool in self._pools.items():
                 try:
                     async with asyncio.timeout(timeout):
-                        conn = await AsyncConnection.connect(pool.conninfo)
+                        conn = await AsyncConnection.connect(self._conninfo[name])
                     await conn.close()
                 except Exception as exc:
                     raise DatabaseUnavailable(
@@ -156,8 +160,7 @@ class Database:
             except Exception as exc:
                 await self.close()
                 raise DatabaseUnavailable(
-                    f"could not open the {name} pool within {timeout:g}s: "
-                    f"{_first_line(exc)}"
+                    f"could not open the {name} pool within {timeout:g}s: {_first_line(exc)}"
                 ) from exc
 
     async def close(self) -> None:
@@ -235,7 +238,10 @@ class Database:
 
     async def _getconn(self, pool_name: str) -> AsyncConnection[Any]:
         try:
-            return await self._pools[pool_name].getconn(timeout=self.pool_timeout)
+            conn: AsyncConnection[Any] = await self._pools[pool_name].getconn(
+                timeout=self.pool_timeout
+            )
+            return conn
         except Exception as exc:
             converted = convert(exc, pool=pool_name, timeout=self.pool_timeout)
             if converted is exc:
@@ -308,11 +314,11 @@ def _first_line(exc: BaseException) -> str:
 
 def user_dsn_for(dsn: str, password: str | None = None) -> str:
     """The user pool's DSN: same server and database, logging in as the authenticator role."""
-    params: dict[str, Any] = {"user": AUTHENTICATOR_ROLE}
-    params["password"] = password if password is not None else None
-    base = conninfo_to_dict(dsn)
-    base.pop("password", None)
-    return make_conninfo(make_conninfo(**{k: v for k, v in base.items() if v is not None}), **params)
+    params = {k: v for k, v in conninfo_to_dict(dsn).items() if k != "password" and v is not None}
+    params["user"] = AUTHENTICATOR_ROLE
+    if password is not None:
+        params["password"] = password
+    return make_conninfo("", **params)
 
 
 def dsn_with_database(dsn: str, dbname: str) -> str:

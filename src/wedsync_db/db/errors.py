@@ -41,13 +41,16 @@ def convert(exc: BaseException, *, pool: str = "database", timeout: float = 0.0)
         return errors.LockTimeout(message, exc.sqlstate)
     if isinstance(exc, pgerr.QueryCanceled):
         return errors.StatementTimeout(message, exc.sqlstate)
-    if isinstance(
-        exc,
-        psycopg.OperationalError
-        | pgerr.AdminShutdown
-        | pgerr.CannotConnectNow
-        | pgerr.ConnectionException,
-    ) and not exc.sqlstate:
+    if (
+        isinstance(
+            exc,
+            psycopg.OperationalError
+            | pgerr.AdminShutdown
+            | pgerr.CannotConnectNow
+            | pgerr.ConnectionException,
+        )
+        and not exc.sqlstate
+    ):
         return errors.DatabaseUnavailable(f"database unavailable: {message}")
     if isinstance(exc, pgerr.AdminShutdown | pgerr.CannotConnectNow | pgerr.ConnectionException):
         return errors.DatabaseUnavailable(f"database unavailable: {message}")

@@ -21,9 +21,8 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, LiteralString, TypeVar, cast
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor, pq, sql
+from psycopg import AsyncConnection, AsyncCursor, generators, pq, sql
 from psycopg import errors as pgerr
-from psycopg import generators
 from psycopg.abc import PQGen
 from psycopg.rows import AsyncRowFactory, class_row, dict_row, tuple_row
 
@@ -31,15 +30,15 @@ from wedsync_db.db.errors import awrap_errors, convert
 
 T = TypeVar("T")
 R = TypeVar("R")
-QueryText = str | sql.Composable
+QueryText = str | sql.SQL | sql.Composed
 Params = Sequence[Any] | Mapping[str, Any] | None
 
 
-def _q(query: QueryText) -> sql.Composable | LiteralString:
+def _q(query: QueryText) -> sql.SQL | sql.Composed | LiteralString:
     # Queries come from our own .sql files or psycopg.sql compositions, never from user input.
-    if isinstance(query, sql.Composable):
+    if isinstance(query, sql.SQL | sql.Composed):
         return query
-    return cast(LiteralString, query)
+    return query
 
 
 def ident(*names: str) -> sql.Identifier:
@@ -49,7 +48,7 @@ def ident(*names: str) -> sql.Identifier:
 
 def compose(template: str, **parts: sql.Composable) -> sql.Composed:
     """Fill ``{name}`` placeholders of a trusted template with identifiers or literals."""
-    return sql.SQL(cast(LiteralString, template)).format(**parts)
+    return sql.SQL(template).format(**parts)
 
 
 def literal(value: Any) -> sql.Literal:
@@ -246,19 +245,17 @@ class Session:
             sql.Identifier(*names), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
         )
         count = 0
-        async with awrap_errors(self.pool):
-            async with self._conn.cursor().copy(stmt) as copy:
-                for values in rows:
-                    await copy.write_row(values)
-                    count += 1
+        async with awrap_errors(self.pool), self._conn.cursor().copy(stmt) as copy:
+            for values in rows:
+                await copy.write_row(values)
+                count += 1
         return count
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """A transaction (a savepoint when one is already open); errors roll it back."""
-        async with awrap_errors(self.pool):
-            async with self._conn.transaction():
-                yield
+        async with awrap_errors(self.pool), self._conn.transaction():
+            yield
 
     savepoint = transaction
 

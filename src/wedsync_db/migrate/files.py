@@ -79,7 +79,12 @@ class Drift:
 
     def to_dict(self) -> dict[str, str]:
         """JSON-ready form."""
-        return {"kind": self.kind, "version": self.version, "name": self.name, "message": self.message}
+        return {
+            "kind": self.kind,
+            "version": self.version,
+            "name": self.name,
+            "message": self.message,
+        }
 
 
 def checksum(sql: str) -> str:
@@ -95,7 +100,9 @@ def builtin_directory() -> Traversable:
 def _read_dir(directory: Traversable, label: str) -> list[MigrationFile]:
     files: list[MigrationFile] = []
     if not directory.is_dir():
-        raise MigrationFileError(f"migration directory {label} does not exist or is not a directory")
+        raise MigrationFileError(
+            f"migration directory {label} does not exist or is not a directory"
+        )
     for entry in sorted(directory.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".sql"):
             continue
@@ -122,7 +129,9 @@ def _read_dir(directory: Traversable, label: str) -> list[MigrationFile]:
     return files
 
 
-def discover(extra_dirs: Sequence[Path] = (), *, include_builtin: bool = True) -> list[MigrationFile]:
+def discover(
+    extra_dirs: Sequence[Path] = (), *, include_builtin: bool = True
+) -> list[MigrationFile]:
     """All migration files ordered by version; versions must be unique across directories."""
     found: list[MigrationFile] = []
     if include_builtin:
@@ -141,7 +150,9 @@ def discover(extra_dirs: Sequence[Path] = (), *, include_builtin: bool = True) -
     return [by_version[n] for n in sorted(by_version)]
 
 
-def detect_drift(files: Iterable[MigrationFile], applied: Iterable[AppliedMigration]) -> list[Drift]:
+def detect_drift(
+    files: Iterable[MigrationFile], applied: Iterable[AppliedMigration]
+) -> list[Drift]:
     """Edited or missing applied files, and pending files older than the newest applied one."""
     by_version = {f.number: f for f in files}
     applied_list = sorted(applied, key=lambda a: int(a.version))
@@ -188,7 +199,9 @@ def detect_drift(files: Iterable[MigrationFile], applied: Iterable[AppliedMigrat
     return drift
 
 
-def pending(files: Iterable[MigrationFile], applied: Iterable[AppliedMigration]) -> list[MigrationFile]:
+def pending(
+    files: Iterable[MigrationFile], applied: Iterable[AppliedMigration]
+) -> list[MigrationFile]:
     """Files not yet applied, in version order."""
     done = {int(a.version) for a in applied}
     return sorted((f for f in files if f.number not in done), key=lambda f: f.number)

@@ -146,7 +146,9 @@ class ApplyResult:
             "dry_run": self.dry_run,
             "target": self.target,
             "applied": [a.to_dict() for a in self.applied],
-            "would_apply": [{"version": f.version, "name": f.name, "path": f.path} for f in self.would_apply],
+            "would_apply": [
+                {"version": f.version, "name": f.name, "path": f.path} for f in self.would_apply
+            ],
             "lock_wait_ms": round(self.lock_wait_ms, 1),
         }
 
@@ -181,7 +183,9 @@ class MigrationRunner:
         files = self.files()
         async with direct.connect(self.dsn) as s:
             applied = await self._applied(s)
-        return MigrationStatus(files, applied, pending(files, applied), detect_drift(files, applied))
+        return MigrationStatus(
+            files, applied, pending(files, applied), detect_drift(files, applied)
+        )
 
     async def _applied(self, s: Session) -> list[AppliedMigration]:
         if not await s.fetch_val(Q["history_exists"].sql):
@@ -223,7 +227,9 @@ class MigrationRunner:
     ) -> ApplyResult:
         """Apply pending files (up to ``target``) under the advisory lock."""
         files = self.files()
-        if target is not None and not any(f.version == target or f.number == _num(target) for f in files):
+        if target is not None and not any(
+            f.version == target or f.number == _num(target) for f in files
+        ):
             raise MigrationFileError(f"--target {target}: no migration file has that version")
         details = dict(audit_details or {})
         async with direct.connect(self.dsn) as s:
@@ -235,9 +241,16 @@ class MigrationRunner:
                 applied = await self._applied(s)
                 drift = detect_drift(files, applied)
                 if drift:
-                    await self.audit(s, "migrate.apply", "refused:drift", details={**details, "drift": [d.to_dict() for d in drift]})
+                    await self.audit(
+                        s,
+                        "migrate.apply",
+                        "refused:drift",
+                        details={**details, "drift": [d.to_dict() for d in drift]},
+                    )
                     raise DriftDetected("\n".join(d.message for d in drift))
-                todo = [f for f in pending(files, applied) if target is None or f.number <= _num(target)]
+                todo = [
+                    f for f in pending(files, applied) if target is None or f.number <= _num(target)
+                ]
                 if guard is not None:
                     await guard(s, todo)
                 if dry_run or not todo:
@@ -259,14 +272,22 @@ class MigrationRunner:
                             s,
                             "migrate.apply",
                             "failed",
-                            details={**details, "file": f.path, "error": str(exc), "applied": [d.path for d in done]},
+                            details={
+                                **details,
+                                "file": f.path,
+                                "error": str(exc),
+                                "applied": [d.path for d in done],
+                            },
                         )
                         raise
                     done.append(result)
                     if progress:
                         progress("done", f, result.to_dict())
                 await self.audit(
-                    s, "migrate.apply", "applied", details={**details, "applied": [d.to_dict() for d in done]}
+                    s,
+                    "migrate.apply",
+                    "applied",
+                    details={**details, "applied": [d.to_dict() for d in done]},
                 )
                 return ApplyResult(done, [], False, target, lock_wait_ms)
             finally:
@@ -285,7 +306,9 @@ class MigrationRunner:
                 who = f" (pid {h['pid']}, {h['application_name'] or 'no application_name'})"
             await s.execute("reset lock_timeout")
             try:
-                await self.audit(s, "migrate.apply", "refused:lock-held", details={**details, "holder": holder})
+                await self.audit(
+                    s, "migrate.apply", "refused:lock-held", details={**details, "holder": holder}
+                )
             except WedsyncDBError:
                 pass
             raise MigrationLockHeld(
@@ -296,7 +319,9 @@ class MigrationRunner:
             if s.connection.info.transaction_status == 0:  # idle
                 await s.execute("reset lock_timeout")
 
-    async def _apply_file(self, s: Session, f: MigrationFile, progress: Progress | None) -> AppliedFile:
+    async def _apply_file(
+        self, s: Session, f: MigrationFile, progress: Progress | None
+    ) -> AppliedFile:
         directives = analysis.parse_directives(f.sql)
         statements = analysis.split_statements(f.sql)
         if directives.no_transaction and len(statements) != 1:
@@ -308,7 +333,9 @@ class MigrationRunner:
         notes: list[str] = []
         attempts = 0
         started = time.perf_counter()
-        for lock_timeout, sleep in lock_retry_schedule(self.options.lock_timeout, self.options.retry_budget):
+        for lock_timeout, sleep in lock_retry_schedule(
+            self.options.lock_timeout, self.options.retry_budget
+        ):
             attempts += 1
             try:
                 if directives.no_transaction:
@@ -317,9 +344,15 @@ class MigrationRunner:
                     await self._run_in_transaction(s, f, statements, lock_timeout, attempts)
                 break
             except LockTimeout as exc:
-                notes.append(f"attempt {attempts}: lock not obtained within {lock_timeout:g}s; retrying in {sleep:g}s")
+                notes.append(
+                    f"attempt {attempts}: lock not obtained within {lock_timeout:g}s; retrying in {sleep:g}s"
+                )
                 if progress:
-                    progress("retry", f, {"attempt": attempts, "lock_timeout": lock_timeout, "sleep": sleep})
+                    progress(
+                        "retry",
+                        f,
+                        {"attempt": attempts, "lock_timeout": lock_timeout, "sleep": sleep},
+                    )
                 last_error: WedsyncDBError = exc
                 await asyncio.sleep(sleep)
         else:
@@ -330,10 +363,14 @@ class MigrationRunner:
             ) from last_error
         duration_ms = (time.perf_counter() - started) * 1000
         if directives.no_transaction:
-            await s.execute(Q["record_applied"].sql, self._history_row(f, mode, duration_ms, attempts))
+            await s.execute(
+                Q["record_applied"].sql, self._history_row(f, mode, duration_ms, attempts)
+            )
         return AppliedFile(f.version, f.name, f.path, mode, duration_ms, attempts, tuple(notes))
 
-    def _history_row(self, f: MigrationFile, mode: str, duration_ms: float, attempts: int) -> dict[str, Any]:
+    def _history_row(
+        self, f: MigrationFile, mode: str, duration_ms: float, attempts: int
+    ) -> dict[str, Any]:
         return {
             "version": f.version,
             "name": f.name,
@@ -362,7 +399,10 @@ class MigrationRunner:
             for stmt in statements:
                 await _execute_statement(s, f, stmt)
             duration_ms = (time.perf_counter() - started) * 1000
-            await s.execute(Q["record_applied"].sql, self._history_row(f, "transactional", duration_ms, attempts))
+            await s.execute(
+                Q["record_applied"].sql,
+                self._history_row(f, "transactional", duration_ms, attempts),
+            )
 
     async def _run_outside_transaction(
         self, s: Session, f: MigrationFile, stmt: analysis.Statement, lock_timeout: float
@@ -371,9 +411,14 @@ class MigrationRunner:
         index = _concurrent_index_target(stmt)
         if index is not None:
             schema, name = index
-            for row in await s.fetch_dicts(Q["invalid_index"].sql, {"name": name, "schema": schema}):
+            for row in await s.fetch_dicts(
+                Q["invalid_index"].sql, {"name": name, "schema": schema}
+            ):
                 await s.execute(
-                    compose("drop index concurrently if exists {}", idx=ident(row["schema"], row["name"]))
+                    compose(
+                        "drop index concurrently if exists {}",
+                        idx=ident(row["schema"], row["name"]),
+                    )
                 )
                 notes.append(
                     f"dropped INVALID index {row['schema']}.{row['name']} left by an earlier failed build"
@@ -398,17 +443,25 @@ class MigrationRunner:
             await self._acquire_lock(s, {})
             try:
                 applied = await self._applied(s)
-                drift = [d for d in detect_drift(files, applied) if d.version == version or _num(d.version) == _num(version)]
+                drift = [
+                    d
+                    for d in detect_drift(files, applied)
+                    if d.version == version or _num(d.version) == _num(version)
+                ]
                 if not drift or drift[0].kind == "out-of-order":
                     raise MigrationFileError(f"version {version} has no checksum drift to repair")
                 d = drift[0]
                 async with s.transaction():
                     if d.kind == "changed":
                         f = next(f for f in files if f.number == _num(version))
-                        await s.execute(Q["repair_checksum"].sql, {"checksum": f.checksum, "version": d.version})
+                        await s.execute(
+                            Q["repair_checksum"].sql, {"checksum": f.checksum, "version": d.version}
+                        )
                     else:
                         await s.execute(Q["forget_missing"].sql, {"version": d.version})
-                    await self.audit(s, "migrate.repair", d.kind, reason=reason, details=d.to_dict())
+                    await self.audit(
+                        s, "migrate.repair", d.kind, reason=reason, details=d.to_dict()
+                    )
                 return d
             finally:
                 await _release_lock(s)
@@ -455,4 +508,6 @@ def _num(version: str) -> int:
     try:
         return int(version)
     except ValueError:
-        raise MigrationFileError(f"{version!r} is not a migration version (digits, e.g. 0003)") from None
+        raise MigrationFileError(
+            f"{version!r} is not a migration version (digits, e.g. 0003)"
+        ) from None
