@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from wedsync_db import __version__
-from wedsync_db.api import problems, routes_health
+from wedsync_db.api import problems, routes_health, routes_migrate
 from wedsync_db.api.context import AppContext
 from wedsync_db.db.client import Database
 from wedsync_db.migrate.runner import MigrationRunner
@@ -56,4 +56,5 @@ def create_app(
     )
     problems.install(app)
     app.include_router(routes_health.router)
+    app.include_router(routes_migrate.router)
     return app

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from wedsync_db.cli import common
 from wedsync_db.cli.common import err, out
-from wedsync_db.migrate.files import MigrationFile
-from wedsync_db.migrate.service import apply_migrations
+from wedsync_db.migrate.analysis import analyze_sql
+from wedsync_db.migrate.files import FILE_PATTERN, MigrationFile, discover, next_version
+from wedsync_db.migrate.plan import MigrationPlan
+from wedsync_db.migrate.service import apply_migrations, plan_migrations
 from wedsync_db.runtime import runner_for
 
 app = typer.Typer(help="Versioned SQL migrations.", no_args_is_help=True)
@@ -65,17 +71,41 @@ def apply(
         str | None, typer.Option(help="Apply up to and including this version")
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Check and list what would run; change nothing")
+        bool, typer.Option("--dry-run", help="Run every check, list what would run, change nothing")
     ] = False,
+    override_freeze: Annotated[
+        str | None,
+        typer.Option(
+            "--override-freeze",
+            metavar="REASON",
+            help="Run despite a freeze; the written reason is stored in the audit table",
+        ),
+    ] = None,
     lock_wait: Annotated[
-        float | None, typer.Option(help="Seconds to wait for another run's lock [default: 60]")
+        float | None,
+        typer.Option(
+            help="Seconds to wait for another run's lock [default: WEDSYNC_MIGRATION_LOCK_WAIT or 60]"
+        ),
+    ] = None,
+    lock_timeout: Annotated[
+        float | None,
+        typer.Option(help="Per-file lock_timeout in seconds, grown on retries [default: 2]"),
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option(help="Who runs this, for history and audit [default: user@host]")
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Apply pending migrations. Exit: 0 applied or nothing to do, 1 error, 2 drift, 4 lock held."""
+    """Apply pending migrations behind lint and the freeze policy.
+
+    Exit codes: 0 applied or nothing to do, 1 error, 2 drift or lint refusal, 3 frozen,
+    4 lock not obtained.
+    """
     s = common.settings()
     t = common.target(s)
-    runner = runner_for(s, t, _dirs(dirs), lock_wait=lock_wait)
+    runner = runner_for(s, t, _dirs(dirs), lock_wait=lock_wait, lock_timeout=lock_timeout)
+    if actor:
+        runner.options = replace(runner.options, actor=actor)
 
     def progress(event: str, f: MigrationFile, info: dict[str, Any]) -> None:
         if json_out:
@@ -84,21 +114,202 @@ def apply(
             err.print(f"→ {f.path} …", highlight=False)
         elif event == "retry":
             err.print(
-                f"  lock not obtained within {info['lock_timeout']:g}s (attempt {info['attempt']}); retrying",
+                f"  lock not obtained within {info['lock_timeout']:g}s "
+                f"(attempt {info['attempt']}); retrying in {info['sleep']:g}s",
                 highlight=False,
             )
         elif event == "done":
             err.print(f"  ✓ {f.path} ({info['duration_ms']:.0f} ms)", highlight=False)
 
     result = common.run(
-        apply_migrations(s, runner, target=target, dry_run=dry_run, progress=progress)
+        apply_migrations(
+            s,
+            runner,
+            target=target,
+            dry_run=dry_run,
+            override_freeze_reason=override_freeze,
+            progress=progress,
+        )
     )
     if json_out:
         common.print_json(result.to_dict())
-    elif dry_run:
+        return
+    for warning in result.guard.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    if dry_run:
         names = ", ".join(f.path for f in result.would_apply) or "nothing"
         out.print(f"dry run: would apply {names}", highlight=False)
     elif not result.applied:
         out.print("nothing to apply", highlight=False)
     else:
+        for a in result.applied:
+            for note in a.notes:
+                err.print(f"  {a.path}: {note}", highlight=False)
         out.print(f"applied {len(result.applied)} migration(s)", highlight=False)
+
+
+@app.command("plan")
+def plan(
+    dirs: DirOpt = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            help="Evaluate the freeze policy at this ISO-8601 time (only the policy; "
+            "apply always uses the real clock)"
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Pending files with statements, lock levels, lint findings and the freeze decision."""
+    s = common.settings()
+    when: datetime | None = None
+    if at is not None:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            common.fail(f"--at {at!r} is not an ISO-8601 time (e.g. 2027-06-12T10:00:00+01:00)")
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=ZoneInfo(s.timezone))
+    t = common.target(s)
+    runner = runner_for(s, t, _dirs(dirs))
+    p = common.run(plan_migrations(s, runner, at=when))
+    if json_out:
+        common.print_json(p.to_dict())
+        return
+    _print_plan(p)
+
+
+def _print_plan(p: MigrationPlan) -> None:
+    if not p.pending:
+        out.print("no pending migrations", highlight=False)
+    for item in p.pending:
+        a = item.analysis
+        mode = "transaction" if a.transactional else "no transaction"
+        flag = "[red]BLOCKING[/]" if a.blocking else "[green]non-blocking[/]"
+        out.print(
+            f"[bold]{escape(item.file.path)}[/]  {mode}  {flag}  "
+            f"strongest lock: {a.strongest_lock or 'none'}"
+        )
+        table = Table("line", "statement", "table", "lock", "rewrite", "blocking", box=None)
+        for st in a.statements:
+            first = " ".join(st.text.split())[:70]
+            table.add_row(
+                str(st.line),
+                escape(first),
+                st.table or "",
+                st.lock_level or "",
+                "yes" if st.rewrites_table else "",
+                "[red]yes[/]" if st.blocking else "",
+            )
+        out.print(table)
+        for f in a.findings:
+            colour = {"error": "red", "warning": "yellow"}.get(f.severity, "blue")
+            ack = f" (acknowledged: {escape(f.acknowledgement or '')})" if f.acknowledged else ""
+            out.print(
+                f"  [{colour}]{f.severity}[/] {f.rule} line {f.line or '?'}: "
+                f"{escape(f.message)}{ack}",
+                highlight=False,
+            )
+    d = p.freeze
+    state = (
+        "[red]FROZEN[/]" if not d.allowed else "[yellow]freeze (warn)[/]" if d.active else "allowed"
+    )
+    out.print(f"\nfreeze at {d.evaluated_at.isoformat()} ({d.mode}): {state}", highlight=False)
+    for m in d.messages:
+        out.print(f"  - {escape(m)}", highlight=False)
+    for drift in p.drift:
+        err.print(f"[red]drift:[/] {escape(drift.message)}", highlight=False)
+
+
+@app.command("lint")
+def lint(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Files or directories to lint [default: every migration file, built-in and --dir]"
+        ),
+    ] = None,
+    dirs: DirOpt = None,
+    pg_version: Annotated[
+        str | None, typer.Option(help="Target PostgreSQL version for version-aware rules")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Lint migration files (squawk + wedsync rules); exit 2 on unacknowledged errors."""
+    targets: list[tuple[str, str]] = []
+    if paths:
+        for path in paths:
+            if path.is_dir():
+                targets += [
+                    (str(f), f.read_text(encoding="utf-8")) for f in sorted(path.glob("*.sql"))
+                ]
+            elif path.is_file():
+                targets.append((str(path), path.read_text(encoding="utf-8")))
+            else:
+                common.fail(f"{path}: no such file or directory")
+    else:
+        with common.handled():
+            files = discover([Path(d) for d in dirs or []])
+        targets = [(f.path, f.sql) for f in files]
+    results = []
+    with common.handled():
+        for name, text in targets:
+            results.append(analyze_sql(text, name=name, pg_version=pg_version))
+    errors = sum(len(r.unacknowledged_errors) for r in results)
+    if json_out:
+        common.print_json({"files": [r.to_dict() for r in results], "errors": errors})
+    else:
+        for r in results:
+            shown = [f for f in r.findings if not f.acknowledged or f.severity == "error"]
+            status = "[red]✗[/]" if r.unacknowledged_errors else "[green]✓[/]"
+            out.print(f"{status} {escape(r.name)}", highlight=False)
+            for f in shown:
+                colour = {"error": "red", "warning": "yellow"}.get(f.severity, "blue")
+                ack = " (acknowledged)" if f.acknowledged else ""
+                out.print(
+                    f"    [{colour}]{f.severity}[/] {f.rule} line {f.line or '?'}: "
+                    f"{escape(f.message)}{ack}",
+                    highlight=False,
+                )
+        out.print(f"{len(results)} file(s), {errors} unacknowledged error(s)", highlight=False)
+    raise typer.Exit(2 if errors else 0)
+
+
+@app.command("new")
+def new(
+    name: Annotated[
+        str, typer.Argument(help="Short name: lower-case letters, digits, underscores")
+    ],
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Directory to create the file in")
+    ] = Path("migrations"),
+) -> None:
+    """Create the next numbered migration file (numbers are unique across all directories)."""
+    slug = name.strip().lower().replace("-", "_").replace(" ", "_")
+    if not FILE_PATTERN.match(f"0000_{slug}.sql"):
+        common.fail(f"{name!r}: use lower-case letters, digits and underscores")
+    with common.handled():
+        existing = discover([directory] if directory.is_dir() else [])
+    path = directory / f"{next_version(existing)}_{slug}.sql"
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"-- {slug.replace('_', ' ')}\n"
+        "-- Headers: `-- wedsync:no-transaction` (one statement, e.g. CREATE INDEX CONCURRENTLY)\n"
+        "--          `-- wedsync:allow <rule>: <reason>` to acknowledge a lint finding\n\n",
+        encoding="utf-8",
+    )
+    out.print(str(path), highlight=False)
+
+
+@app.command("repair")
+def repair(
+    version: Annotated[str, typer.Argument(help="Version whose drift was reviewed, e.g. 0004")],
+    reason: Annotated[str, typer.Option(help="What was reviewed and why the change is safe")],
+    dirs: DirOpt = None,
+) -> None:
+    """After review, record an edited file's new checksum (or forget a deleted file); audited."""
+    s = common.settings()
+    t = common.target(s)
+    runner = runner_for(s, t, _dirs(dirs))
+    d = common.run(runner.repair(version, reason=reason))
+    out.print(f"repaired {d.kind} drift of {d.version}_{d.name}", highlight=False)

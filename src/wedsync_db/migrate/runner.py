@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,14 @@ class AppliedFile:
 
 
 @dataclass(frozen=True)
+class GuardReport:
+    """What the pre-run checks (lint, freeze policy) concluded when they let a run proceed."""
+
+    freeze: dict[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ApplyResult:
     """The outcome of `apply`."""
 
@@ -139,6 +148,7 @@ class ApplyResult:
     dry_run: bool
     target: str | None
     lock_wait_ms: float
+    guard: GuardReport = GuardReport()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -150,10 +160,12 @@ class ApplyResult:
                 {"version": f.version, "name": f.name, "path": f.path} for f in self.would_apply
             ],
             "lock_wait_ms": round(self.lock_wait_ms, 1),
+            "freeze": self.guard.freeze,
+            "warnings": list(self.guard.warnings),
         }
 
 
-Guard = Callable[[Session, list[MigrationFile]], Awaitable[None]]
+Guard = Callable[[Session, list[MigrationFile]], Awaitable[GuardReport]]
 Progress = Callable[[str, MigrationFile, dict[str, Any]], None]
 
 
@@ -182,12 +194,12 @@ class MigrationRunner:
         """Applied, pending and drift; never writes to the database."""
         files = self.files()
         async with direct.connect(self.dsn) as s:
-            applied = await self._applied(s)
+            applied = await self.applied(s)
         return MigrationStatus(
             files, applied, pending(files, applied), detect_drift(files, applied)
         )
 
-    async def _applied(self, s: Session) -> list[AppliedMigration]:
+    async def applied(self, s: Session) -> list[AppliedMigration]:
         if not await s.fetch_val(Q["history_exists"].sql):
             return []
         return await s.fetch_all(Q["applied"].sql, row=AppliedMigration)
@@ -238,7 +250,7 @@ class MigrationRunner:
             lock_wait_ms = (time.perf_counter() - started) * 1000
             try:
                 await s.execute(Q["bootstrap"].sql)
-                applied = await self._applied(s)
+                applied = await self.applied(s)
                 drift = detect_drift(files, applied)
                 if drift:
                     await self.audit(
@@ -251,8 +263,12 @@ class MigrationRunner:
                 todo = [
                     f for f in pending(files, applied) if target is None or f.number <= _num(target)
                 ]
-                if guard is not None:
-                    await guard(s, todo)
+                report = await guard(s, todo) if guard is not None else GuardReport()
+                if report.freeze and report.freeze.get("overridden"):
+                    details["freeze_override"] = {
+                        "reason": report.freeze.get("override_reason"),
+                        "reasons": report.freeze.get("reasons"),
+                    }
                 if dry_run or not todo:
                     await self.audit(
                         s,
@@ -260,7 +276,7 @@ class MigrationRunner:
                         "dry-run" if dry_run else "nothing-to-do",
                         details={**details, "pending": [f.path for f in todo]},
                     )
-                    return ApplyResult([], todo, dry_run, target, lock_wait_ms)
+                    return ApplyResult([], todo, dry_run, target, lock_wait_ms, report)
                 done: list[AppliedFile] = []
                 for f in todo:
                     if progress:
@@ -289,7 +305,7 @@ class MigrationRunner:
                     "applied",
                     details={**details, "applied": [d.to_dict() for d in done]},
                 )
-                return ApplyResult(done, [], False, target, lock_wait_ms)
+                return ApplyResult(done, [], False, target, lock_wait_ms, report)
             finally:
                 await _release_lock(s)
 
@@ -433,6 +449,17 @@ class MigrationRunner:
             await s.execute("reset lock_timeout; reset statement_timeout")
         return notes
 
+    async def weddings_on(self, s: Session, day: date) -> int:
+        """Weddings scheduled on a platform-local date (0 before the schema exists)."""
+        if not await s.fetch_val("select to_regclass('public.weddings') is not null"):
+            return 0
+        return int(await s.fetch_val(Q["weddings_on"].sql, (day,)) or 0)
+
+    async def server_version(self, s: Session) -> str:
+        """The server's version as major.minor, for version-aware lint."""
+        num = int(await s.fetch_val("select current_setting('server_version_num')::int"))
+        return f"{num // 10000}.{num % 10000 // 100 if num < 100000 else num % 100}"
+
     # --- repair --------------------------------------------------------------------------------
     async def repair(self, version: str, *, reason: str) -> Drift:
         """After review, accept an edited file's checksum or forget a deleted file; audited."""
@@ -442,7 +469,7 @@ class MigrationRunner:
         async with direct.connect(self.dsn) as s:
             await self._acquire_lock(s, {})
             try:
-                applied = await self._applied(s)
+                applied = await self.applied(s)
                 drift = [
                     d
                     for d in detect_drift(files, applied)
