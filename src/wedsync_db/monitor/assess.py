@@ -1,0 +1,929 @@
+"""Health assessment (pure): collected facts + calendar context + thresholds → verdict.
+
+The collectors turn their snapshot into an :class:`AssessmentInput`; :func:`assess` returns the
+status, health+json checks keyed ``component:measurement``, alerts and recommendations. Nothing
+here does I/O, so every rule is tested with plain values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from wedsync_db.calendar import CalendarContext, ContextLevel
+from wedsync_db.monitor.thresholds import Thresholds, wedding_day_query_mean_ms
+
+Status = Literal["pass", "warn", "fail"]
+Severity = Literal["critical", "warning", "info"]
+
+STATUS_RANK: dict[str, int] = {"pass": 0, "warn": 1, "fail": 2}
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
+
+
+def worst(statuses: Iterable[Status]) -> Status:
+    """The most severe of several statuses (pass when empty)."""
+    out: Status = "pass"
+    for s in statuses:
+        if STATUS_RANK[s] > STATUS_RANK[out]:
+            out = s
+    return out
+
+
+# --- input --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ActivityItem:
+    """One backend from pg_stat_activity (a long query or an idle open transaction)."""
+
+    pid: int
+    application_name: str
+    state: str
+    seconds: float
+    query: str
+
+
+@dataclass(frozen=True)
+class BlockingItem:
+    """One edge of a blocking chain: ``blocked_pid`` waits for a lock ``blocking_pid`` holds."""
+
+    blocked_pid: int
+    blocking_pid: int
+    wait_seconds: float
+    relation: str | None
+    blocked_query: str
+    blocking_query: str
+
+
+@dataclass(frozen=True)
+class SequenceItem:
+    """A sequence and how much of its type's range is used (0–1)."""
+
+    name: str
+    used_fraction: float
+
+
+@dataclass(frozen=True)
+class MaintenanceItem:
+    """A table with dead tuples waiting for vacuum."""
+
+    schema: str
+    table: str
+    dead_tuples: int
+    live_tuples: int
+    last_autovacuum_age_seconds: float | None
+
+
+@dataclass(frozen=True)
+class IndexItem:
+    """Index advice: ``kind`` is unused, duplicate, invalid, missing or unindexed_fk."""
+
+    kind: str
+    schema: str
+    table: str
+    index: str | None
+    detail: str
+    remedy_sql: str | None
+
+
+@dataclass(frozen=True)
+class SecurityItem:
+    """A security lint finding on one object (table, policy or function)."""
+
+    rule: str
+    object: str
+    detail: str
+    remedy_sql: str | None
+
+
+@dataclass(frozen=True)
+class QueryItem:
+    """A statement from pg_stat_statements, as differences between two snapshots."""
+
+    queryid: int
+    query: str
+    calls_delta: int
+    mean_ms: float
+    total_ms_delta: float
+
+
+@dataclass(frozen=True)
+class CollectorIssue:
+    """A collector that could not run, with what to do about it."""
+
+    collector: str
+    message: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class AssessmentInput:
+    """Everything the assessment looks at; counters are already differences between samples."""
+
+    connections_total: int = 0
+    # max_connections minus reserved slots; 0 when unknown (the check is then skipped)
+    connections_max_usable: int = 0
+    connections_by_audience: Mapping[str, int] = field(default_factory=dict)
+    idle_in_transaction: tuple[ActivityItem, ...] = ()
+    waiting_on_locks: int = 0
+    long_running_queries: tuple[ActivityItem, ...] = ()
+    longest_transaction_seconds: float | None = None
+    cache_hit_ratio: float | None = None
+    index_hit_ratio: float | None = None
+    deadlocks_delta: int | None = None
+    temp_bytes_delta: int | None = None
+    rollback_ratio: float | None = None
+    blocking_chains: tuple[BlockingItem, ...] = ()
+    xid_remaining: int | None = None
+    sequences: tuple[SequenceItem, ...] = ()
+    replication_lag_seconds: float | None = None
+    inactive_slots: tuple[str, ...] = ()
+    dead_tuple_tables: tuple[MaintenanceItem, ...] = ()
+    index_advice: tuple[IndexItem, ...] = ()
+    security_findings: tuple[SecurityItem, ...] = ()
+    slow_queries: tuple[QueryItem, ...] = ()
+    database_size_bytes: int | None = None
+    collector_errors: tuple[CollectorIssue, ...] = ()
+    heartbeat_p95_ms: float | None = None
+    heartbeat_failures: int = 0
+
+
+# --- output -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Check:
+    """One health+json check entry under ``key`` (``component:measurement``)."""
+
+    key: str
+    status: Status
+    observed_value: float | int | None
+    observed_unit: str
+    time: datetime
+    context: ContextLevel
+    output: str = ""
+    component_id: str | None = None
+    limits: Mapping[str, float | int] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The health+json form (``output`` only when not passing)."""
+        entry: dict[str, Any] = {}
+        if self.component_id:
+            entry["componentId"] = self.component_id
+        entry["componentType"] = "datastore"
+        entry["observedValue"] = self.observed_value
+        entry["observedUnit"] = self.observed_unit
+        entry["status"] = self.status
+        entry["time"] = self.time.isoformat()
+        entry["context"] = self.context
+        if self.limits:
+            entry["limits"] = dict(self.limits)
+        if self.output and self.status != "pass":
+            entry["output"] = self.output
+        entry.update(self.details)
+        return entry
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A check that is not passing, in one sentence."""
+
+    key: str
+    severity: Severity
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"key": self.key, "severity": self.severity, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """Something to do, keyed stably (``index.unused:public.guests_foo_idx``) across samples."""
+
+    key: str
+    severity: Severity
+    title: str
+    objects: tuple[str, ...]
+    remedy: str
+    remedy_sql: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "key": self.key,
+            "severity": self.severity,
+            "title": self.title,
+            "objects": list(self.objects),
+            "remedy": self.remedy,
+            "remedy_sql": self.remedy_sql,
+        }
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The verdict for one sample."""
+
+    status: Status
+    context: CalendarContext
+    thresholds: Thresholds
+    evaluated_at: datetime
+    checks: tuple[Check, ...]
+    alerts: tuple[Alert, ...]
+    recommendations: tuple[Recommendation, ...]
+
+    def checks_by_key(self) -> dict[str, list[dict[str, Any]]]:
+        """health+json ``checks``: key → list of entries."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for check in self.checks:
+            out.setdefault(check.key, []).append(check.to_dict())
+        return out
+
+    def top_risks(self, limit: int = 5) -> list[dict[str, Any]]:
+        """The most severe alerts and recommendations (alerts first at equal severity)."""
+        items: list[tuple[int, int, str, dict[str, Any]]] = []
+        for a in self.alerts:
+            entry = {"kind": "alert", **a.to_dict()}
+            items.append((-SEVERITY_RANK[a.severity], 0, a.key, entry))
+        for r in self.recommendations:
+            entry = {
+                "kind": "recommendation",
+                "key": r.key,
+                "severity": r.severity,
+                "message": r.title,
+            }
+            items.append((-SEVERITY_RANK[r.severity], 1, r.key, entry))
+        items.sort(key=lambda t: t[:3])
+        return [t[3] for t in items[:limit]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (for the metrics API and ``--json``)."""
+        return {
+            "status": self.status,
+            "context": self.context.to_dict(),
+            "evaluated_at": self.evaluated_at.isoformat(),
+            "checks": self.checks_by_key(),
+            "alerts": [a.to_dict() for a in self.alerts],
+            "recommendations": [r.to_dict() for r in self.recommendations],
+        }
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def _at_or_above(value: float, warn: float, fail: float) -> Status:
+    return "fail" if value >= fail else "warn" if value >= warn else "pass"
+
+
+def _below(value: float, warn: float, fail: float) -> Status:
+    return "fail" if value < fail else "warn" if value < warn else "pass"
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier for remedy SQL unless it is a plain lower-case name."""
+    plain = name.replace("_", "a").isalnum() and name == name.lower() and not name[:1].isdigit()
+    return name if plain and name.isascii() else '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """A SQL string literal for remedy SQL."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def qualified(schema: str, name: str) -> str:
+    """``schema.name`` with each part quoted when needed."""
+    return f"{quote_ident(schema)}.{quote_ident(name)}"
+
+
+def _qualified_dotted(name: str) -> str:
+    schema, dot, rest = name.partition(".")
+    return qualified(schema, rest) if dot else quote_ident(name)
+
+
+def _short(query: str, limit: int = 80) -> str:
+    text = " ".join(query.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _severity(status: Status) -> Severity:
+    return "critical" if status == "fail" else "warning"
+
+
+def _pct(value: float) -> float:
+    return round(value * 100.0, 2)
+
+
+# --- assessment ---------------------------------------------------------------------------------
+class _Builder:
+    """Accumulates checks and recommendations for one assessment."""
+
+    def __init__(self, context: CalendarContext, thresholds: Thresholds, now: datetime) -> None:
+        self.context = context
+        self.t = thresholds
+        self.now = now
+        self.checks: list[Check] = []
+        self.recommendations: dict[str, Recommendation] = {}
+
+    def check(
+        self,
+        key: str,
+        status: Status,
+        value: float | int | None,
+        unit: str,
+        output: str = "",
+        *,
+        component_id: str | None = None,
+        limits: Mapping[str, float | int] | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        if output and status != "pass":
+            output = f"{output} ({self.t.level} limits)"
+        self.checks.append(
+            Check(
+                key=key,
+                status=status,
+                observed_value=value,
+                observed_unit=unit,
+                time=self.now,
+                context=self.t.level,
+                output=output,
+                component_id=component_id,
+                limits=dict(limits or {}),
+                details=dict(details or {}),
+            )
+        )
+
+    def recommend(
+        self,
+        key: str,
+        severity: Severity,
+        title: str,
+        objects: Iterable[str],
+        remedy: str,
+        remedy_sql: str | None = None,
+    ) -> None:
+        """Add a recommendation; a second one under the same key merges into the first."""
+        objs = tuple(objects)
+        existing = self.recommendations.get(key)
+        if existing is None:
+            self.recommendations[key] = Recommendation(
+                key, severity, title, objs, remedy, remedy_sql
+            )
+            return
+        sql_parts = [s for s in (existing.remedy_sql, remedy_sql) if s]
+        self.recommendations[key] = Recommendation(
+            key=key,
+            severity=max(existing.severity, severity, key=SEVERITY_RANK.__getitem__),
+            title=existing.title,
+            objects=existing.objects + tuple(o for o in objs if o not in existing.objects),
+            remedy=existing.remedy,
+            remedy_sql="\n".join(dict.fromkeys(sql_parts)) or None,
+        )
+
+
+def assess(
+    inp: AssessmentInput, context: CalendarContext, thresholds: Thresholds, *, now: datetime
+) -> Assessment:
+    """Judge one sample against the limits of the calendar context it was taken in."""
+    b = _Builder(context, thresholds, now)
+    _connections(b, inp)
+    _heartbeat(b, inp)
+    _cache(b, inp)
+    _activity(b, inp)
+    _locks(b, inp)
+    _counters(b, inp)
+    _wraparound(b, inp)
+    _sequences(b, inp)
+    _replication(b, inp)
+    _dead_tuples(b, inp)
+    _size(b, inp)
+    _indexes(b, inp)
+    _security(b, inp)
+    _slow_queries(b, inp)
+    _collectors(b, inp)
+    checks = tuple(b.checks)
+    alerts = tuple(
+        Alert(key=c.key, severity=_severity(c.status), message=c.output or f"{c.key} {c.status}")
+        for c in checks
+        if c.status != "pass"
+    )
+    recommendations = tuple(
+        sorted(b.recommendations.values(), key=lambda r: (-SEVERITY_RANK[r.severity], r.key))
+    )
+    return Assessment(
+        status=worst(c.status for c in checks),
+        context=context,
+        thresholds=thresholds,
+        evaluated_at=now,
+        checks=checks,
+        alerts=alerts,
+        recommendations=recommendations,
+    )
+
+
+def _connections(b: _Builder, inp: AssessmentInput) -> None:
+    if inp.connections_max_usable <= 0:
+        return
+    t = b.t
+    used = inp.connections_total / inp.connections_max_usable
+    status = _at_or_above(used, t.connection_warn_fraction, t.connection_fail_fraction)
+    by_audience = dict(sorted(inp.connections_by_audience.items(), key=lambda kv: (-kv[1], kv[0])))
+    b.check(
+        "postgres:connections",
+        status,
+        _pct(used),
+        "percent",
+        f"{inp.connections_total} of {inp.connections_max_usable} usable connections in use "
+        f"({used:.0%}); warn at {t.connection_warn_fraction:.0%}, "
+        f"fail at {t.connection_fail_fraction:.0%}",
+        limits={
+            "warn": _pct(t.connection_warn_fraction),
+            "fail": _pct(t.connection_fail_fraction),
+        },
+        details={"byAudience": by_audience},
+    )
+    if status != "pass":
+        b.recommend(
+            "connections.utilization",
+            _severity(status),
+            f"Connection utilization at {used:.0%}",
+            (f"{aud}: {n}" for aud, n in by_audience.items()),
+            "Find the audience holding the most connections; route it through the pooler or "
+            "lower its pool size, and end idle sessions before raising max_connections.",
+            "SELECT application_name, state, count(*) FROM pg_stat_activity "
+            "GROUP BY 1, 2 ORDER BY 3 DESC;",
+        )
+
+
+def _heartbeat(b: _Builder, inp: AssessmentInput) -> None:
+    t = b.t
+    if inp.heartbeat_failures:
+        status: Status = "fail" if inp.heartbeat_failures >= t.heartbeat_failures_fail else "warn"
+        b.check(
+            "postgres:heartbeat",
+            status,
+            inp.heartbeat_failures,
+            "failures",
+            f"{inp.heartbeat_failures} consecutive failed probe(s)",
+        )
+    if inp.heartbeat_p95_ms is None:
+        return
+    status = _at_or_above(inp.heartbeat_p95_ms, t.heartbeat_warn_ms, t.heartbeat_fail_ms)
+    b.check(
+        "postgres:responseTime",
+        status,
+        round(inp.heartbeat_p95_ms, 3),
+        "ms",
+        f"heartbeat p95 {inp.heartbeat_p95_ms:.0f} ms; warn at {t.heartbeat_warn_ms:.0f} ms, "
+        f"fail at {t.heartbeat_fail_ms:.0f} ms",
+        limits={"warn": t.heartbeat_warn_ms, "fail": t.heartbeat_fail_ms},
+    )
+
+
+def _cache(b: _Builder, inp: AssessmentInput) -> None:
+    t = b.t
+    worst_status: Status = "pass"
+    for component, ratio in (("tables", inp.cache_hit_ratio), ("indexes", inp.index_hit_ratio)):
+        if ratio is None:
+            continue
+        status = _below(ratio, t.cache_hit_warn_ratio, t.cache_hit_fail_ratio)
+        worst_status = worst((worst_status, status))
+        b.check(
+            "postgres:cacheHitRatio",
+            status,
+            _pct(ratio),
+            "percent",
+            f"{component} cache hit ratio {ratio:.2%}; warn below "
+            f"{t.cache_hit_warn_ratio:.0%}, fail below {t.cache_hit_fail_ratio:.0%}",
+            component_id=component,
+            limits={"warn": _pct(t.cache_hit_warn_ratio), "fail": _pct(t.cache_hit_fail_ratio)},
+        )
+    if worst_status != "pass":
+        b.recommend(
+            "cache.hit_ratio",
+            _severity(worst_status),
+            "Reads are missing the buffer cache",
+            (),
+            "The working set no longer fits in shared_buffers: look for sequential scans of "
+            "large tables (see the index advice) before raising shared_buffers or memory.",
+        )
+
+
+def _activity(b: _Builder, inp: AssessmentInput) -> None:
+    t = b.t
+    # long-running statements
+    slow = sorted(
+        (a for a in inp.long_running_queries if a.seconds >= t.long_query_warn_s),
+        key=lambda a: -a.seconds,
+    )
+    longest = slow[0].seconds if slow else 0.0
+    status = _at_or_above(longest, t.long_query_warn_s, t.long_query_fail_s)
+    b.check(
+        "postgres:longRunningQueries",
+        status,
+        len(slow),
+        "queries",
+        f"{len(slow)} statement(s) running longer than {t.long_query_warn_s:.0f} s, "
+        f"the longest {longest:.0f} s (fail at {t.long_query_fail_s:.0f} s)",
+        limits={"warn": t.long_query_warn_s, "fail": t.long_query_fail_s},
+        details={"longestSeconds": round(longest, 1)},
+    )
+    for a in slow:
+        b.recommend(
+            "activity.long_running_query",
+            _severity(_at_or_above(a.seconds, t.long_query_warn_s, t.long_query_fail_s)),
+            "Long-running statements",
+            [
+                f"pid {a.pid} ({a.application_name or 'unknown'}, {a.seconds:.0f} s): "
+                f"{_short(a.query)}"
+            ],
+            "Check what the statement waits for (EXPLAIN it, look at its locks); cancel it if it "
+            "is stuck, then fix the query or its index.",
+            f"SELECT pg_cancel_backend({a.pid});",
+        )
+
+    # idle in transaction
+    idle = sorted(
+        (a for a in inp.idle_in_transaction if a.seconds >= t.idle_in_transaction_warn_s),
+        key=lambda a: -a.seconds,
+    )
+    longest_idle = idle[0].seconds if idle else 0.0
+    status = _at_or_above(longest_idle, t.idle_in_transaction_warn_s, t.idle_in_transaction_fail_s)
+    b.check(
+        "postgres:idleInTransaction",
+        status,
+        len(idle),
+        "sessions",
+        f"{len(idle)} session(s) idle in an open transaction for more than "
+        f"{t.idle_in_transaction_warn_s:.0f} s, the longest {longest_idle:.0f} s",
+        limits={"warn": t.idle_in_transaction_warn_s, "fail": t.idle_in_transaction_fail_s},
+        details={"longestSeconds": round(longest_idle, 1)},
+    )
+    for a in idle:
+        b.recommend(
+            "activity.idle_in_transaction",
+            _severity(
+                _at_or_above(a.seconds, t.idle_in_transaction_warn_s, t.idle_in_transaction_fail_s)
+            ),
+            "Sessions idle inside an open transaction",
+            [
+                f"pid {a.pid} ({a.application_name or 'unknown'}, {a.seconds:.0f} s): "
+                f"{_short(a.query)}"
+            ],
+            "The client opened a transaction and stopped talking; it keeps its locks and holds "
+            "back vacuum. Terminate it and fix the client (or set "
+            "idle_in_transaction_session_timeout).",
+            f"SELECT pg_terminate_backend({a.pid});",
+        )
+
+    # oldest open transaction
+    if inp.longest_transaction_seconds is not None:
+        age = inp.longest_transaction_seconds
+        status = "warn" if age >= t.transaction_age_warn_s else "pass"
+        b.check(
+            "postgres:transactionAge",
+            status,
+            round(age, 1),
+            "s",
+            f"oldest open transaction {age:.0f} s; warn at {t.transaction_age_warn_s:.0f} s",
+            limits={"warn": t.transaction_age_warn_s},
+        )
+
+
+def _locks(b: _Builder, inp: AssessmentInput) -> None:
+    t = b.t
+    longest = max((c.wait_seconds for c in inp.blocking_chains), default=0.0)
+    status = _at_or_above(longest, t.lock_wait_warn_s, t.lock_wait_fail_s)
+    b.check(
+        "postgres:lockWaits",
+        status,
+        inp.waiting_on_locks,
+        "sessions",
+        f"{inp.waiting_on_locks} session(s) waiting on locks, the longest for {longest:.0f} s; "
+        f"warn at {t.lock_wait_warn_s:.0f} s, fail at {t.lock_wait_fail_s:.0f} s",
+        limits={"warn": t.lock_wait_warn_s, "fail": t.lock_wait_fail_s},
+        details={"longestWaitSeconds": round(longest, 1)},
+    )
+    blockers: dict[int, list[BlockingItem]] = {}
+    for c in inp.blocking_chains:
+        if c.wait_seconds >= t.lock_wait_warn_s:
+            blockers.setdefault(c.blocking_pid, []).append(c)
+    for pid, chain in sorted(blockers.items()):
+        wait = max(c.wait_seconds for c in chain)
+        relation = next((c.relation for c in chain if c.relation), None)
+        b.recommend(
+            "locks.blocking",
+            _severity(_at_or_above(wait, t.lock_wait_warn_s, t.lock_wait_fail_s)),
+            "Sessions blocked behind another session's lock",
+            [
+                f"pid {pid} blocks {len(chain)} session(s) for up to {wait:.0f} s"
+                + (f" on {relation}" if relation else "")
+                + f": {_short(chain[0].blocking_query)}"
+            ],
+            "Find out why the blocking session holds its lock (an open transaction, a migration "
+            "without lock_timeout); end it if it cannot finish soon.",
+            f"SELECT pg_terminate_backend({pid});",
+        )
+
+
+def _counters(b: _Builder, inp: AssessmentInput) -> None:
+    t = b.t
+    if inp.deadlocks_delta is not None:
+        status: Status = "warn" if inp.deadlocks_delta > 0 else "pass"
+        b.check(
+            "postgres:deadlocks",
+            status,
+            inp.deadlocks_delta,
+            "deadlocks",
+            f"{inp.deadlocks_delta} deadlock(s) since the previous sample",
+        )
+        if status != "pass":
+            b.recommend(
+                "locks.deadlocks",
+                "warning",
+                "Deadlocks detected",
+                (),
+                "Two code paths lock the same rows in different orders; the server log names "
+                "the statements (log_lock_waits helps). Lock rows in a fixed order.",
+            )
+    if inp.temp_bytes_delta is not None:
+        status = "warn" if inp.temp_bytes_delta >= t.temp_bytes_warn else "pass"
+        b.check(
+            "postgres:tempFiles",
+            status,
+            inp.temp_bytes_delta,
+            "bytes",
+            f"{inp.temp_bytes_delta / 2**20:.0f} MiB of temporary files since the previous "
+            f"sample; warn at {t.temp_bytes_warn / 2**20:.0f} MiB",
+            limits={"warn": t.temp_bytes_warn},
+        )
+        if status != "pass":
+            b.recommend(
+                "queries.temp_files",
+                "warning",
+                "Sorts and hashes spill to disk",
+                (),
+                "Find the statements with temp_blks_written in pg_stat_statements; add an index "
+                "for their ORDER BY / GROUP BY or raise work_mem for them alone.",
+            )
+    if inp.rollback_ratio is not None:
+        b.check("postgres:rollbackRatio", "pass", _pct(inp.rollback_ratio), "percent")
+
+
+def _wraparound(b: _Builder, inp: AssessmentInput) -> None:
+    if inp.xid_remaining is None:
+        return
+    t = b.t
+    left = inp.xid_remaining
+    status = _below(left, t.wraparound_warn_xids_left, t.wraparound_fail_xids_left)
+    b.check(
+        "postgres:wraparound",
+        status,
+        left,
+        "transactions",
+        f"{left:,} transaction IDs left before wraparound; warn below "
+        f"{t.wraparound_warn_xids_left:,}, fail below {t.wraparound_fail_xids_left:,}",
+        limits={"warn": t.wraparound_warn_xids_left, "fail": t.wraparound_fail_xids_left},
+    )
+    if status != "pass":
+        b.recommend(
+            "maintenance.wraparound",
+            _severity(status),
+            "Transaction ID wraparound is approaching",
+            (),
+            "Anti-wraparound autovacuum is not keeping up: end long transactions and abandoned "
+            "replication slots or prepared transactions, then freeze the oldest tables.",
+            "VACUUM (FREEZE, VERBOSE);",
+        )
+
+
+def _sequences(b: _Builder, inp: AssessmentInput) -> None:
+    t = b.t
+    near = sorted(
+        (s for s in inp.sequences if s.used_fraction > t.sequence_warn_fraction),
+        key=lambda s: (-s.used_fraction, s.name),
+    )
+    top = (
+        near[0].used_fraction if near else max((s.used_fraction for s in inp.sequences), default=0)
+    )
+    status: Status = "fail" if top > t.sequence_fail_fraction else "warn" if near else "pass"
+    b.check(
+        "postgres:sequences",
+        status,
+        _pct(top),
+        "percent",
+        f"{len(near)} sequence(s) more than {t.sequence_warn_fraction:.0%} used, the fullest "
+        f"at {top:.1%}",
+        limits={"warn": _pct(t.sequence_warn_fraction), "fail": _pct(t.sequence_fail_fraction)},
+    )
+    for s in near:
+        sev: Severity = "critical" if s.used_fraction > t.sequence_fail_fraction else "warning"
+        b.recommend(
+            f"sequence.exhaustion:{s.name}",
+            sev,
+            f"Sequence {s.name} is {s.used_fraction:.1%} used",
+            [s.name],
+            "Widen the sequence and the column it feeds to bigint before it runs out; the "
+            "column change rewrites the table, so plan it outside peak season.",
+            f"ALTER SEQUENCE {_qualified_dotted(s.name)} AS bigint;",
+        )
+
+
+def _replication(b: _Builder, inp: AssessmentInput) -> None:
+    t = b.t
+    if inp.replication_lag_seconds is not None:
+        lag = inp.replication_lag_seconds
+        status = _at_or_above(lag, t.replication_lag_warn_s, t.replication_lag_fail_s)
+        b.check(
+            "postgres:replicationLag",
+            status,
+            round(lag, 3),
+            "s",
+            f"replica {lag:.1f} s behind; warn at {t.replication_lag_warn_s:.0f} s, "
+            f"fail at {t.replication_lag_fail_s:.0f} s",
+            limits={"warn": t.replication_lag_warn_s, "fail": t.replication_lag_fail_s},
+        )
+    if inp.inactive_slots:
+        b.check(
+            "postgres:replicationSlots",
+            "warn",
+            len(inp.inactive_slots),
+            "slots",
+            f"{len(inp.inactive_slots)} inactive replication slot(s) retaining WAL: "
+            + ", ".join(sorted(inp.inactive_slots)),
+        )
+    for slot in sorted(inp.inactive_slots):
+        b.recommend(
+            f"replication.inactive_slot:{slot}",
+            "warning",
+            f"Replication slot {slot} is inactive",
+            [slot],
+            "An inactive slot keeps WAL (and the xmin horizon) until its consumer returns; drop "
+            "it if the consumer is gone.",
+            f"SELECT pg_drop_replication_slot({quote_literal(slot)});",
+        )
+
+
+def _dead_tuples(b: _Builder, inp: AssessmentInput) -> None:
+    t = b.t
+    flagged: list[tuple[MaintenanceItem, float]] = []
+    for m in inp.dead_tuple_tables:
+        total = m.dead_tuples + m.live_tuples
+        share = m.dead_tuples / total if total else 0.0
+        if m.dead_tuples >= t.dead_tuple_min_rows and share >= t.dead_tuple_warn_fraction:
+            flagged.append((m, share))
+    flagged.sort(key=lambda x: (-x[0].dead_tuples, x[0].schema, x[0].table))
+    b.check(
+        "postgres:deadTuples",
+        "warn" if flagged else "pass",
+        len(flagged),
+        "tables",
+        f"{len(flagged)} table(s) with more than {t.dead_tuple_warn_fraction:.0%} dead rows: "
+        + ", ".join(f"{m.schema}.{m.table}" for m, _ in flagged[:5]),
+        limits={"warn": _pct(t.dead_tuple_warn_fraction)},
+    )
+    for m, share in flagged:
+        name = f"{m.schema}.{m.table}"
+        vacuumed = (
+            "never autovacuumed"
+            if m.last_autovacuum_age_seconds is None
+            else f"last autovacuumed {m.last_autovacuum_age_seconds / 3600:.1f} h ago"
+        )
+        b.recommend(
+            f"maintenance.vacuum:{name}",
+            "warning",
+            f"{name} is {share:.0%} dead rows",
+            [f"{name} ({m.dead_tuples:,} dead, {m.live_tuples:,} live, {vacuumed})"],
+            "Autovacuum is behind on this table: vacuum it now (VACUUM does not block reads or "
+            "writes) and lower its autovacuum_vacuum_scale_factor.",
+            f"VACUUM (ANALYZE) {qualified(m.schema, m.table)};",
+        )
+
+
+def _size(b: _Builder, inp: AssessmentInput) -> None:
+    t = b.t
+    if inp.database_size_bytes is None:
+        return
+    if t.disk_budget_bytes is None:
+        b.check("postgres:databaseSize", "pass", inp.database_size_bytes, "bytes")
+        return
+    used = inp.database_size_bytes / t.disk_budget_bytes
+    status = _at_or_above(used, t.disk_warn_fraction, t.disk_fail_fraction)
+    b.check(
+        "postgres:databaseSize",
+        status,
+        inp.database_size_bytes,
+        "bytes",
+        f"database is {used:.0%} of the {t.disk_budget_bytes / 2**30:.0f} GiB disk budget",
+        limits={
+            "warn": round(t.disk_budget_bytes * t.disk_warn_fraction),
+            "fail": round(t.disk_budget_bytes * t.disk_fail_fraction),
+        },
+    )
+
+
+_INDEX_SEVERITY: dict[str, Severity] = {"invalid": "warning", "missing": "warning"}
+_INDEX_TITLES: dict[str, str] = {
+    "unused": "Unused index",
+    "duplicate": "Duplicate index",
+    "invalid": "Invalid index",
+    "missing": "Table read mostly by sequential scans",
+    "unindexed_fk": "Foreign key without an index",
+}
+_INDEX_REMEDIES: dict[str, str] = {
+    "unused": "Never used since statistics were reset: drop it to speed up writes (check the "
+    "replicas use it neither).",
+    "duplicate": "Another index covers the same columns: drop this one.",
+    "invalid": "A failed CREATE INDEX CONCURRENTLY left it behind; it is maintained on every "
+    "write but never used. Drop and rebuild it.",
+    "missing": "Add an index for the columns the frequent queries filter on.",
+    "unindexed_fk": "Deleting or updating a parent row scans this table; index the foreign "
+    "key columns.",
+}
+
+
+def _indexes(b: _Builder, inp: AssessmentInput) -> None:
+    invalid = [i for i in inp.index_advice if i.kind == "invalid"]
+    b.check(
+        "postgres:indexes",
+        "warn" if invalid else "pass",
+        len(inp.index_advice),
+        "advice",
+        f"{len(invalid)} invalid index(es): " + ", ".join(f"{i.schema}.{i.index}" for i in invalid),
+    )
+    for item in inp.index_advice:
+        name = f"{item.schema}.{item.index}" if item.index else f"{item.schema}.{item.table}"
+        obj = name if not item.detail else f"{name}: {item.detail}"
+        b.recommend(
+            f"index.{item.kind}:{name}",
+            _INDEX_SEVERITY.get(item.kind, "info"),
+            f"{_INDEX_TITLES.get(item.kind, item.kind.replace('_', ' ').capitalize())}: {name}",
+            [obj],
+            _INDEX_REMEDIES.get(item.kind, item.detail),
+            item.remedy_sql,
+        )
+
+
+def _security(b: _Builder, inp: AssessmentInput) -> None:
+    findings = sorted(inp.security_findings, key=lambda f: (f.rule, f.object))
+    b.check(
+        "postgres:security",
+        "warn" if findings else "pass",
+        len(findings),
+        "findings",
+        f"{len(findings)} security finding(s): " + ", ".join(sorted({f.rule for f in findings})),
+    )
+    for f in findings:
+        # row-level security gaps can expose one tenant's rows to another
+        severity: Severity = "critical" if "rls" in f.rule.lower() else "warning"
+        b.recommend(
+            f"security.{f.rule}:{f.object}",
+            severity,
+            f"{f.rule.replace('_', ' ')}: {f.object}",
+            [f.object],
+            f.detail,
+            f.remedy_sql,
+        )
+
+
+def _slow_queries(b: _Builder, inp: AssessmentInput) -> None:
+    t = b.t
+    wedding_limit = wedding_day_query_mean_ms()
+    over = [q for q in inp.slow_queries if q.mean_ms > t.query_mean_warn_ms and q.calls_delta > 0]
+    b.check(
+        "postgres:slowQueries",
+        "warn" if over else "pass",
+        len(over),
+        "queries",
+        f"{len(over)} statement(s) averaging more than {t.query_mean_warn_ms:.0f} ms",
+        limits={"warn": t.query_mean_warn_ms},
+    )
+    for q in sorted(inp.slow_queries, key=lambda q: (-q.total_ms_delta, q.queryid)):
+        if q.mean_ms <= wedding_limit:
+            continue
+        severity: Severity = "warning" if q.mean_ms > t.query_mean_warn_ms else "info"
+        b.recommend(
+            f"query.slow:{q.queryid}",
+            severity,
+            f"Query {q.queryid} averages {q.mean_ms:.0f} ms: a wedding-day risk "
+            f"(over {wedding_limit:.0f} ms)",
+            [f"{q.queryid}: {_short(q.query)} ({q.calls_delta} calls, {q.mean_ms:.0f} ms mean)"],
+            "EXPLAIN (ANALYZE, BUFFERS) the statement with realistic parameters; add the index "
+            "it needs or narrow what it reads before the next Saturday.",
+        )
+
+
+def _collectors(b: _Builder, inp: AssessmentInput) -> None:
+    errors = sorted(inp.collector_errors, key=lambda e: e.collector)
+    b.check(
+        "postgres:collectors",
+        "warn" if errors else "pass",
+        len(errors),
+        "failed",
+        "; ".join(f"{e.collector}: {e.message}" for e in errors),
+    )
+    for e in errors:
+        b.recommend(
+            f"collector:{e.collector}",
+            "info",
+            f"The {e.collector} collector could not run",
+            [e.collector],
+            e.hint or e.message,
+        )
