@@ -132,12 +132,12 @@ class EmbeddedPostgres:
                 f"the data directory {self.data_dir} is not writable; "
                 "set WEDSYNC_DATA_DIR to a writable directory"
             )
-        if self.pgdata.exists() and not (self.pgdata / "PG_VERSION").exists():
-            if any(self.pgdata.iterdir()):
-                raise EmbeddedServerError(
-                    f"{self.pgdata} exists but is not a PostgreSQL data directory; "
-                    "move it away or choose another WEDSYNC_DATA_DIR"
-                )
+        pgdata_foreign = self.pgdata.exists() and not (self.pgdata / "PG_VERSION").exists()
+        if pgdata_foreign and any(self.pgdata.iterdir()):
+            raise EmbeddedServerError(
+                f"{self.pgdata} exists but is not a PostgreSQL data directory; "
+                "move it away or choose another WEDSYNC_DATA_DIR"
+            )
         if self._run_as is not None:
             self._prepare_for_unprivileged_user()
 
@@ -290,7 +290,7 @@ class EmbeddedPostgres:
                     [
                         *base,
                         "-tAc",
-                        f"select 1 from pg_database where datname = '{DEFAULT_DATABASE}'",
+                        "select 1 from pg_database where datname = 'wedsync'",
                     ],
                     timeout=10,
                 ).stdout

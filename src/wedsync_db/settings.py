@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     peak_months: str = "5-10"
     maintenance_window: str = "01:00-05:00"
     maintenance_weekdays: str = "mon-thu"
-    # Extra freeze windows: "2026-12-24/2026-12-27 christmas, 2027-06-01T00:00/2027-06-02T00:00 launch"
+    # extra freeze windows, e.g. "2026-12-24/2026-12-27 christmas, 2027-06-01/2027-06-02 launch"
     freeze_windows: str = ""
     migration_lock_wait: float = Field(default=60.0, ge=0)
     migration_lock_timeout: float = Field(default=2.0, gt=0)

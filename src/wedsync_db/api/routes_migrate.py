@@ -1,4 +1,4 @@
-"""`/api/database/migrate`: status, plan and freeze state; apply behind the same checks as the CLI."""
+"""`/api/database/migrate`: status, plan and freeze state; apply behind the CLI's checks."""
 
 from __future__ import annotations
 

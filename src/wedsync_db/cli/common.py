@@ -17,8 +17,8 @@ from wedsync_db.runtime import Target, resolve_target
 from wedsync_db.settings import Settings, load_settings, redact_dsn
 
 T = TypeVar("T")
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 # exit codes (documented in the README): 0 ok, 1 error, 2 refused / health fail, 3 frozen,
 # 4 migration lock not obtained

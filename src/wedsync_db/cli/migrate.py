@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.markup import escape
@@ -84,7 +84,8 @@ def apply(
     lock_wait: Annotated[
         float | None,
         typer.Option(
-            help="Seconds to wait for another run's lock [default: WEDSYNC_MIGRATION_LOCK_WAIT or 60]"
+            help="Seconds to wait for another run's lock "
+            "[default: WEDSYNC_MIGRATION_LOCK_WAIT or 60]"
         ),
     ] = None,
     lock_timeout: Annotated[

@@ -145,7 +145,7 @@ class Database:
         if wait:
             # one plain connection per pool first: a refused login fails at once with the
             # server's reason instead of after the pool's retries
-            for name, pool in self._pools.items():
+            for name in self._pools:
                 try:
                     async with asyncio.timeout(timeout):
                         conn = await AsyncConnection.connect(self._conninfo[name])

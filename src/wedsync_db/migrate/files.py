@@ -180,8 +180,9 @@ def detect_drift(
                     a.version,
                     a.name,
                     f"{f.path} changed after it was applied (sha256 {a.checksum[:12]}… is now "
-                    f"{f.checksum[:12]}…); revert the edit and add a new migration, or after "
-                    f"review run `wedsync-db migrate repair {a.version}` to record the new checksum",
+                    f"{f.checksum[:12]}…); revert the edit and add a new migration, or "
+                    f"after review run `wedsync-db migrate repair {a.version} --reason …` "
+                    "to record the new checksum",
                 )
             )
     newest = max(applied_numbers, default=-1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import hashlib
 import json
@@ -320,20 +321,18 @@ class MigrationRunner:
             if holder:
                 h = holder[0]
                 who = f" (pid {h['pid']}, {h['application_name'] or 'no application_name'})"
-            await s.execute("reset lock_timeout")
-            try:
+            await s.execute(Q["reset_lock_wait"].sql)
+            with contextlib.suppress(WedsyncDBError):
                 await self.audit(
                     s, "migrate.apply", "refused:lock-held", details={**details, "holder": holder}
                 )
-            except WedsyncDBError:
-                pass
             raise MigrationLockHeld(
                 f"another migration run holds the lock{who}; waited {self.options.lock_wait:g}s "
                 "(--lock-wait to wait longer)"
             ) from exc
         finally:
             if s.connection.info.transaction_status == 0:  # idle
-                await s.execute("reset lock_timeout")
+                await s.execute(Q["reset_lock_wait"].sql)
 
     async def _apply_file(
         self, s: Session, f: MigrationFile, progress: Progress | None
@@ -361,7 +360,8 @@ class MigrationRunner:
                 break
             except LockTimeout as exc:
                 notes.append(
-                    f"attempt {attempts}: lock not obtained within {lock_timeout:g}s; retrying in {sleep:g}s"
+                    f"attempt {attempts}: lock not obtained within {lock_timeout:g}s; "
+                    f"retrying in {sleep:g}s"
                 )
                 if progress:
                     progress(
@@ -409,8 +409,12 @@ class MigrationRunner:
         started = time.perf_counter()
         async with s.transaction():
             await s.execute(
-                "select set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
-                (_ms(lock_timeout), _ms(self.options.statement_timeout)),
+                Q["set_timeouts"].sql,
+                {
+                    "lock": _ms(lock_timeout),
+                    "statement": _ms(self.options.statement_timeout),
+                    "local": True,
+                },
             )
             for stmt in statements:
                 await _execute_statement(s, f, stmt)
@@ -424,7 +428,7 @@ class MigrationRunner:
         self, s: Session, f: MigrationFile, stmt: analysis.Statement, lock_timeout: float
     ) -> list[str]:
         notes: list[str] = []
-        index = _concurrent_index_target(stmt)
+        index = analysis.concurrent_index_target(stmt.text)
         if index is not None:
             schema, name = index
             for row in await s.fetch_dicts(
@@ -437,16 +441,21 @@ class MigrationRunner:
                     )
                 )
                 notes.append(
-                    f"dropped INVALID index {row['schema']}.{row['name']} left by an earlier failed build"
+                    f"dropped INVALID index {row['schema']}.{row['name']} "
+                    "left by an earlier failed build"
                 )
         await s.execute(
-            "select set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
-            (_ms(lock_timeout), _ms(self.options.statement_timeout)),
+            Q["set_timeouts"].sql,
+            {
+                "lock": _ms(lock_timeout),
+                "statement": _ms(self.options.statement_timeout),
+                "local": False,
+            },
         )
         try:
             await _execute_statement(s, f, stmt)
         finally:
-            await s.execute("reset lock_timeout; reset statement_timeout")
+            await s.execute(Q["reset_timeouts"].sql)
         return notes
 
     async def weddings_on(self, s: Session, day: date) -> int:
@@ -501,18 +510,6 @@ async def _execute_statement(s: Session, f: MigrationFile, stmt: analysis.Statem
         raise
     except WedsyncDBError as exc:
         raise MigrationFailed(f"{f.path} line {stmt.line}: {exc}") from exc
-
-
-def _concurrent_index_target(stmt: analysis.Statement) -> tuple[str | None, str] | None:
-    """(schema, index name) of a CREATE INDEX CONCURRENTLY, whose failure leaves an INVALID index."""
-    node = stmt.node
-    if stmt.kind != "IndexStmt" or node is None or not getattr(node, "concurrent", False):
-        return None
-    name = getattr(node, "idxname", None)
-    if not name:
-        return None
-    relation = getattr(node, "relation", None)
-    return getattr(relation, "schemaname", None), str(name)
 
 
 async def _release_lock(s: Session) -> None:

@@ -57,9 +57,22 @@ insert into ops.audit_events (actor, action, outcome, reason, details)
 values (%(actor)s, %(action)s, %(outcome)s, %(reason)s, %(details)s)
 returning id
 
+-- name: set_timeouts
+-- lock_timeout and statement_timeout for one file (local to its transaction, or the session)
+select set_config('lock_timeout', %(lock)s, %(local)s),
+       set_config('statement_timeout', %(statement)s, %(local)s)
+
+-- name: reset_timeouts
+-- back to the session defaults after a non-transactional file
+reset lock_timeout; reset statement_timeout
+
 -- name: set_lock_wait
 -- bound the wait for the advisory lock (session level, reset afterwards)
 select set_config('lock_timeout', %s, false)
+
+-- name: reset_lock_wait
+-- the session's lock_timeout back to its default once the lock question is settled
+reset lock_timeout
 
 -- name: advisory_lock
 -- the session-level lock that serialises migration runs
