@@ -12,7 +12,7 @@ Behaviour is that of PostgreSQL 15 and later, the oldest server we support.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -1428,16 +1428,25 @@ def _unknown_allows(
 
 
 def analyze_sql(
-    sql: str, *, name: str = "<sql>", pg_version: str | None = None, run_squawk: bool = True
+    sql: str,
+    *,
+    name: str = "<sql>",
+    pg_version: str | None = None,
+    run_squawk: bool = True,
+    created_earlier: Iterable[str] = (),
 ) -> FileAnalysis:
-    """Split, classify and lint one migration file's SQL."""
+    """Split, classify and lint one migration file's SQL.
+
+    ``created_earlier`` names relations created by earlier files of the same run: locking
+    them blocks nobody, since no other session can be using them yet.
+    """
     pg_major_version(pg_version)  # refuse a malformed version before doing any work
     directives = parse_directives(sql)
     try:
         statements = split_statements(sql)
     except MigrationFileError as exc:
         raise MigrationFileError(f"{name}: {exc}") from exc
-    created: set[str] = set()
+    created: set[str] = set(created_earlier)
     analyses = []
     for stmt in statements:
         analyses.append(classify(stmt, created, pg_version=pg_version))

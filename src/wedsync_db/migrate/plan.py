@@ -8,7 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from wedsync_db.calendar import FreezeConfig, FreezeDecision, freeze_decision
-from wedsync_db.migrate.analysis import FileAnalysis, analyze_sql
+from wedsync_db.migrate.analysis import (
+    FileAnalysis,
+    analyze_sql,
+    created_relations,
+    split_statements,
+)
 from wedsync_db.migrate.files import Drift, MigrationFile
 
 
@@ -96,10 +101,16 @@ class MigrationPlan:
 def analyze_pending(
     files: Sequence[MigrationFile], *, pg_version: str | None = None
 ) -> tuple[PlannedFile, ...]:
-    """Analyse each pending file (statements, locks, lint)."""
-    return tuple(
-        PlannedFile(f, analyze_sql(f.sql, name=f.path, pg_version=pg_version)) for f in files
-    )
+    """Analyse each pending file (statements, locks, lint), in order: a table created by an
+    earlier pending file is new to the later ones, so locking it blocks nobody."""
+    planned: list[PlannedFile] = []
+    created: set[str] = set()
+    for f in files:
+        a = analyze_sql(f.sql, name=f.path, pg_version=pg_version, created_earlier=created)
+        planned.append(PlannedFile(f, a))
+        for stmt in split_statements(f.sql):
+            created.update(created_relations(stmt))
+    return tuple(planned)
 
 
 def build_plan(
