@@ -1,4 +1,8 @@
-"""The application/health+json document, built from cached heartbeat data (pure)."""
+"""The application/health+json document (pure): cached heartbeats + the latest assessment.
+
+The public summary carries only statuses; the full document (service key) adds observed values,
+limits and the wedding readiness section. Nothing here queries the database.
+"""
 
 from __future__ import annotations
 
@@ -6,44 +10,41 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
+from wedsync_db.calendar import CalendarContext, FreezeConfig, FreezeDecision, freeze_decision
 from wedsync_db.db.heartbeat import HeartbeatSnapshot
+from wedsync_db.monitor.assess import Assessment, Status, worst
+from wedsync_db.monitor.thresholds import NORMAL, Thresholds
 
-Status = Literal["pass", "warn", "fail"]
-_ORDER: dict[str, int] = {"pass": 0, "warn": 1, "fail": 2}
+__all__ = [
+    "HealthInputs",
+    "Status",
+    "health_document",
+    "heartbeat_checks",
+    "http_status",
+    "wedding_readiness",
+    "worst",
+]
 
-
-def worst(statuses: list[Status]) -> Status:
-    """The most severe of several statuses (pass when empty)."""
-    out: Status = "pass"
-    for s in statuses:
-        if _ORDER[s] > _ORDER[out]:
-            out = s
-    return out
-
-
-@dataclass(frozen=True)
-class LatencyThresholds:
-    """Heartbeat latency limits in milliseconds (SPEC §6; tightened on wedding days)."""
-
-    warn_ms: float = 200.0
-    fail_ms: float = 500.0
+# Keys the heartbeat answers itself; fresher than any sample, so they replace the sample's.
+HEARTBEAT_KEYS = ("postgres:heartbeat", "postgres:responseTime")
 
 
 def heartbeat_checks(
     heartbeats: Mapping[str, HeartbeatSnapshot],
     now: datetime,
-    thresholds: LatencyThresholds = LatencyThresholds(),
+    thresholds: Thresholds = NORMAL,
 ) -> dict[str, list[dict[str, Any]]]:
-    """health+json checks for each pool's heartbeat: reachability and latency."""
+    """health+json checks for each pool's heartbeat: reachability and latency (p95)."""
     reach: list[dict[str, Any]] = []
     latency: list[dict[str, Any]] = []
     for name, hb in sorted(heartbeats.items()):
+        when = (hb.last_probe or now).isoformat()
         if hb.last_probe is None:
             reach_status: Status = "warn"
             output = "no heartbeat yet"
-        elif hb.consecutive_failures:
+        elif hb.consecutive_failures >= thresholds.heartbeat_failures_fail:
             reach_status = "fail"
             output = f"{hb.consecutive_failures} consecutive failed probe(s): {hb.last_error}"
         else:
@@ -55,7 +56,8 @@ def heartbeat_checks(
             "observedValue": hb.consecutive_failures,
             "observedUnit": "failures",
             "status": reach_status,
-            "time": (hb.last_probe or now).isoformat(),
+            "time": when,
+            "context": thresholds.level,
         }
         if output:
             entry["output"] = output
@@ -63,36 +65,113 @@ def heartbeat_checks(
         p95 = hb.p95_ms
         if math.isnan(p95):
             continue
-        lat_status: Status = (
-            "fail" if p95 >= thresholds.fail_ms else "warn" if p95 >= thresholds.warn_ms else "pass"
-        )
-        latency.append(
-            {
-                "componentId": f"{name}-pool",
-                "componentType": "datastore",
-                "observedValue": round(p95, 3),
-                "observedUnit": "ms",
-                "status": lat_status,
-                "time": (hb.last_probe or now).isoformat(),
-                "p50": round(hb.p50_ms, 3),
-                "p99": round(hb.p99_ms, 3),
-            }
-        )
-    checks = {"postgres:heartbeat": reach}
+        warn_ms, fail_ms = thresholds.heartbeat_warn_ms, thresholds.heartbeat_fail_ms
+        lat_status: Status = "fail" if p95 >= fail_ms else "warn" if p95 >= warn_ms else "pass"
+        lat: dict[str, Any] = {
+            "componentId": f"{name}-pool",
+            "componentType": "datastore",
+            "observedValue": round(p95, 3),
+            "observedUnit": "ms",
+            "status": lat_status,
+            "time": when,
+            "context": thresholds.level,
+            "limits": {"warn": warn_ms, "fail": fail_ms},
+            "p50": round(hb.p50_ms, 3),
+            "p99": round(hb.p99_ms, 3),
+        }
+        if lat_status != "pass":
+            lat["output"] = (
+                f"heartbeat p95 {p95:.0f} ms; warn at {warn_ms:.0f} ms, fail at {fail_ms:.0f} ms "
+                f"({thresholds.level} limits)"
+            )
+        latency.append(lat)
+    checks: dict[str, list[dict[str, Any]]] = {"postgres:heartbeat": reach}
     if latency:
         checks["postgres:responseTime"] = latency
     return checks
 
 
+@dataclass(frozen=True)
+class HealthInputs:
+    """Everything the document is built from; all of it already in memory."""
+
+    heartbeats: Mapping[str, HeartbeatSnapshot]
+    assessment: Assessment | None
+    # context of the latest sample, or of the clock alone before the first sample
+    context: CalendarContext
+    thresholds: Thresholds
+    now: datetime
+    # seconds after which a sample is too old to trust (None: never)
+    max_sample_age: float | None = None
+
+
+def wedding_readiness(
+    context: CalendarContext,
+    freeze: FreezeConfig,
+    now: datetime,
+    assessment: Assessment | None,
+    *,
+    weddings_known: bool = True,
+) -> dict[str, Any]:
+    """Context level, weddings today, the freeze for a safe and a blocking migration, top risks."""
+    weddings = context.weddings_today
+    safe = freeze_decision(now, freeze, weddings_today=weddings, blocking=False)
+    blocking = freeze_decision(now, freeze, weddings_today=weddings, blocking=True)
+
+    def freeze_state(decision: FreezeDecision) -> dict[str, Any]:
+        return {
+            "allowed": decision.allowed,
+            "active": decision.active,
+            "reasons": list(decision.reasons),
+            "messages": list(decision.messages),
+        }
+
+    return {
+        "context": context.level,
+        "local_date": context.local_date.isoformat(),
+        "weekday": context.weekday_name,
+        "timezone": context.timezone,
+        "weddings_today": weddings if weddings_known else None,
+        "freeze_mode": freeze.mode,
+        "freeze": {
+            "safe_migration": freeze_state(safe),
+            "blocking_migration": freeze_state(blocking),
+        },
+        "top_risks": assessment.top_risks(5) if assessment is not None else [],
+        "sampled_at": assessment.evaluated_at.isoformat() if assessment is not None else None,
+    }
+
+
 def health_document(
-    checks: Mapping[str, list[dict[str, Any]]],
+    inputs: HealthInputs,
     *,
     version: str,
     full: bool,
-    extra: Mapping[str, Any] | None = None,
+    readiness: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Assemble the document; without ``full`` only the overall status and check statuses."""
-    status = worst([c["status"] for entries in checks.values() for c in entries])
+    """The health+json document; without ``full`` only the statuses (nothing internal)."""
+    checks: dict[str, list[dict[str, Any]]] = {}
+    assessment = inputs.assessment
+    if assessment is not None:
+        checks.update(assessment.checks_by_key())
+        if inputs.max_sample_age is not None:
+            age = (inputs.now - assessment.evaluated_at).total_seconds()
+            if age > inputs.max_sample_age:
+                checks["monitor:sampleAge"] = [
+                    {
+                        "componentType": "component",
+                        "observedValue": round(age, 1),
+                        "observedUnit": "s",
+                        "status": "warn",
+                        "time": inputs.now.isoformat(),
+                        "output": f"the latest sample is {age:.0f} s old; the sampler may be "
+                        "stuck, so the checks below may be stale",
+                    }
+                ]
+    for key in HEARTBEAT_KEYS:
+        checks.pop(key, None)
+    checks.update(heartbeat_checks(inputs.heartbeats, inputs.now, inputs.thresholds))
+    status = worst(c["status"] for entries in checks.values() for c in entries)
     doc: dict[str, Any] = {
         "status": status,
         "version": version.split(".")[0],
@@ -100,13 +179,18 @@ def health_document(
         "serviceId": "wedsync-db",
         "description": "WedSync core database",
     }
-    if full:
-        doc["checks"] = {k: list(v) for k, v in checks.items()}
-        if extra:
-            doc.update(extra)
-    else:
-        doc["checks"] = {
-            k: [{"status": c["status"], "componentId": c.get("componentId")} for c in v]
-            for k, v in checks.items()
-        }
+    if not full:
+        doc["checks"] = {k: [{"status": c["status"]} for c in v] for k, v in checks.items()}
+        return doc
+    failing = sorted(k for k, v in checks.items() if any(c["status"] == "fail" for c in v))
+    if failing:
+        doc["output"] = "failing: " + ", ".join(failing)
+    doc["checks"] = checks
+    if readiness is not None:
+        doc["wedding_readiness"] = dict(readiness)
     return doc
+
+
+def http_status(status: Status) -> int:
+    """200 for pass and warn (still serving), 503 for fail."""
+    return 503 if status == "fail" else 200

@@ -1,0 +1,236 @@
+"""The health+json document: public summary vs full report, status codes. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from wedsync_db.api.routes_health import RenderedHealth
+from wedsync_db.calendar import CalendarContext, FreezeConfig, calendar_context
+from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState
+from wedsync_db.monitor.assess import (
+    Assessment,
+    AssessmentInput,
+    IndexItem,
+    SecurityItem,
+    assess,
+)
+from wedsync_db.monitor.health import (
+    HealthInputs,
+    health_document,
+    heartbeat_checks,
+    http_status,
+    wedding_readiness,
+)
+from wedsync_db.monitor.thresholds import thresholds_for
+
+LONDON = "Europe/London"
+PEAK = frozenset(range(5, 11))
+TUESDAY_FEBRUARY = datetime(2026, 2, 10, 12, tzinfo=UTC)
+SATURDAY_JUNE = datetime(2026, 6, 13, 11, tzinfo=UTC)
+WEDNESDAY_FEBRUARY = datetime(2026, 2, 11, 12, tzinfo=UTC)
+PRODUCTION = FreezeConfig(timezone=LONDON, mode="enforce")
+
+
+def heartbeat(
+    latencies: tuple[float, ...] = (2.0, 3.0), failures: int = 0, at: datetime = TUESDAY_FEBRUARY
+) -> HeartbeatSnapshot:
+    state = HeartbeatState("service")
+    for ms in latencies:
+        state.record_success(ms, at)
+    for _ in range(failures):
+        state.record_failure("connection refused", at)
+    return state.snapshot()
+
+
+def context_at(now: datetime, weddings: int = 0) -> CalendarContext:
+    return calendar_context(now, LONDON, PEAK, weddings)
+
+
+def sample(inp: AssessmentInput, now: datetime = TUESDAY_FEBRUARY, weddings: int = 0) -> Assessment:
+    ctx = context_at(now, weddings)
+    return assess(inp, ctx, thresholds_for(ctx.level), now=now)
+
+
+def inputs(
+    assessment: Assessment | None,
+    hb: dict[str, HeartbeatSnapshot] | None = None,
+    now: datetime = TUESDAY_FEBRUARY,
+    max_sample_age: float | None = None,
+) -> HealthInputs:
+    ctx = assessment.context if assessment else context_at(now)
+    return HealthInputs(
+        heartbeats=hb if hb is not None else {"service": heartbeat(), "user": heartbeat()},
+        assessment=assessment,
+        context=ctx,
+        thresholds=thresholds_for(ctx.level),
+        now=now,
+        max_sample_age=max_sample_age,
+    )
+
+
+def walk_keys(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from walk_keys(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from walk_keys(v)
+
+
+BUSY = AssessmentInput(
+    connections_total=70,
+    connections_max_usable=100,
+    connections_by_audience={"vendor": 40, "couple": 25, "service": 5},
+    cache_hit_ratio=0.995,
+    index_advice=(IndexItem("unused", "public", "guests", "guests_foo_idx", "", None),),
+    security_findings=(SecurityItem("rls_disabled", "public.notes", "no RLS", None),),
+)
+
+
+def test_public_summary_carries_statuses_only() -> None:
+    doc = health_document(inputs(sample(BUSY)), version="0.1.0", full=False)
+    assert doc["status"] == "warn"  # the security finding
+    assert doc["version"] == "0"
+    assert doc["releaseId"] == "0.1.0"
+    assert doc["serviceId"] == "wedsync-db"
+    assert "wedding_readiness" not in doc
+    assert "output" not in doc
+    keys = set(walk_keys(doc["checks"]))
+    leaked = keys - {"status"} - set(doc["checks"])
+    assert not leaked, leaked
+    assert doc["checks"]["postgres:connections"] == [{"status": "pass"}]
+    assert doc["checks"]["postgres:security"] == [{"status": "warn"}]
+
+
+def test_full_report_has_observed_values_and_wedding_readiness() -> None:
+    assessment = sample(BUSY)
+    ready = wedding_readiness(assessment.context, PRODUCTION, TUESDAY_FEBRUARY, assessment)
+    doc = health_document(inputs(assessment), version="0.1.0", full=True, readiness=ready)
+    (conn,) = doc["checks"]["postgres:connections"]
+    assert conn["observedValue"] == 70.0
+    assert conn["observedUnit"] == "percent"
+    assert conn["context"] == "normal"
+    assert conn["byAudience"] == {"vendor": 40, "couple": 25, "service": 5}
+    assert {"time", "status"} <= set(conn)
+    readiness = doc["wedding_readiness"]
+    assert readiness["context"] == "normal"
+    assert readiness["weddings_today"] == 0
+    assert readiness["freeze"]["safe_migration"]["allowed"] is True
+    assert readiness["freeze"]["blocking_migration"]["allowed"] is True
+    # a tenant table without RLS outranks the warning it raises
+    assert [r["key"] for r in readiness["top_risks"]] == [
+        "security.rls_disabled:public.notes",
+        "postgres:security",
+        "index.unused:public.guests_foo_idx",
+    ]
+    assert len(readiness["top_risks"]) <= 5
+
+
+def test_readiness_freeze_on_a_saturday_and_on_a_weekday_with_weddings() -> None:
+    saturday = context_at(SATURDAY_JUNE)
+    ready = wedding_readiness(saturday, PRODUCTION, SATURDAY_JUNE, None)
+    assert ready["context"] == "wedding-day"
+    assert ready["freeze"]["safe_migration"]["allowed"] is False
+    assert ready["freeze"]["blocking_migration"]["allowed"] is False
+    assert ready["top_risks"] == []
+
+    weekday = context_at(WEDNESDAY_FEBRUARY, weddings=2)
+    ready = wedding_readiness(weekday, PRODUCTION, WEDNESDAY_FEBRUARY, None)
+    assert ready["weddings_today"] == 2
+    assert ready["freeze"]["safe_migration"]["allowed"] is True
+    blocking = ready["freeze"]["blocking_migration"]
+    assert blocking["allowed"] is False
+    assert blocking["reasons"] == ["wedding-day"]
+
+    unknown = wedding_readiness(
+        context_at(WEDNESDAY_FEBRUARY), PRODUCTION, WEDNESDAY_FEBRUARY, None, weddings_known=False
+    )
+    assert unknown["weddings_today"] is None
+
+
+def test_without_a_sample_the_heartbeat_decides() -> None:
+    doc = health_document(inputs(None), version="0.1.0", full=True)
+    assert doc["status"] == "pass"
+    assert set(doc["checks"]) == {"postgres:heartbeat", "postgres:responseTime"}
+
+    down = {"service": heartbeat(failures=3), "user": heartbeat()}
+    doc = health_document(inputs(None, down), version="0.1.0", full=True)
+    assert doc["status"] == "fail"
+    assert doc["output"] == "failing: postgres:heartbeat"
+    failing = [c for c in doc["checks"]["postgres:heartbeat"] if c["status"] == "fail"]
+    assert failing[0]["componentId"] == "service-pool"
+    assert "connection refused" in failing[0]["output"]
+    assert http_status(doc["status"]) == 503
+
+
+def test_no_probe_yet_is_a_warning() -> None:
+    blank = HeartbeatState("service").snapshot()
+    doc = health_document(inputs(None, {"service": blank}), version="0.1.0", full=False)
+    assert doc["status"] == "warn"
+
+
+def test_fresh_heartbeat_replaces_the_samples_response_time() -> None:
+    # the sample saw a slow heartbeat; the live one is fast again
+    assessment = sample(AssessmentInput(heartbeat_p95_ms=900.0))
+    doc = health_document(inputs(assessment), version="0.1.0", full=True)
+    assert doc["status"] == "pass"
+    assert all(c["observedValue"] < 10 for c in doc["checks"]["postgres:responseTime"])
+
+
+def test_heartbeat_latency_limits_tighten_on_a_wedding_day() -> None:
+    hb = {"service": heartbeat((150.0,) * 20, at=SATURDAY_JUNE)}
+    normal = heartbeat_checks(hb, TUESDAY_FEBRUARY, thresholds_for("normal"))
+    wedding = heartbeat_checks(hb, SATURDAY_JUNE, thresholds_for("wedding-day"))
+    assert normal["postgres:responseTime"][0]["status"] == "pass"
+    (entry,) = wedding["postgres:responseTime"]
+    assert entry["status"] == "warn"
+    assert entry["context"] == "wedding-day"
+    assert "wedding-day limits" in entry["output"]
+
+
+def test_failing_sample_fails_the_document() -> None:
+    assessment = sample(AssessmentInput(connections_total=99, connections_max_usable=100))
+    doc = health_document(inputs(assessment), version="0.1.0", full=False)
+    assert doc["status"] == "fail"
+    assert http_status(doc["status"]) == 503
+
+
+def test_a_stale_sample_is_reported() -> None:
+    assessment = sample(AssessmentInput())
+    later = TUESDAY_FEBRUARY + timedelta(minutes=10)
+    doc = health_document(
+        inputs(assessment, now=later, max_sample_age=180), version="0.1.0", full=True
+    )
+    assert doc["status"] == "warn"
+    assert doc["checks"]["monitor:sampleAge"][0]["observedValue"] == 600.0
+    fresh = health_document(inputs(assessment, max_sample_age=180), version="0.1.0", full=True)
+    assert "monitor:sampleAge" not in fresh["checks"]
+
+
+@pytest.mark.parametrize(("status", "code"), [("pass", 200), ("warn", 200), ("fail", 503)])
+def test_status_codes(status: Any, code: int) -> None:
+    assert http_status(status) == code
+
+
+def test_rendered_document_is_reused_within_its_ttl() -> None:
+    calls: list[bool] = []
+
+    def render() -> tuple[bytes, int]:
+        calls.append(True)
+        return b"{}", 200
+
+    cache = RenderedHealth(ttl=60.0)
+    assert cache.get(False, render) == (b"{}", 200)
+    assert cache.get(False, render) == (b"{}", 200)
+    assert len(calls) == 1
+    cache.get(True, render)  # the full document is cached separately
+    assert len(calls) == 2
+    expired = RenderedHealth(ttl=0.0)
+    expired.get(False, render)
+    expired.get(False, render)
+    assert len(calls) == 4
