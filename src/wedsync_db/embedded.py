@@ -320,6 +320,9 @@ class EmbeddedPostgres:
 
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as PostgreSQL's own listen socket does: connections the previous server closed
+        # linger in TIME_WAIT for a minute and must not count as "in use"
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
