@@ -8,6 +8,8 @@ from typing import Any
 
 from wedsync_db.calendar import FreezeConfig, apply_override
 from wedsync_db.db import direct
+from wedsync_db.db.admin import set_role_password
+from wedsync_db.db.client import AUTHENTICATOR_ROLE
 from wedsync_db.db.session import Session
 from wedsync_db.errors import MigrationFrozen, MigrationRefused
 from wedsync_db.migrate.files import MigrationFile, detect_drift, pending
@@ -98,6 +100,13 @@ async def apply_migrations(
         )
         return GuardReport(freeze=decision.to_dict(), warnings=warnings)
 
-    return await runner.apply(
+    result = await runner.apply(
         target=target, dry_run=dry_run, guard=guard, progress=progress, audit_details=details
     )
+    if settings.authenticator_password is not None and not dry_run:
+        # the user pool's login needs a password on servers that do not trust local logins
+        async with direct.connect(runner.dsn) as s:
+            await set_role_password(
+                s, AUTHENTICATOR_ROLE, settings.authenticator_password.get_secret_value()
+            )
+    return result
