@@ -423,7 +423,9 @@ def test_blocking_chains_name_the_blocker() -> None:
     )
     assert rec.remedy_sql == "SELECT pg_terminate_backend(10);"
     (check,) = [c for c in result.checks if c.key == "postgres:lockWaits"]
-    assert check.observed_value == 2
+    # the value judged against the limits is the longest wait, in the limits' unit
+    assert (check.observed_value, check.observed_unit) == (130, "s")
+    assert check.details == {"waitingSessions": 2}
 
 
 def test_top_risks_puts_the_most_severe_first_and_keeps_five() -> None:

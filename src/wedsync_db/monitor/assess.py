@@ -513,17 +513,17 @@ def _activity(b: _Builder, inp: AssessmentInput) -> None:
         (a for a in inp.long_running_queries if a.seconds >= t.long_query_warn_s),
         key=lambda a: -a.seconds,
     )
-    longest = slow[0].seconds if slow else 0.0
+    longest = max((a.seconds for a in inp.long_running_queries), default=0.0)
     status = _at_or_above(longest, t.long_query_warn_s, t.long_query_fail_s)
     b.check(
         "postgres:longRunningQueries",
         status,
-        len(slow),
-        "queries",
+        round(longest, 1),
+        "s",
         f"{len(slow)} statement(s) running longer than {t.long_query_warn_s:.0f} s, "
         f"the longest {longest:.0f} s (fail at {t.long_query_fail_s:.0f} s)",
         limits={"warn": t.long_query_warn_s, "fail": t.long_query_fail_s},
-        details={"longestSeconds": round(longest, 1)},
+        details={"count": len(slow)},
     )
     for a in slow:
         b.recommend(
@@ -544,17 +544,17 @@ def _activity(b: _Builder, inp: AssessmentInput) -> None:
         (a for a in inp.idle_in_transaction if a.seconds >= t.idle_in_transaction_warn_s),
         key=lambda a: -a.seconds,
     )
-    longest_idle = idle[0].seconds if idle else 0.0
+    longest_idle = max((a.seconds for a in inp.idle_in_transaction), default=0.0)
     status = _at_or_above(longest_idle, t.idle_in_transaction_warn_s, t.idle_in_transaction_fail_s)
     b.check(
         "postgres:idleInTransaction",
         status,
-        len(idle),
-        "sessions",
+        round(longest_idle, 1),
+        "s",
         f"{len(idle)} session(s) idle in an open transaction for more than "
         f"{t.idle_in_transaction_warn_s:.0f} s, the longest {longest_idle:.0f} s",
         limits={"warn": t.idle_in_transaction_warn_s, "fail": t.idle_in_transaction_fail_s},
-        details={"longestSeconds": round(longest_idle, 1)},
+        details={"count": len(idle)},
     )
     for a in idle:
         b.recommend(
@@ -594,12 +594,12 @@ def _locks(b: _Builder, inp: AssessmentInput) -> None:
     b.check(
         "postgres:lockWaits",
         status,
-        inp.waiting_on_locks,
-        "sessions",
+        round(longest, 1),
+        "s",
         f"{inp.waiting_on_locks} session(s) waiting on locks, the longest for {longest:.0f} s; "
         f"warn at {t.lock_wait_warn_s:.0f} s, fail at {t.lock_wait_fail_s:.0f} s",
         limits={"warn": t.lock_wait_warn_s, "fail": t.lock_wait_fail_s},
-        details={"longestWaitSeconds": round(longest, 1)},
+        details={"waitingSessions": inp.waiting_on_locks},
     )
     blockers: dict[int, list[BlockingItem]] = {}
     for c in inp.blocking_chains:
@@ -764,20 +764,26 @@ def _replication(b: _Builder, inp: AssessmentInput) -> None:
 def _dead_tuples(b: _Builder, inp: AssessmentInput) -> None:
     t = b.t
     flagged: list[tuple[MaintenanceItem, float]] = []
+    # the highest dead share among tables large enough to matter
+    worst_share = 0.0
     for m in inp.dead_tuple_tables:
         total = m.dead_tuples + m.live_tuples
         share = m.dead_tuples / total if total else 0.0
-        if m.dead_tuples >= t.dead_tuple_min_rows and share >= t.dead_tuple_warn_fraction:
+        if m.dead_tuples < t.dead_tuple_min_rows:
+            continue
+        worst_share = max(worst_share, share)
+        if share >= t.dead_tuple_warn_fraction:
             flagged.append((m, share))
     flagged.sort(key=lambda x: (-x[0].dead_tuples, x[0].schema, x[0].table))
     b.check(
         "postgres:deadTuples",
         "warn" if flagged else "pass",
-        len(flagged),
-        "tables",
+        _pct(worst_share),
+        "percent",
         f"{len(flagged)} table(s) with more than {t.dead_tuple_warn_fraction:.0%} dead rows: "
         + ", ".join(f"{m.schema}.{m.table}" for m, _ in flagged[:5]),
         limits={"warn": _pct(t.dead_tuple_warn_fraction)},
+        details={"count": len(flagged)},
     )
     for m, share in flagged:
         name = f"{m.schema}.{m.table}"
@@ -886,14 +892,17 @@ def _security(b: _Builder, inp: AssessmentInput) -> None:
 def _slow_queries(b: _Builder, inp: AssessmentInput) -> None:
     t = b.t
     wedding_limit = wedding_day_query_mean_ms()
-    over = [q for q in inp.slow_queries if q.mean_ms > t.query_mean_warn_ms and q.calls_delta > 0]
+    called = [q for q in inp.slow_queries if q.calls_delta > 0]
+    over = [q for q in called if q.mean_ms > t.query_mean_warn_ms]
+    slowest = max((q.mean_ms for q in called), default=0.0)
     b.check(
         "postgres:slowQueries",
         "warn" if over else "pass",
-        len(over),
-        "queries",
+        round(slowest, 3),
+        "ms",
         f"{len(over)} statement(s) averaging more than {t.query_mean_warn_ms:.0f} ms",
         limits={"warn": t.query_mean_warn_ms},
+        details={"count": len(over)},
     )
     for q in sorted(inp.slow_queries, key=lambda q: (-q.total_ms_delta, q.queryid)):
         if q.mean_ms <= wedding_limit:

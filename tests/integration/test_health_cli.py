@@ -1,0 +1,60 @@
+"""`wedsync-db health`: the full document from one collection, and the exit codes."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from wedsync_db.cli.main import app
+
+pytestmark = pytest.mark.db
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_health(dsn: str, tmp_path: Path, *args: str) -> tuple[int, str]:
+    env = {
+        "DATABASE_URL": dsn,
+        "WEDSYNC_DATA_DIR": str(tmp_path / "data"),
+        "WEDSYNC_ENV": "development",
+    }
+    result = CliRunner().invoke(app, ["health", *args], env=env)
+    return result.exit_code, result.stdout
+
+
+def test_health_json_on_a_migrated_database(fresh_db: str, tmp_path: Path) -> None:
+    code, output = run_health(fresh_db, tmp_path, "--json")
+    doc = json.loads(output)
+    assert doc["status"] in ("pass", "warn"), doc.get("output")
+    assert code == 0
+    assert doc["checks"]["postgres:connections"][0]["observedUnit"] == "percent"
+    assert doc["checks"]["postgres:heartbeat"][0]["status"] == "pass"
+    readiness = doc["wedding_readiness"]
+    assert readiness["weddings_today"] == 0
+    assert set(readiness["freeze"]) == {"safe_migration", "blocking_migration"}
+    assert isinstance(doc["recommendations"], list)
+
+
+def test_health_table_and_exit_code(fresh_db: str, tmp_path: Path) -> None:
+    code, output = run_health(fresh_db, tmp_path)
+    assert code == 0
+    assert "postgres:connections" in output
+    assert "blocking migrations:" in output
+
+
+def test_unreachable_database_fails_with_exit_2(tmp_path: Path) -> None:
+    dsn = f"postgresql://postgres@127.0.0.1:{_closed_port()}/wedsync"
+    code, output = run_health(dsn, tmp_path, "--json")
+    doc = json.loads(output)
+    assert code == 2
+    assert doc["status"] == "fail"
+    assert doc["wedding_readiness"]["weddings_today"] is None
+    assert all(c["status"] == "fail" for c in doc["checks"]["postgres:heartbeat"])
