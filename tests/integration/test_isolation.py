@@ -1,0 +1,751 @@
+"""Tenant isolation as behaviour: what each user can see and change, enforced by RLS.
+
+Example tests walk every table's select / insert / update / delete policies on a small
+hand-made world; a hypothesis property test checks the same rules over random worlds. All rows
+carry fresh uuids, so the tests share one database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fixtures.tenants import (
+    Tenants,
+    add_client,
+    add_guests,
+    add_organization,
+    add_wedding,
+    build_tenants,
+    couple,
+    link_vendor,
+    new_id,
+    service_rows,
+    vendor,
+)
+from wedsync_db.db.client import Database
+from wedsync_db.errors import Conflict, PermissionDenied
+
+
+@pytest.fixture
+async def t(shared_database: Database) -> Tenants:
+    return await build_tenants(shared_database)
+
+
+async def ids(db: Database, claims: Mapping[str, str], query: str, *params: Any) -> set[Any]:
+    """The first column of every row the user sees."""
+    async with db.as_user(claims) as s:
+        return {r[0] for r in await s.fetch_tuples(query, params)}
+
+
+async def rowcount(db: Database, claims: Mapping[str, str], query: str, *params: Any) -> int:
+    """Rows affected by a statement run as the user (committed)."""
+    async with db.as_user(claims) as s:
+        return await s.execute(query, params)
+
+
+async def refused(db: Database, claims: Mapping[str, str], query: str, *params: Any) -> None:
+    """The statement run as the user fails with PermissionDenied."""
+    with pytest.raises(PermissionDenied):
+        async with db.as_user(claims) as s:
+            await s.execute(query, params)
+
+
+async def service_val(db: Database, query: str, *params: Any) -> Any:
+    rows = await service_rows(db, query, params)
+    return rows[0][0] if rows else None
+
+
+# --- organizations --------------------------------------------------------------------------
+async def test_members_see_only_their_own_organization(
+    shared_database: Database, t: Tenants
+) -> None:
+    db = shared_database
+    assert await ids(db, vendor(t.a_member), "select id from organizations") == {t.org_a}
+    assert await ids(db, vendor(t.b_owner), "select id from organizations") == {t.org_b}
+    assert await ids(db, vendor(t.stranger), "select id from organizations") == set()
+
+
+async def test_couples_see_the_organizations_working_on_their_wedding(
+    shared_database: Database, t: Tenants
+) -> None:
+    db = shared_database
+    assert await ids(db, couple(t.w1_partner), "select id from organizations") == {
+        t.org_a,
+        t.org_b,
+    }
+    assert await ids(db, couple(t.w2_partner), "select id from organizations") == {t.org_b}
+
+
+async def test_users_cannot_create_organizations(shared_database: Database, t: Tenants) -> None:
+    org_id = new_id()
+    for claims in (vendor(t.a_owner), couple(t.w1_partner), vendor(t.stranger)):
+        await refused(
+            shared_database,
+            claims,
+            "insert into organizations (id, name, slug) values (%s, 'Mine', %s)",
+            org_id,
+            f"mine-{org_id.hex}",
+        )
+    assert (
+        await service_val(
+            shared_database, "select count(*) from organizations where id = %s", org_id
+        )
+        == 0
+    )
+
+
+async def test_owners_and_admins_update_their_organization_others_cannot(
+    shared_database: Database, t: Tenants
+) -> None:
+    db = shared_database
+    update = "update organizations set name = %s where id = %s"
+    assert await rowcount(db, vendor(t.a_admin), update, "Renamed by admin", t.org_a) == 1
+    assert await rowcount(db, vendor(t.a_member), update, "Renamed by member", t.org_a) == 0
+    assert await rowcount(db, vendor(t.b_owner), update, "Renamed by B", t.org_a) == 0
+    assert await rowcount(db, couple(t.w1_partner), update, "Renamed by couple", t.org_a) == 0
+    name = "select name from organizations where id = %s"
+    assert await service_val(db, name, t.org_a) == "Renamed by admin"
+    assert await rowcount(db, vendor(t.a_owner), update, "Renamed by owner", t.org_a) == 1
+    assert await service_val(db, name, t.org_a) == "Renamed by owner"
+
+
+async def test_only_owners_and_admins_delete_their_organization(
+    shared_database: Database, t: Tenants
+) -> None:
+    db = shared_database
+    delete = "delete from organizations where id = %s"
+    assert await rowcount(db, vendor(t.a_member), delete, t.org_a) == 0
+    assert await rowcount(db, vendor(t.b_owner), delete, t.org_a) == 0
+    assert await rowcount(db, vendor(t.a_owner), delete, t.org_b) == 0
+    exists = "select count(*) from organizations where id = any(%s)"
+    assert await service_val(db, exists, [t.org_a, t.org_b]) == 2
+    assert await rowcount(db, vendor(t.b_owner), delete, t.org_b) == 1
+    assert await service_val(db, exists, [t.org_a, t.org_b]) == 1
+
+
+# --- organization_members -------------------------------------------------------------------
+async def test_colleagues_see_each_other_and_nobody_else(
+    shared_database: Database, t: Tenants
+) -> None:
+    db = shared_database
+    members = "select user_id from organization_members"
+    assert await ids(db, vendor(t.a_member), members) == {t.a_owner, t.a_admin, t.a_member}
+    assert await ids(db, vendor(t.b_owner), members) == {t.b_owner}
+    assert await ids(db, couple(t.w1_partner), members) == set()
+
+
+async def test_owners_and_admins_manage_members(shared_database: Database, t: Tenants) -> None:
+    db = shared_database
+    insert = "insert into organization_members (organization_id, user_id, role) values (%s, %s, %s)"
+    hired = new_id()
+    async with db.as_user(vendor(t.a_admin)) as s:
+        await s.execute(insert, (t.org_a, hired, "member"))
+    update = "update organization_members set role = %s where organization_id = %s and user_id = %s"
+    assert await rowcount(db, vendor(t.a_owner), update, "admin", t.org_a, hired) == 1
+    delete = "delete from organization_members where organization_id = %s and user_id = %s"
+    assert await rowcount(db, vendor(t.a_owner), delete, t.org_a, hired) == 1
+    assert (
+        await service_val(db, "select count(*) from organization_members where user_id = %s", hired)
+        == 0
+    )
+
+
+async def test_members_cannot_manage_membership_or_join_other_organizations(
+    shared_database: Database, t: Tenants
+) -> None:
+    db = shared_database
+    insert = "insert into organization_members (organization_id, user_id, role) values (%s, %s, %s)"
+    await refused(db, vendor(t.a_member), insert, t.org_a, new_id(), "member")
+    # nobody adds themselves to someone else's organization, not even another owner
+    await refused(db, vendor(t.b_owner), insert, t.org_a, t.b_owner, "owner")
+    await refused(db, vendor(t.stranger), insert, t.org_a, t.stranger, "member")
+    # a plain member cannot promote itself, nor remove the owner
+    update = "update organization_members set role = 'owner' where user_id = %s"
+    assert await rowcount(db, vendor(t.a_member), update, t.a_member) == 0
+    delete = "delete from organization_members where organization_id = %s and user_id = %s"
+    assert await rowcount(db, vendor(t.a_member), delete, t.org_a, t.a_owner) == 0
+    assert await rowcount(db, vendor(t.b_owner), delete, t.org_a, t.a_member) == 0
+    roles = await service_rows(
+        db,
+        "select user_id, role from organization_members where organization_id = %s",
+        (t.org_a,),
+    )
+    assert dict(roles) == {t.a_owner: "owner", t.a_admin: "admin", t.a_member: "member"}
+
+
+async def test_an_admin_cannot_move_a_member_into_another_organization(
+    shared_database: Database, t: Tenants
+) -> None:
+    move = "update organization_members set organization_id = %s where user_id = %s"
+    await refused(shared_database, vendor(t.a_admin), move, t.org_b, t.a_member)
+
+
+# --- clients --------------------------------------------------------------------------------
+async def test_vendors_see_only_their_organization_clients(
+    shared_database: Database, t: Tenants
+) -> None:
+    db = shared_database
+    clients = "select id from clients"
+    assert await ids(db, vendor(t.a_member), clients) == set(t.clients[t.org_a])
+    assert await ids(db, vendor(t.b_owner), clients) == set(t.clients[t.org_b])
+    assert await ids(db, vendor(t.stranger), clients) == set()
+    # naming another organization's client explicitly does not help
+    other = t.clients[t.org_b][0]
+    assert await ids(db, vendor(t.a_owner), "select id from clients where id = %s", other) == set()
+
+
+async def test_clients_are_invisible_from_the_couple_app(
+    shared_database: Database, t: Tenants
+) -> None:
+    db = shared_database
+    # the same vendor user, but with a couple-app token
+    assert await ids(db, couple(t.a_owner), "select id from clients") == set()
+    await refused(
+        db,
+        couple(t.a_owner),
+        "insert into clients (organization_id, partner1_name) values (%s, 'X')",
+        t.org_a,
+    )
+
+
+async def test_vendors_write_their_own_clients_only(shared_database: Database, t: Tenants) -> None:
+    db = shared_database
+    insert = "insert into clients (organization_id, id, partner1_name) values (%s, %s, %s)"
+    mine = new_id()
+    async with db.as_user(vendor(t.a_member)) as s:
+        await s.execute(insert, (t.org_a, mine, "Alex"))
+    await refused(db, vendor(t.a_member), insert, t.org_b, new_id(), "Sneaky")
+
+    theirs = t.clients[t.org_b][0]
+    before = await service_rows(
+        db, "select partner1_name, updated_at from clients where id = %s", (theirs,)
+    )
+    update = "update clients set partner1_name = %s where id = %s"
+    assert await rowcount(db, vendor(t.a_owner), update, "Hijacked", theirs) == 0
+    assert await rowcount(db, vendor(t.a_owner), "delete from clients where id = %s", theirs) == 0
+    assert (
+        await service_rows(
+            db, "select partner1_name, updated_at from clients where id = %s", (theirs,)
+        )
+        == before
+    )
+
+    assert await rowcount(db, vendor(t.a_member), update, "Alexandra", mine) == 1
+    # moving a client into another organization violates the policy's WITH CHECK
+    await refused(
+        db,
+        vendor(t.a_member),
+        "update clients set organization_id = %s where id = %s",
+        t.org_b,
+        mine,
+    )
+    assert await rowcount(db, vendor(t.a_member), "delete from clients where id = %s", mine) == 1
+
+
+async def test_duplicate_external_ref_is_a_conflict_naming_the_constraint(
+    shared_database: Database, t: Tenants
+) -> None:
+    insert = (
+        "insert into clients (organization_id, partner1_name, external_ref) values (%s, %s, %s)"
+    )
+    async with shared_database.as_user(vendor(t.a_owner)) as s:
+        await s.execute(insert, (t.org_a, "First", "CRM-1"))
+    with pytest.raises(Conflict) as info:
+        async with shared_database.as_user(vendor(t.a_owner)) as s:
+            await s.execute(insert, (t.org_a, "Second", "CRM-1"))
+    assert info.value.constraint == "clients_organization_id_external_ref_key"
+    # the same reference in another organization is fine
+    async with shared_database.as_user(vendor(t.b_owner)) as s:
+        await s.execute(insert, (t.org_b, "Other", "CRM-1"))
+
+
+# --- weddings -------------------------------------------------------------------------------
+async def test_wedding_visibility(shared_database: Database, t: Tenants) -> None:
+    db = shared_database
+    weddings = "select id from weddings"
+    assert await ids(db, couple(t.w1_partner), weddings) == {t.wedding_1}
+    assert await ids(db, couple(t.w1_planner), weddings) == {t.wedding_1}
+    assert await ids(db, couple(t.w2_partner), weddings) == {t.wedding_2}
+    assert await ids(db, vendor(t.a_member), weddings) == {t.wedding_1}
+    assert await ids(db, vendor(t.b_owner), weddings) == {t.wedding_1, t.wedding_2}
+    assert await ids(db, vendor(t.stranger), weddings) == set()
+
+
+async def test_users_cannot_create_weddings(shared_database: Database, t: Tenants) -> None:
+    insert = "insert into weddings (title, wedding_date) values ('Ours', '2027-07-03')"
+    await refused(shared_database, couple(t.w1_partner), insert)
+    await refused(shared_database, vendor(t.a_owner), insert)
+
+
+async def test_the_couple_edits_its_wedding_vendors_cannot(
+    shared_database: Database, t: Tenants
+) -> None:
+    db = shared_database
+    update = "update weddings set venue = %s where id = %s"
+    assert await rowcount(db, couple(t.w1_planner), update, "Planner's pick", t.wedding_1) == 1
+    assert await rowcount(db, vendor(t.a_owner), update, "Vendor's pick", t.wedding_1) == 0
+    assert await rowcount(db, couple(t.w2_partner), update, "Neighbour's pick", t.wedding_1) == 0
+    assert await service_val(db, "select venue from weddings where id = %s", t.wedding_1) == (
+        "Planner's pick"
+    )
+
+
+async def test_only_partners_delete_their_wedding(shared_database: Database, t: Tenants) -> None:
+    db = shared_database
+    delete = "delete from weddings where id = %s"
+    assert await rowcount(db, couple(t.w1_planner), delete, t.wedding_1) == 0
+    assert await rowcount(db, vendor(t.a_owner), delete, t.wedding_1) == 0
+    assert await rowcount(db, couple(t.w2_partner), delete, t.wedding_1) == 0
+    assert await service_val(db, "select count(*) from weddings where id = %s", t.wedding_1) == 1
+    assert await rowcount(db, couple(t.w1_partner), delete, t.wedding_1) == 1
+    assert (
+        await service_val(db, "select count(*) from guests where wedding_id = %s", t.wedding_1) == 0
+    )
+
+
+# --- wedding_members ------------------------------------------------------------------------
+async def test_wedding_members_see_each_other_only(shared_database: Database, t: Tenants) -> None:
+    db = shared_database
+    members = "select user_id from wedding_members"
+    assert await ids(db, couple(t.w1_partner), members) == {t.w1_partner, t.w1_planner}
+    assert await ids(db, couple(t.w2_partner), members) == {t.w2_partner}
+    assert await ids(db, vendor(t.a_owner), members) == set()
+
+
+async def test_partners_manage_wedding_members(shared_database: Database, t: Tenants) -> None:
+    db = shared_database
+    insert = "insert into wedding_members (wedding_id, user_id, role) values (%s, %s, %s)"
+    planner = new_id()
+    async with db.as_user(couple(t.w1_partner)) as s:
+        await s.execute(insert, (t.wedding_1, planner, "planner"))
+    assert await ids(db, couple(planner), "select id from weddings") == {t.wedding_1}
+    # a planner cannot add people, and nobody joins someone else's wedding
+    await refused(db, couple(t.w1_planner), insert, t.wedding_1, new_id(), "partner")
+    await refused(db, couple(t.w2_partner), insert, t.wedding_1, t.w2_partner, "partner")
+    await refused(db, vendor(t.a_owner), insert, t.wedding_1, t.a_owner, "planner")
+    update = "update wedding_members set role = 'partner' where wedding_id = %s and user_id = %s"
+    assert await rowcount(db, couple(t.w1_planner), update, t.wedding_1, t.w1_planner) == 0
+    delete = "delete from wedding_members where wedding_id = %s and user_id = %s"
+    assert await rowcount(db, couple(t.w1_planner), delete, t.wedding_1, t.w1_partner) == 0
+    assert await rowcount(db, couple(t.w1_partner), delete, t.wedding_1, planner) == 1
+    assert await ids(db, couple(planner), "select id from weddings") == set()
+
+
+# --- wedding_vendors ------------------------------------------------------------------------
+async def test_the_couple_decides_which_vendors_see_guests(
+    shared_database: Database, t: Tenants
+) -> None:
+    db = shared_database
+    guests_of_2 = "select id from guests where wedding_id = %s"
+    assert await ids(db, vendor(t.a_owner), guests_of_2, t.wedding_2) == set()
+
+    async with db.as_user(couple(t.w2_partner)) as s:
+        await s.execute(
+            "insert into wedding_vendors (wedding_id, organization_id, can_view_guests)"
+            " values (%s, %s, true)",
+            (t.wedding_2, t.org_a),
+        )
+    assert await ids(db, vendor(t.a_owner), guests_of_2, t.wedding_2) == set(t.guests[t.wedding_2])
+
+    revoke = (
+        "update wedding_vendors set can_view_guests = false"
+        " where wedding_id = %s and organization_id = %s"
+    )
+    assert await rowcount(db, couple(t.w2_partner), revoke, t.wedding_2, t.org_a) == 1
+    assert await ids(db, vendor(t.a_owner), guests_of_2, t.wedding_2) == set()
+    assert await ids(db, vendor(t.a_owner), "select id from weddings") == {t.wedding_1, t.wedding_2}
+
+    unlink = "delete from wedding_vendors where wedding_id = %s and organization_id = %s"
+    assert await rowcount(db, couple(t.w2_partner), unlink, t.wedding_2, t.org_a) == 1
+    assert await ids(db, vendor(t.a_owner), "select id from weddings") == {t.wedding_1}
+
+
+async def test_vendors_cannot_link_themselves_or_grant_themselves_guest_access(
+    shared_database: Database, t: Tenants
+) -> None:
+    db = shared_database
+    await refused(
+        db,
+        vendor(t.a_owner),
+        "insert into wedding_vendors (wedding_id, organization_id, can_view_guests)"
+        " values (%s, %s, true)",
+        t.wedding_2,
+        t.org_a,
+    )
+    grant = (
+        "update wedding_vendors set can_view_guests = true"
+        " where wedding_id = %s and organization_id = %s"
+    )
+    assert await rowcount(db, vendor(t.b_owner), grant, t.wedding_1, t.org_b) == 0
+    assert (
+        await ids(db, vendor(t.b_owner), "select id from guests where wedding_id = %s", t.wedding_1)
+        == set()
+    )
+    unlink = "delete from wedding_vendors where wedding_id = %s"
+    assert await rowcount(db, vendor(t.b_owner), unlink, t.wedding_1) == 0
+    # a vendor sees its own links, not the other vendors on the wedding
+    links = "select organization_id from wedding_vendors where wedding_id = %s"
+    assert await ids(db, vendor(t.b_owner), links, t.wedding_1) == {t.org_b}
+    assert await ids(db, couple(t.w1_partner), links, t.wedding_1) == {t.org_a, t.org_b}
+
+
+async def test_couples_cannot_link_vendors_to_another_wedding(
+    shared_database: Database, t: Tenants
+) -> None:
+    await refused(
+        shared_database,
+        couple(t.w1_partner),
+        "insert into wedding_vendors (wedding_id, organization_id, can_view_guests)"
+        " values (%s, %s, true)",
+        t.wedding_2,
+        t.org_a,
+    )
+
+
+# --- guests ---------------------------------------------------------------------------------
+async def test_guest_visibility(shared_database: Database, t: Tenants) -> None:
+    db = shared_database
+    guests = "select id from guests"
+    g1, g2 = set(t.guests[t.wedding_1]), set(t.guests[t.wedding_2])
+    assert await ids(db, couple(t.w1_partner), guests) == g1
+    assert await ids(db, couple(t.w1_planner), guests) == g1
+    assert await ids(db, couple(t.w2_partner), guests) == g2
+    # A has guest access on wedding 1; B works on wedding 1 without it and on 2 with it
+    assert await ids(db, vendor(t.a_member), guests) == g1
+    assert await ids(db, vendor(t.b_owner), guests) == g2
+    assert await ids(db, vendor(t.stranger), guests) == set()
+
+
+async def test_the_audience_decides_which_policy_arm_applies(
+    shared_database: Database, t: Tenants
+) -> None:
+    db = shared_database
+    # a couple member holding a vendor-portal token gets nothing through the couple arm
+    assert await ids(db, vendor(t.w1_partner), "select id from guests") == set()
+    # and a vendor holding a couple-app token gets nothing through the vendor arm
+    assert await ids(db, couple(t.a_owner), "select id from guests") == set()
+    await refused(
+        db,
+        vendor(t.w1_partner),
+        "insert into guests (wedding_id, first_name) values (%s, 'Via vendor app')",
+        t.wedding_1,
+    )
+
+
+async def test_the_couple_manages_its_guest_list(shared_database: Database, t: Tenants) -> None:
+    db = shared_database
+    new_guest = new_id()
+    async with db.as_user(couple(t.w1_partner)) as s:
+        await s.execute(
+            "insert into guests (wedding_id, id, first_name) values (%s, %s, 'Nan')",
+            (t.wedding_1, new_guest),
+        )
+    update = "update guests set rsvp_status = 'accepted' where id = %s"
+    assert await rowcount(db, couple(t.w1_planner), update, new_guest) == 1
+    assert await service_rows(
+        db, "select rsvp_status, version from guests where id = %s", (new_guest,)
+    ) == [("accepted", 2)]
+    # moving a guest onto another wedding's list violates the WITH CHECK
+    await refused(
+        db,
+        couple(t.w1_partner),
+        "update guests set wedding_id = %s where id = %s",
+        t.wedding_2,
+        new_guest,
+    )
+    assert (
+        await rowcount(db, couple(t.w1_partner), "delete from guests where id = %s", new_guest) == 1
+    )
+
+
+async def test_couples_cannot_touch_another_weddings_guests(
+    shared_database: Database, t: Tenants
+) -> None:
+    db = shared_database
+    theirs = t.guests[t.wedding_2][0]
+    before = await service_rows(
+        db, "select first_name, version from guests where id = %s", (theirs,)
+    )
+    await refused(
+        db,
+        couple(t.w1_partner),
+        "insert into guests (wedding_id, first_name) values (%s, 'Gatecrasher')",
+        t.wedding_2,
+    )
+    update = "update guests set first_name = 'Renamed' where id = %s"
+    assert await rowcount(db, couple(t.w1_partner), update, theirs) == 0
+    assert await rowcount(db, couple(t.w1_partner), "delete from guests where id = %s", theirs) == 0
+    assert (
+        await service_rows(db, "select first_name, version from guests where id = %s", (theirs,))
+        == before
+    )
+
+
+async def test_vendors_cannot_write_guests_even_with_guest_access(
+    shared_database: Database, t: Tenants
+) -> None:
+    db = shared_database
+    guest = t.guests[t.wedding_1][0]
+    before = await service_rows(
+        db, "select first_name, version from guests where id = %s", (guest,)
+    )
+    # A can read wedding 1's guests ...
+    assert guest in await ids(db, vendor(t.a_owner), "select id from guests")
+    # ... but not add, change or remove any
+    await refused(
+        db,
+        vendor(t.a_owner),
+        "insert into guests (wedding_id, first_name) values (%s, 'Vendor plus-one')",
+        t.wedding_1,
+    )
+    update = "update guests set table_number = 1 where id = %s"
+    assert await rowcount(db, vendor(t.a_owner), update, guest) == 0
+    assert await rowcount(db, vendor(t.a_owner), "delete from guests where id = %s", guest) == 0
+    assert (
+        await service_rows(db, "select first_name, version from guests where id = %s", (guest,))
+        == before
+    )
+
+
+async def test_the_anon_role_reads_nothing(shared_database: Database, t: Tenants) -> None:
+    claims = {"sub": str(t.w1_partner), "aud": "couple", "role": "anon"}
+    with pytest.raises(PermissionDenied):
+        async with shared_database.as_user(claims) as s:
+            await s.fetch_val("select count(*) from guests")
+
+
+async def test_the_service_client_sees_everything(shared_database: Database, t: Tenants) -> None:
+    async with shared_database.service(reason="test: service sees all") as s:
+        guests = {r[0] for r in await s.fetch_tuples("select id from guests")}
+        clients = {r[0] for r in await s.fetch_tuples("select id from clients")}
+    assert set(t.guests[t.wedding_1]) | set(t.guests[t.wedding_2]) <= guests
+    assert set(t.clients[t.org_a]) | set(t.clients[t.org_b]) <= clients
+
+
+# --- property: random worlds ----------------------------------------------------------------
+ORG_ROLES = ("owner", "admin", "member")
+WEDDING_ROLES = ("partner", "planner")
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """A random world by index: who belongs where, which links exist, how many rows."""
+
+    users: int
+    org_members: dict[tuple[int, int], str]  # (org, user) -> role
+    wedding_members: dict[tuple[int, int], str]  # (wedding, user) -> role
+    links: dict[tuple[int, int], bool]  # (wedding, org) -> can_view_guests
+    clients_per_org: list[int]
+    guests_per_wedding: list[int]
+
+    def orgs_of(self, user: int) -> set[int]:
+        return {o for (o, u) in self.org_members if u == user}
+
+    def weddings_of(self, user: int) -> set[int]:
+        return {w for (w, u) in self.wedding_members if u == user}
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> WorldSpec:
+    users = draw(st.integers(1, 5))
+    orgs = draw(st.integers(1, 3))
+    weddings = draw(st.integers(1, 3))
+    user = st.integers(0, users - 1)
+    return WorldSpec(
+        users=users,
+        org_members=draw(
+            st.dictionaries(
+                st.tuples(st.integers(0, orgs - 1), user), st.sampled_from(ORG_ROLES), max_size=6
+            )
+        ),
+        wedding_members=draw(
+            st.dictionaries(
+                st.tuples(st.integers(0, weddings - 1), user),
+                st.sampled_from(WEDDING_ROLES),
+                max_size=5,
+            )
+        ),
+        links=draw(
+            st.dictionaries(
+                st.tuples(st.integers(0, weddings - 1), st.integers(0, orgs - 1)), st.booleans()
+            )
+        ),
+        clients_per_org=draw(st.lists(st.integers(0, 3), min_size=orgs, max_size=orgs)),
+        guests_per_wedding=draw(st.lists(st.integers(0, 4), min_size=weddings, max_size=weddings)),
+    )
+
+
+@dataclass(frozen=True)
+class World:
+    """A WorldSpec written to the database: index -> uuid."""
+
+    spec: WorldSpec
+    users: list[UUID]
+    orgs: list[UUID]
+    weddings: list[UUID]
+    clients: list[list[UUID]]
+    guests: list[list[UUID]]
+
+
+async def materialise(db: Database, spec: WorldSpec) -> World:
+    users = [new_id() for _ in range(spec.users)]
+    async with db.service(reason="test: random world") as s:
+        orgs = [await add_organization(s) for _ in spec.clients_per_org]
+        weddings = [await add_wedding(s) for _ in spec.guests_per_wedding]
+        for (o, u), role in spec.org_members.items():
+            await s.execute(
+                "insert into organization_members (organization_id, user_id, role)"
+                " values (%s, %s, %s)",
+                (orgs[o], users[u], role),
+            )
+        for (w, u), role in spec.wedding_members.items():
+            await s.execute(
+                "insert into wedding_members (wedding_id, user_id, role) values (%s, %s, %s)",
+                (weddings[w], users[u], role),
+            )
+        for (w, o), can_view in spec.links.items():
+            await link_vendor(s, weddings[w], orgs[o], can_view_guests=can_view)
+        clients = [
+            [await add_client(s, org) for _ in range(n)]
+            for org, n in zip(orgs, spec.clients_per_org, strict=True)
+        ]
+        guests = [
+            await add_guests(s, w, n)
+            for w, n in zip(weddings, spec.guests_per_wedding, strict=True)
+        ]
+    return World(spec, users, orgs, weddings, clients, guests)
+
+
+def flatten(groups: list[list[UUID]], indexes: set[int]) -> set[UUID]:
+    return {x for i in indexes for x in groups[i]}
+
+
+async def snapshot(db: Database, world: World) -> list[tuple[Any, ...]]:
+    """Every row of the world as the service client sees it (for unchanged-after checks)."""
+    all_guests = [g for gs in world.guests for g in gs]
+    all_clients = [c for cs in world.clients for c in cs]
+    rows: list[tuple[Any, ...]] = await service_rows(
+        db,
+        "select 'guest', id::text, first_name, version::text from guests where id = any(%s)"
+        " union all select 'client', id::text, partner1_name, status"
+        "   from clients where id = any(%s)"
+        " union all select 'org', id::text, name, tier from organizations where id = any(%s)"
+        " union all select 'member', user_id::text, organization_id::text, role"
+        "   from organization_members where organization_id = any(%s)"
+        " union all select 'wedding', id::text, title, venue from weddings where id = any(%s)"
+        " union all select 'link', wedding_id::text, organization_id::text, can_view_guests::text"
+        "   from wedding_vendors where wedding_id = any(%s)"
+        " order by 1, 2, 3",
+        (all_guests, all_clients, world.orgs, world.orgs, world.weddings, world.weddings),
+    )
+    return rows
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(spec=worlds())
+async def test_random_worlds_stay_isolated(shared_database: Database, spec: WorldSpec) -> None:
+    db = shared_database
+    world = await materialise(db, spec)
+    before = await snapshot(db, world)
+
+    # the service client sees every row of the world
+    assert len([r for r in before if r[0] == "guest"]) == sum(spec.guests_per_wedding)
+    assert len([r for r in before if r[0] == "client"]) == sum(spec.clients_per_org)
+    assert len([r for r in before if r[0] == "link"]) == len(spec.links)
+
+    all_orgs = set(range(len(world.orgs)))
+    all_weddings = set(range(len(world.weddings)))
+    for u, user in enumerate(world.users):
+        my_orgs = spec.orgs_of(u)
+        my_weddings = spec.weddings_of(u)
+        linked = {w for (w, o) in spec.links if o in my_orgs}
+        with_access = {w for (w, o), can_view in spec.links.items() if o in my_orgs and can_view}
+        vendors_of_mine = {o for (w, o) in spec.links if w in my_weddings}
+
+        async with db.as_user(vendor(user)) as s:
+            clients = {r[0] for r in await s.fetch_tuples("select id from clients")}
+            guests = {r[0] for r in await s.fetch_tuples("select id from guests")}
+            weddings = {r[0] for r in await s.fetch_tuples("select id from weddings")}
+            orgs = {r[0] for r in await s.fetch_tuples("select id from organizations")}
+        # a vendor never sees another organization's clients
+        assert clients == flatten(world.clients, my_orgs)
+        assert not clients & flatten(world.clients, all_orgs - my_orgs)
+        # guests only of weddings linked with guest access, all of them
+        assert guests == flatten(world.guests, with_access)
+        assert not guests & flatten(world.guests, linked - with_access)
+        assert weddings == {world.weddings[w] for w in my_weddings | linked}
+        assert orgs == {world.orgs[o] for o in my_orgs | vendors_of_mine}
+
+        async with db.as_user(couple(user)) as s:
+            clients = {r[0] for r in await s.fetch_tuples("select id from clients")}
+            guests = {r[0] for r in await s.fetch_tuples("select id from guests")}
+        # a couple never sees another wedding's guests, nor any vendor's CRM
+        assert clients == set()
+        assert guests == flatten(world.guests, my_weddings)
+        assert not guests & flatten(world.guests, all_weddings - my_weddings)
+
+        # writes into other tenants' rows: inserts refused, updates match nothing
+        foreign_orgs = sorted(all_orgs - my_orgs)
+        if foreign_orgs:
+            o = foreign_orgs[0]
+            await refused(
+                db,
+                vendor(user),
+                "insert into clients (organization_id, partner1_name) values (%s, 'Intruder')",
+                world.orgs[o],
+            )
+            if world.clients[o]:
+                assert (
+                    await rowcount(
+                        db,
+                        vendor(user),
+                        "update clients set partner1_name = 'Hijacked' where id = %s",
+                        world.clients[o][0],
+                    )
+                    == 0
+                )
+        foreign_weddings = sorted(all_weddings - my_weddings)
+        if foreign_weddings:
+            w = foreign_weddings[0]
+            await refused(
+                db,
+                couple(user),
+                "insert into guests (wedding_id, first_name) values (%s, 'Gatecrasher')",
+                world.weddings[w],
+            )
+        # vendors never write guests, whatever their access; couples not other weddings'
+        for claims, targets in (
+            (vendor(user), all_weddings),
+            (couple(user), set(foreign_weddings)),
+        ):
+            victims = sorted(flatten(world.guests, targets))
+            if victims:
+                assert (
+                    await rowcount(
+                        db,
+                        claims,
+                        "update guests set first_name = 'Renamed' where id = any(%s)",
+                        victims,
+                    )
+                    == 0
+                )
+        if with_access:
+            await refused(
+                db,
+                vendor(user),
+                "insert into guests (wedding_id, first_name) values (%s, 'Vendor guest')",
+                world.weddings[min(with_access)],
+            )
+
+    assert await snapshot(db, world) == before
