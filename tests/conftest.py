@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -57,7 +59,8 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             pytest.exit(f"WEDSYNC_TEST_DATABASE_URL is set but unreachable: {exc}", returncode=3)
         yield Server(url, None)
         return
-    data_dir = tmp_path_factory.mktemp("embedded-pg")
+    # not under pytest's basetemp: another pytest run on the machine may reset its permissions
+    data_dir = tempfile.mkdtemp(prefix="wedsync-test-pg-")
     server = EmbeddedPostgres(Path(data_dir), port=_free_port(), fast=True)
     try:
         status, _ = server.ensure_running()
@@ -65,6 +68,7 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         pytest.exit(f"could not start the embedded PostgreSQL for the tests: {exc}", returncode=3)
     yield Server(status.dsn("postgres"), server)
     server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def create_database(server: Server, name: str, template: str | None = None) -> str:

@@ -7,6 +7,7 @@ and an optional ``.env``. Nothing is read at import time: call :func:`load_setti
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import time
@@ -101,6 +102,8 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8080, ge=0, le=65535)
     metrics_token: SecretStr | None = None
     sample_interval: float = Field(default=60.0, gt=0)
+    # /metrics serves the cached snapshot when younger than this, else refreshes cheap parts
+    metrics_max_age: float = Field(default=5.0, ge=0)
     history_retention_days: int | None = Field(default=None, ge=1)
     backup_retention_days: int | None = Field(default=None, ge=1)
     disk_budget_gb: float = Field(default=50.0, gt=0)
@@ -256,6 +259,48 @@ def parse_time_window(value: str) -> tuple[time, time]:
     return start, end
 
 
+_SECRET_KEYS = ("password", "sslpassword")
+
+
+def _kv_tokens(dsn: str) -> list[tuple[str, str, int, int]]:
+    """libpq key=value conninfo as (key, value, value start, value end); spaces may surround
+    '=' and a value may be single-quoted with backslash escapes."""
+    tokens: list[tuple[str, str, int, int]] = []
+    i, n = 0, len(dsn)
+    while i < n:
+        while i < n and dsn[i].isspace():
+            i += 1
+        start = i
+        while i < n and not dsn[i].isspace() and dsn[i] != "=":
+            i += 1
+        key = dsn[start:i]
+        while i < n and dsn[i].isspace():
+            i += 1
+        if not key or i >= n or dsn[i] != "=":
+            raise ValueError("not a key=value connection string")
+        i += 1
+        while i < n and dsn[i].isspace():
+            i += 1
+        vstart = i
+        value = []
+        if i < n and dsn[i] == "'":
+            i += 1
+            while i < n and dsn[i] != "'":
+                if dsn[i] == "\\" and i + 1 < n:
+                    i += 1
+                value.append(dsn[i])
+                i += 1
+            i += 1  # closing quote
+        else:
+            while i < n and not dsn[i].isspace():
+                if dsn[i] == "\\" and i + 1 < n:
+                    i += 1
+                value.append(dsn[i])
+                i += 1
+        tokens.append((key, "".join(value), vstart, i))
+    return tokens
+
+
 def redact_dsn(dsn: str) -> str:
     """Replace the password of a postgres URL or key/value DSN with ``****``."""
     if "://" in dsn:
@@ -267,15 +312,22 @@ def redact_dsn(dsn: str) -> str:
                 userinfo = userinfo.split(":", 1)[0] + ":****"
             netloc = f"{userinfo}@{host}"
         query = "&".join(
-            f"{k}={'****' if k.lower() in ('password', 'sslpassword') else v}"
+            f"{k}={'****' if k.lower() in _SECRET_KEYS else v}"
             for k, v in parse_qsl(parts.query, keep_blank_values=True)
         )
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    out = []
-    for token in dsn.split():
-        key, sep, _ = token.partition("=")
-        out.append(f"{key}=****" if sep and key.lower() in ("password", "sslpassword") else token)
-    return " ".join(out)
+    try:
+        tokens = _kv_tokens(dsn)
+    except ValueError:
+        # unparseable: show nothing that could be a secret
+        return "<unparseable connection string>"
+    out, last = [], 0
+    for key, _, vstart, vend in tokens:
+        if key.lower() in _SECRET_KEYS:
+            out.append(dsn[last:vstart] + "****")
+            last = vend
+    out.append(dsn[last:])
+    return "".join(out)
 
 
 def dsn_host_is_local(dsn: str) -> bool:
@@ -303,10 +355,8 @@ def dsn_params(dsn: str) -> dict[str, str]:
         if parts.hostname and "host" not in params:
             params["host"] = parts.hostname
     else:
-        for token in dsn.split():
-            key, sep, value = token.partition("=")
-            if sep:
-                params[key] = value.strip("'")
+        for key, value, _, _ in _kv_tokens(dsn):
+            params[key] = value
     return params
 
 
@@ -344,7 +394,10 @@ def validate_for_startup(settings: Settings) -> list[str]:
             raise ConfigError(
                 _env_name(field), "is not a PostgreSQL URL (postgresql://user@host/db)"
             )
-        sslmode = dsn_params(dsn).get("sslmode", "prefer")
+        try:
+            sslmode = dsn_params(dsn).get("sslmode", "prefer")
+        except ValueError:
+            raise ConfigError(_env_name(field), "is not a valid connection string") from None
         if settings.profile.tls_required and not dsn_host_is_local(dsn):
             allowed = ("verify-full", "verify-ca", "require")
             if sslmode not in allowed:
@@ -389,8 +442,10 @@ def _development_service_key(data_dir: Path) -> str:
             return path.read_text().strip()
         data_dir.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(32)
-        path.write_text(key + "\n")
-        path.chmod(0o600)
+        # created 0600 from the start: never readable by others, not even for a moment
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
         return key
     except OSError:
         return secrets.token_urlsafe(32)

@@ -316,7 +316,6 @@ def _explicit_block(s: Session, kind: str) -> contextlib.AbstractAsyncContextMan
     return s.connection.pipeline()
 
 
-@pytest.mark.xfail(strict=True, reason=EXPLICIT_TRANSACTION_BUG)
 @pytest.mark.parametrize(
     "kind", ["Session.transaction", "connection.transaction", "connection.pipeline"]
 )
@@ -339,7 +338,6 @@ async def test_an_explicit_transaction_opening_a_user_scope_keeps_the_claims(
     ]
 
 
-@pytest.mark.xfail(strict=True, reason=EXPLICIT_TRANSACTION_BUG)
 async def test_an_explicit_transaction_opening_a_service_scope_runs_as_service_role(
     shared_database: Database,
 ) -> None:

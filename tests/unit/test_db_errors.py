@@ -35,24 +35,15 @@ def test_server_errors_map_by_class(driver: type[psycopg.Error], ours: type[Exce
     assert "server said no" in str(converted)
 
 
-UNAVAILABLE_BY_SQLSTATE = pytest.mark.xfail(
-    strict=True,
-    reason="db/errors.py convert: the isinstance check on pgerr.ConnectionException only "
-    "matches SQLSTATE 08000 (psycopg's per-code classes do not inherit from the class-level "
-    "one), and 57P02 / 53300 are not listed, so they become QueryError instead of "
-    "DatabaseUnavailable",
-)
-
-
 @pytest.mark.parametrize(
     "driver",
     [
         pgerr.ConnectionException,
         pgerr.AdminShutdown,
         pgerr.CannotConnectNow,
-        pytest.param(pgerr.ConnectionFailure, marks=UNAVAILABLE_BY_SQLSTATE),
-        pytest.param(pgerr.CrashShutdown, marks=UNAVAILABLE_BY_SQLSTATE),
-        pytest.param(pgerr.TooManyConnections, marks=UNAVAILABLE_BY_SQLSTATE),
+        pgerr.ConnectionFailure,
+        pgerr.CrashShutdown,
+        pgerr.TooManyConnections,
     ],
 )
 def test_server_side_unavailability_means_unavailable(driver: type[psycopg.Error]) -> None:

@@ -148,11 +148,6 @@ def test_production_refuses_a_remote_database_without_tls(
     assert ":pw@" not in str(info.value) and "password=pw" not in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settings.py dsn_params: key=value DSNs are split on whitespace, so 'host = remote' "
-    "(valid for libpq) yields no host, which dsn_host_is_local treats as a local socket",
-)
 def test_production_refuses_a_spaced_key_value_remote_host(monkeypatch: pytest.MonkeyPatch) -> None:
     production(monkeypatch, url="host = db.example.com dbname=wedsync user=app")
     with refused("DATABASE_URL"):
@@ -294,11 +289,6 @@ def test_redact_dsn_hides_the_password(dsn: str) -> None:
     assert "app" in shown
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settings.py redact_dsn: key=value DSNs are split on whitespace, so a quoted "
-    "password with a space, or spaces around '=', leak the password",
-)
 @pytest.mark.parametrize(
     "dsn",
     [

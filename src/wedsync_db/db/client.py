@@ -15,6 +15,7 @@ from uuid import UUID
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+import psycopg_pool
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -243,10 +244,23 @@ class Database:
             )
             return conn
         except Exception as exc:
-            converted = convert(exc, pool=pool_name, timeout=self.pool_timeout)
+            converted = self._checkout_error(pool_name, exc)
             if converted is exc:
                 raise
             raise converted from exc
+
+    def _checkout_error(self, pool_name: str, exc: BaseException) -> BaseException:
+        # a checkout timeout with no connection at all is an outage, not a busy pool
+        if isinstance(exc, psycopg_pool.PoolTimeout) and not isinstance(
+            exc, psycopg_pool.TooManyRequests
+        ):
+            stats = self._pools[pool_name].get_stats()
+            if stats.get("pool_size", 0) == 0:
+                return DatabaseUnavailable(
+                    f"the {pool_name} pool could not connect to the database within "
+                    f"{self.pool_timeout:g}s"
+                )
+        return convert(exc, pool=pool_name, timeout=self.pool_timeout)
 
     # --- heartbeat ----------------------------------------------------------------------------
     async def probe(self, pool_name: str) -> float:
@@ -258,7 +272,7 @@ class Database:
                 async with self._pools[pool_name].connection(timeout=self.pool_timeout) as conn:
                     await conn.execute("select 1")
         except Exception as exc:
-            converted = convert(exc, pool=pool_name, timeout=self.pool_timeout)
+            converted = self._checkout_error(pool_name, exc)
             state.record_failure(_first_line(converted))
             raise DatabaseUnavailable(_first_line(converted)) from exc
         latency = monotonic_ms() - started

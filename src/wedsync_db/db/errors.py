@@ -41,20 +41,23 @@ def convert(exc: BaseException, *, pool: str = "database", timeout: float = 0.0)
         return errors.LockTimeout(message, exc.sqlstate)
     if isinstance(exc, pgerr.QueryCanceled):
         return errors.StatementTimeout(message, exc.sqlstate)
-    if (
-        isinstance(
-            exc,
-            psycopg.OperationalError
-            | pgerr.AdminShutdown
-            | pgerr.CannotConnectNow
-            | pgerr.ConnectionException,
-        )
-        and not exc.sqlstate
-    ):
-        return errors.DatabaseUnavailable(f"database unavailable: {message}")
-    if isinstance(exc, pgerr.AdminShutdown | pgerr.CannotConnectNow | pgerr.ConnectionException):
+    if _unavailable(exc):
         return errors.DatabaseUnavailable(f"database unavailable: {message}")
     return errors.QueryError(message, exc.sqlstate)
+
+
+# SQLSTATEs that mean "try again later", not "your statement is wrong": class 08 (connection
+# exception), operator intervention (shutdown, crash of another backend, cannot connect now,
+# database dropped) and too many connections.
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "57P05", "53300"})
+
+
+def _unavailable(exc: psycopg.Error) -> bool:
+    state = exc.sqlstate
+    if state is None:
+        # no SQLSTATE: the client lost or could not make the connection
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    return state.startswith("08") or state in _UNAVAILABLE_STATES
 
 
 def _message(exc: psycopg.Error) -> str:

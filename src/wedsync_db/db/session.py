@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, LiteralString, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor, generators, pq, sql
+from psycopg import AsyncConnection, AsyncCursor, AsyncTransaction, generators, pq, sql
 from psycopg import errors as pgerr
 from psycopg.abc import PQGen
 from psycopg.rows import AsyncRowFactory, class_row, dict_row, tuple_row
@@ -103,18 +103,39 @@ class ScopedConnection(AsyncConnection[Any]):
         if (
             self.scope_settings is None
             or self._autocommit
-            or self._pipeline is not None
             or self.pgconn.transaction_status != pq.TransactionStatus.IDLE
         ):
             yield from super()._start_query()
             return
+        settings = scope_settings(self.scope_settings).as_bytes(self)
+        if self._pipeline is not None:
+            # pipeline mode takes one statement per command: queue both, then sync
+            yield from self._exec_command(b"BEGIN")
+            yield from self._exec_command(settings)
+            yield from self._pipeline._sync_gen()
+            return
         self._check_connection_ok()
-        begin = (sql.SQL("begin; ") + scope_settings(self.scope_settings)).as_bytes(self)
-        self.pgconn.send_query(begin)
+        self.pgconn.send_query(b"begin; " + settings)
         results = yield from generators.execute(self.pgconn)
         for result in results:
             if result.status == pq.ExecStatus.FATAL_ERROR:
                 raise pgerr.error_from_result(result, encoding=self.pgconn._encoding)
+
+    @contextlib.asynccontextmanager
+    async def transaction(
+        self, savepoint_name: str | None = None, force_rollback: bool = False
+    ) -> AsyncIterator[AsyncTransaction]:
+        """Inside a scope, open the scope's transaction first (with its settings), so that the
+        block becomes a savepoint in it instead of a bare BEGIN without role or claims."""
+        if (
+            self.scope_settings is not None
+            and not self._autocommit
+            and self.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        ):
+            async with self.lock:
+                await self.wait(self._start_query())
+        async with super().transaction(savepoint_name, force_rollback) as tx:
+            yield tx
 
 
 class Session:
