@@ -13,9 +13,9 @@ from typing import Any, Literal
 from uuid import UUID
 
 import psycopg
+import psycopg_pool
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-import psycopg_pool
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
