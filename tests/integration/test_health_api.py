@@ -63,7 +63,7 @@ def test_health_follows_the_database_down_and_up(
 ) -> None:
     server, dsn = own_server
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         service_key=SecretStr(SERVICE_KEY),
         data_dir=tmp_path / "data",
     )
@@ -83,7 +83,7 @@ def test_health_follows_the_database_down_and_up(
     full = {"Authorization": f"Bearer {SERVICE_KEY}"}
 
     def code(path: str) -> int:
-        return client.get(path).status_code
+        return int(client.get(path).status_code)
 
     with TestClient(app) as client:
         assert code(f"{HEALTH}/live") == 200
