@@ -65,7 +65,6 @@ def inputs(
     return HealthInputs(
         heartbeats=hb if hb is not None else {"service": heartbeat(), "user": heartbeat()},
         assessment=assessment,
-        context=ctx,
         thresholds=thresholds_for(ctx.level),
         now=now,
         max_sample_age=max_sample_age,

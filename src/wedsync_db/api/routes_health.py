@@ -130,7 +130,6 @@ def health_report(ctx: AppContext, full: bool) -> dict[str, Any]:
     inputs = HealthInputs(
         heartbeats=ctx.database.heartbeat_snapshots(),
         assessment=assessment,
-        context=context,
         thresholds=thresholds,
         now=now,
         max_sample_age=3 * settings.sample_interval,

@@ -101,7 +101,6 @@ def _document(
     inputs = HealthInputs(
         heartbeats=heartbeats,
         assessment=assessment,
-        context=context,
         thresholds=thresholds,
         now=now,
     )

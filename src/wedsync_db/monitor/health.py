@@ -97,8 +97,7 @@ class HealthInputs:
 
     heartbeats: Mapping[str, HeartbeatSnapshot]
     assessment: Assessment | None
-    # context of the latest sample, or of the clock alone before the first sample
-    context: CalendarContext
+    # the limits of the current calendar context (the heartbeat is judged now, not at sampling)
     thresholds: Thresholds
     now: datetime
     # seconds after which a sample is too old to trust (None: never)
