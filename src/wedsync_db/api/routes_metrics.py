@@ -1,0 +1,139 @@
+"""Metrics: the full snapshot as JSON, metric history with forecasts, and Prometheus text."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+
+from wedsync_db.api.auth import ServiceKey, presented_key
+from wedsync_db.api.context import AppContext, get_context
+from wedsync_db.api.problems import problem
+from wedsync_db.monitor import forecast, history
+from wedsync_db.monitor.prometheus import CONTENT_TYPE
+from wedsync_db.monitor.state import MonitorState
+
+router = APIRouter(tags=["metrics"])
+# Without ?since= the history covers this much: a week shows the Saturday peak.
+DEFAULT_HISTORY = timedelta(days=7)
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _monitor(ctx: AppContext) -> MonitorState:
+    monitor = ctx.monitor
+    if monitor is None:
+        raise HTTPException(status_code=503, detail="the monitor is not running")
+    return monitor
+
+
+@router.get(
+    "/api/database/metrics",
+    dependencies=[ServiceKey],
+    summary="Full snapshot with the assessment's recommendations",
+    description=(
+        "Everything the collectors gathered (connections, database counters, statement "
+        "differences, storage, maintenance, locks, replication, index advice, security lints), "
+        "the latest assessment and its recommendations. Served from the sampler's latest "
+        "snapshot; captured on demand when there is none yet."
+    ),
+)
+async def metrics_json(ctx: Annotated[AppContext, Depends(get_context)]) -> Any:
+    monitor = _monitor(ctx)
+    await monitor.ensure_full(max_age=2 * ctx.settings.sample_interval)
+    snap = monitor.latest
+    assert snap is not None
+    assessment = monitor.assessment
+    body: dict[str, Any] = {
+        "captured_at": snap.captured_at.isoformat(),
+        "snapshot": snap.to_dict(),
+        "metrics": snap.metrics(),
+        "assessment": assessment.to_dict() if assessment is not None else None,
+        "recommendations": (
+            [r.to_dict() for r in assessment.recommendations] if assessment is not None else []
+        ),
+        "monitor": monitor.to_dict(),
+    }
+    return body
+
+
+@router.get(
+    "/api/database/metrics/history",
+    dependencies=[ServiceKey],
+    summary="Time series of one metric, with growth rate and forecast",
+    description=(
+        "Snapshots stored in ops.metric_snapshots, bucketed to at most `points` values "
+        "(mean, min, max per bucket). `database_size_bytes` comes with the size in 30 / 90 days "
+        "and the days until WEDSYNC_DISK_BUDGET_GB; `connections_total` with the Saturday peak "
+        "trend and the next Saturday's predicted peak; every metric with its linear trend."
+    ),
+)
+async def metrics_history(
+    ctx: Annotated[AppContext, Depends(get_context)],
+    metric: Annotated[str, Query(description="e.g. database_size_bytes, connections_total")],
+    since: Annotated[datetime | None, Query(description="ISO 8601; default 7 days ago")] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601; default now")] = None,
+    points: Annotated[int, Query(ge=2, le=5000)] = history.DEFAULT_MAX_POINTS,
+) -> Any:
+    if not history.METRIC_NAME.match(metric):
+        return problem(422, "Invalid metric", f"{metric!r} is not a metric name")
+    now = datetime.now(UTC)
+    end = _aware(until) if until is not None else now
+    start = _aware(since) if since is not None else end - DEFAULT_HISTORY
+    series = await history.series(ctx.database, metric, start, end, max_points=points)
+    if not series:
+        known = await history.known_metrics(ctx.database)
+        if known and metric not in known:
+            return problem(404, "Unknown metric", f"no history for {metric!r}", known_metrics=known)
+    settings = ctx.settings
+    body: dict[str, Any] = {
+        "metric": metric,
+        "since": start.isoformat(),
+        "until": end.isoformat(),
+        "points": [p.to_dict() for p in series],
+    }
+    values = [(p.at, p.value) for p in series]
+    budget = settings.disk_budget_gb * 2**30 if metric == "database_size_bytes" else None
+    body["forecast"] = forecast.growth_forecast(values, metric=metric, budget=budget).to_dict()
+    if metric.startswith("connections"):
+        peaks = [(p.at, p.max) for p in series]
+        body["saturday_peak"] = forecast.saturday_peak_forecast(
+            peaks, timezone=settings.timezone, now=now, metric=metric
+        ).to_dict()
+    return body
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus text format",
+    description=(
+        "`wedsync_db_*` families. Served from the cached snapshot; when it is older than "
+        "WEDSYNC_METRICS_MAX_AGE seconds the cheap collectors are refreshed first (one refresh "
+        "at a time, short statement timeout). Needs `Authorization: Bearer <token>` when "
+        "WEDSYNC_METRICS_TOKEN is set."
+    ),
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}}},
+)
+async def prometheus_metrics(request: Request) -> Response:
+    ctx = get_context(request)
+    token = ctx.settings.metrics_token
+    if token is not None:
+        sent = presented_key(request)
+        if sent is None or not hmac.compare_digest(
+            sent.encode(), token.get_secret_value().encode()
+        ):
+            return problem(
+                401,
+                "Unauthorized",
+                "a valid scrape token is required (Authorization: Bearer <token>)",
+                headers={"WWW-Authenticate": 'Bearer realm="wedsync-db metrics"'},
+            )
+    monitor = _monitor(ctx)
+    await monitor.snapshot_for_scrape(ctx.settings.metrics_max_age)
+    return Response(monitor.exporter.render(), media_type=CONTENT_TYPE, headers=_NO_STORE)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

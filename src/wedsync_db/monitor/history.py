@@ -1,0 +1,171 @@
+"""Metric history in ``ops.metric_snapshots``: store, purge by retention, read a series."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from wedsync_db.db.client import Database
+from wedsync_db.db.queries import load_queries
+from wedsync_db.db.session import Session
+from wedsync_db.monitor.snapshot import QueryBaseline, QueryCounters, Snapshot
+
+# A metric name is a jsonb key written by Snapshot.metrics(); anything else is a typo.
+METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# Points returned for one series: enough for a chart, small enough for one response.
+DEFAULT_MAX_POINTS = 500
+# Drill-down rows kept per snapshot; the flat metrics carry the trends.
+DETAIL_ROWS = 10
+
+
+def _q(name: str) -> str:
+    return load_queries("wedsync_db.monitor", "sql/history.sql")[name].sql
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One time bucket of a series: mean, extremes and how many snapshots fell in it."""
+
+    at: datetime
+    value: float
+    min: float
+    max: float
+    samples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "at": self.at.isoformat(),
+            "value": self.value,
+            "min": self.min,
+            "max": self.max,
+            "samples": self.samples,
+        }
+
+
+def snapshot_details(snapshot: Snapshot) -> dict[str, Any]:
+    """The drill-down stored next to the metrics: top statements, largest tables, errors."""
+    details: dict[str, Any] = {}
+    q = snapshot.queries
+    if q is not None and q.window is not None:
+        details["top_queries"] = [
+            {
+                "queryid": str(s.queryid),
+                "calls": s.calls,
+                "total_ms": round(s.total_ms, 3),
+                "mean_ms": round(s.mean_ms, 3),
+                "query": s.query[:200],
+            }
+            for s in q.window.top[:DETAIL_ROWS]
+        ]
+    if snapshot.storage is not None:
+        details["largest_tables"] = [
+            {"table": f"{t.schema_name}.{t.table_name}", "bytes": t.total_bytes}
+            for t in snapshot.storage.largest[:DETAIL_ROWS]
+        ]
+    if snapshot.errors:
+        details["errors"] = [
+            {"collector": e.collector, "message": e.message} for e in snapshot.errors
+        ]
+    return details
+
+
+async def store(s: Session, snapshot: Snapshot, *, source: str) -> int:
+    """Insert one snapshot; returns its id."""
+    row_id = await s.fetch_val(
+        _q("insert_snapshot"),
+        {
+            "captured_at": snapshot.captured_at,
+            "source": source,
+            "metrics": json.dumps(snapshot.metrics()),
+            "details": json.dumps(snapshot_details(snapshot), default=str),
+        },
+    )
+    return int(row_id)
+
+
+async def save_query_baseline(s: Session, baseline: QueryBaseline) -> None:
+    """Keep the statement counters of this capture for the next difference."""
+    await s.execute(
+        _q("save_query_baseline"),
+        {
+            "captured_at": baseline.captured_at,
+            "stats_reset": baseline.stats_reset,
+            "counters": json.dumps(baseline.to_json()),
+        },
+    )
+
+
+async def load_query_baseline(db: Database) -> QueryBaseline | None:
+    """The statement counters of the latest stored capture, if any."""
+    async with db.ops(reason="monitor history") as s:
+        rows = await s.fetch_tuples(_q("load_query_baseline"))
+    if not rows:
+        return None
+    captured_at, stats_reset, counters = rows[0]
+    return QueryBaseline(
+        captured_at=captured_at,
+        stats_reset=stats_reset,
+        counters={k: QueryCounters.from_list(v) for k, v in dict(counters).items()},
+    )
+
+
+async def record(
+    db: Database, snapshot: Snapshot, *, source: str, purge_before: datetime | None = None
+) -> int:
+    """Store a snapshot and its query baseline (and purge old rows) in one transaction."""
+    async with db.ops(reason="monitor history") as s:
+        row_id = await store(s, snapshot, source=source)
+        if snapshot.queries is not None:
+            await save_query_baseline(s, snapshot.queries.baseline(snapshot.captured_at))
+        if purge_before is not None:
+            await s.execute(_q("purge_snapshots"), {"before": purge_before})
+    return row_id
+
+
+def retention_cutoff(retention_days: int, now: datetime | None = None) -> datetime:
+    """The oldest capture time kept."""
+    return (now or datetime.now(UTC)) - timedelta(days=retention_days)
+
+
+async def purge(db: Database, retention_days: int, *, now: datetime | None = None) -> int:
+    """Delete snapshots older than the retention period; returns how many."""
+    async with db.ops(reason="monitor history") as s:
+        return await s.execute(
+            _q("purge_snapshots"), {"before": retention_cutoff(retention_days, now)}
+        )
+
+
+async def series(
+    db: Database,
+    metric: str,
+    since: datetime,
+    until: datetime | None = None,
+    *,
+    max_points: int = DEFAULT_MAX_POINTS,
+) -> list[MetricPoint]:
+    """One metric between ``since`` and ``until`` (default now), in at most ``max_points``
+    equal time buckets."""
+    if not METRIC_NAME.match(metric):
+        raise ValueError(f"invalid metric name {metric!r}")
+    end = until or datetime.now(UTC)
+    if end <= since:
+        return []
+    bucket = max((end - since) / max(1, max_points), timedelta(seconds=1))
+    async with db.ops(reason="monitor history") as s:
+        rows = await s.fetch_tuples(
+            _q("series"), {"bucket": bucket, "metric": metric, "since": since, "until": end}
+        )
+    return [
+        MetricPoint(at=at, value=float(v), min=float(lo), max=float(hi), samples=int(n))
+        for at, v, lo, hi, n in rows
+    ]
+
+
+async def known_metrics(db: Database) -> list[str]:
+    """Metric names present in the latest stored snapshot."""
+    async with db.ops(reason="monitor history") as s:
+        return [str(r[0]) for r in await s.fetch_tuples(_q("known_metrics"))]

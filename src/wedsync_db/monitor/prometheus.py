@@ -1,0 +1,533 @@
+"""Prometheus exposition of the monitor's cached snapshot, heartbeats and pool statistics.
+
+Every family is named ``wedsync_db_*`` with its unit in the name. Statement statistics are
+aggregated (no queryid label: one series per statement would explode the cardinality), and
+per-table series are limited to the tables the snapshot keeps. Rendering does no I/O; the
+route decides whether the snapshot needs a refresh first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from wedsync_db.db.heartbeat import HeartbeatSnapshot
+from wedsync_db.monitor.snapshot import CONNECTION_STATES, LOCK_MODES, Snapshot
+from wedsync_db.monitor.thresholds import wedding_day_query_mean_ms
+
+if TYPE_CHECKING:
+    from wedsync_db.monitor.state import MonitorState
+
+PREFIX = "wedsync_db_"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_STATUS_VALUE = {"pass": 0.0, "warn": 1.0, "fail": 2.0}
+# Per-table series for the largest / most dead-rowed tables only: dashboards show the top
+# offenders, and every extra series costs render time here and memory in Prometheus.
+TABLE_SERIES = 20
+# psycopg_pool statistics: key → (family suffix, help, kind, scale to base unit)
+_POOL_GAUGES = (
+    ("pool_min", "pool_min_connections", "Minimum connections the pool keeps"),
+    ("pool_max", "pool_max_connections", "Maximum connections of the pool"),
+    ("pool_size", "pool_size_connections", "Connections the pool holds (in use or idle)"),
+    ("pool_available", "pool_available_connections", "Idle connections ready in the pool"),
+    ("requests_waiting", "pool_waiting_requests", "Requests queued for a connection now"),
+)
+_POOL_COUNTERS = (
+    ("requests_num", "pool_requests", "Connection requests", 1.0),
+    ("requests_queued", "pool_requests_queued", "Requests that had to wait", 1.0),
+    ("requests_wait_ms", "pool_requests_wait_seconds", "Time requests waited", 1e-3),
+    ("requests_errors", "pool_requests_errors", "Requests that failed (timeout, full)", 1.0),
+    ("usage_ms", "pool_usage_seconds", "Time connections spent checked out", 1e-3),
+    ("returns_bad", "pool_returns_bad", "Connections returned broken", 1.0),
+    ("connections_num", "pool_connections_opened", "Connections opened", 1.0),
+    ("connections_ms", "pool_connect_seconds", "Time spent opening connections", 1e-3),
+    ("connections_errors", "pool_connection_errors", "Failed connection attempts", 1.0),
+    ("connections_lost", "pool_connections_lost", "Connections found broken", 1.0),
+)
+
+
+def _g(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:
+    return GaugeMetricFamily(PREFIX + name, doc, labels=list(labels))
+
+
+def _c(name: str, doc: str, labels: Iterable[str] = ()) -> CounterMetricFamily:
+    return CounterMetricFamily(PREFIX + name, doc, labels=list(labels))
+
+
+def _value(family: GaugeMetricFamily | CounterMetricFamily, value: float | None) -> None:
+    if value is not None and math.isfinite(value):
+        family.add_metric([], float(value))
+
+
+def families(
+    snap: Snapshot | None,
+    *,
+    up: bool,
+    scrapes: int,
+    scrape_errors: Mapping[str, int],
+    query_totals: tuple[int, float, int] | None,
+    heartbeats: Mapping[str, HeartbeatSnapshot],
+    pool_stats: Mapping[str, Mapping[str, int]],
+    health_status: str | None = None,
+    now: datetime | None = None,
+) -> Iterator[Metric]:
+    """Every metric family for one scrape (pure: all inputs are in memory)."""
+    now = now or datetime.now(UTC)
+    f = _g("up", "1 when the latest collection reached the database")
+    f.add_metric([], 1.0 if up else 0.0)
+    yield f
+    c = _c("scrapes", "Prometheus scrapes served")
+    c.add_metric([], float(scrapes))
+    yield c
+    errors = _c("scrape_errors", "Collector failures since start", ["collector"])
+    for collector, n in sorted(scrape_errors.items()):
+        errors.add_metric([collector], float(n))
+    yield errors
+    if health_status is not None:
+        f = _g("health_status", "Latest assessment: 0 pass, 1 warn, 2 fail")
+        f.add_metric([], _STATUS_VALUE.get(health_status, 2.0))
+        yield f
+    yield from _heartbeat(heartbeats)
+    yield from _pools(pool_stats)
+    if snap is None:
+        return
+    f = _g("scrape_duration_seconds", "Time the latest collection took")
+    f.add_metric([], snap.duration_ms / 1000.0)
+    yield f
+    f = _g("snapshot_age_seconds", "Age of the snapshot these values come from")
+    f.add_metric([], max(0.0, (now - snap.captured_at).total_seconds()))
+    yield f
+    yield from _server(snap)
+    yield from _connections(snap)
+    yield from _database(snap)
+    yield from _background(snap)
+    yield from _queries(snap, query_totals)
+    yield from _locks(snap)
+    yield from _replication(snap)
+    yield from _storage(snap)
+    yield from _advice(snap)
+    if snap.weddings_today is not None:
+        f = _g("weddings_today", "Weddings scheduled today (platform time)")
+        f.add_metric([], float(snap.weddings_today))
+        yield f
+
+
+def _heartbeat(heartbeats: Mapping[str, HeartbeatSnapshot]) -> Iterator[Metric]:
+    latency = _g(
+        "heartbeat_latency_seconds",
+        "Heartbeat round trip over the rolling window",
+        ["pool", "quantile"],
+    )
+    failures = _c("heartbeat_failures", "Failed heartbeat probes", ["pool"])
+    streak = _g("heartbeat_consecutive_failures", "Failed probes in a row", ["pool"])
+    healthy = _g("heartbeat_up", "1 when the latest probe succeeded", ["pool"])
+    for name, hb in sorted(heartbeats.items()):
+        for q, v in (("0.5", hb.p50_ms), ("0.95", hb.p95_ms), ("0.99", hb.p99_ms)):
+            if not math.isnan(v):
+                latency.add_metric([name, q], v / 1000.0)
+        failures.add_metric([name], float(hb.total_failures))
+        streak.add_metric([name], float(hb.consecutive_failures))
+        healthy.add_metric([name], 1.0 if hb.healthy else 0.0)
+    yield from (latency, failures, streak, healthy)
+
+
+def _pools(pool_stats: Mapping[str, Mapping[str, int]]) -> Iterator[Metric]:
+    for key, name, doc in _POOL_GAUGES:
+        f = _g(name, doc, ["pool"])
+        for pool, stats in sorted(pool_stats.items()):
+            f.add_metric([pool], float(stats.get(key, 0)))
+        yield f
+    for key, name, doc, scale in _POOL_COUNTERS:
+        c = _c(name, doc, ["pool"])
+        for pool, stats in sorted(pool_stats.items()):
+            c.add_metric([pool], float(stats.get(key, 0)) * scale)
+        yield c
+
+
+def _server(snap: Snapshot) -> Iterator[Metric]:
+    s = snap.server
+    if s is None:
+        return
+    f = _g("server_info", "Server version (value always 1)", ["version", "database"])
+    f.add_metric([s.version, s.database], 1.0)
+    yield f
+    f = _g("start_time_seconds", "When the server started (Unix time)")
+    f.add_metric([], s.started_at.timestamp())
+    yield f
+    f = _g("in_recovery", "1 on a standby")
+    # the replication collector runs on every scrape, the server facts only with the sampler
+    standby = snap.replication.in_recovery if snap.replication else s.in_recovery
+    f.add_metric([], 1.0 if standby else 0.0)
+    yield f
+    f = _g("max_connections", "max_connections setting")
+    f.add_metric([], float(s.max_connections))
+    yield f
+    f = _g("reserved_connections", "Connection slots reserved for privileged roles", ["kind"])
+    f.add_metric(["superuser"], float(s.superuser_reserved_connections))
+    f.add_metric(["reserved"], float(s.reserved_connections))
+    yield f
+    f = _g("connections_max_usable", "Connections ordinary logins can open")
+    f.add_metric([], float(s.max_usable_connections))
+    yield f
+    for name, value in sorted(s.settings.items()):
+        yield _setting(name, value)
+
+
+# settings whose base unit is bytes or seconds (setting_in_base_unit converted them)
+_BYTE_SETTINGS = frozenset(
+    {
+        "shared_buffers",
+        "effective_cache_size",
+        "work_mem",
+        "maintenance_work_mem",
+        "wal_buffers",
+        "max_wal_size",
+        "min_wal_size",
+    }
+)
+_SECOND_SETTINGS = frozenset(
+    {
+        "checkpoint_timeout",
+        "statement_timeout",
+        "lock_timeout",
+        "idle_in_transaction_session_timeout",
+    }
+)
+
+
+def _setting(name: str, value: float) -> GaugeMetricFamily:
+    suffix = "_bytes" if name in _BYTE_SETTINGS else "_seconds" if name in _SECOND_SETTINGS else ""
+    f = _g(f"settings_{name}{suffix}", f"Server setting {name}")
+    f.add_metric([], value)
+    return f
+
+
+def _connections(snap: Snapshot) -> Iterator[Metric]:
+    c = snap.connections
+    if c is None:
+        return
+    by_state = c.by_state
+    f = _g("connections", "Client connections of the server by state", ["state"])
+    for state in sorted(set(CONNECTION_STATES) | set(by_state)):
+        f.add_metric([state], float(by_state.get(state, 0)))
+    yield f
+    f = _g("connections_by_audience", "Client connections by audience", ["audience"])
+    for audience, n in c.by_audience.items():
+        f.add_metric([audience], float(n))
+    yield f
+    f = _g("locks_waiting", "Sessions waiting for a lock")
+    f.add_metric([], float(c.waiting_on_locks))
+    yield f
+    f = _g("longest_transaction_seconds", "Age of the oldest open transaction")
+    f.add_metric([], c.longest_transaction_seconds or 0.0)
+    yield f
+    f = _g("long_running_queries", "Statements running longer than the collection cutoff")
+    f.add_metric([], float(len(c.long_running)))
+    yield f
+    utilization = snap.connection_utilization
+    if utilization is not None:
+        f = _g("connection_utilization_ratio", "Client connections over the usable maximum")
+        f.add_metric([], utilization)
+        yield f
+
+
+def _database(snap: Snapshot) -> Iterator[Metric]:
+    d = snap.database
+    if d is None:
+        return
+    f = _g("backends", "Backends connected to this database")
+    f.add_metric([], float(d.backends))
+    yield f
+    counters = (
+        ("transactions_committed", "Transactions committed", d.xact_commit),
+        ("transactions_rolled_back", "Transactions rolled back", d.xact_rollback),
+        ("blocks_read", "Blocks read from disk (or the OS cache)", d.blks_read),
+        ("blocks_hit", "Blocks found in shared buffers", d.blks_hit),
+        ("temp_files", "Temporary files created", d.temp_files),
+        ("temp_bytes", "Bytes written to temporary files", d.temp_bytes),
+        ("deadlocks", "Deadlocks detected", d.deadlocks),
+        ("checksum_failures", "Data page checksum failures", d.checksum_failures or 0),
+        ("sessions", "Sessions established", d.sessions),
+    )
+    for name, doc, value in counters:
+        c = _c(name, doc)
+        c.add_metric([], float(value))
+        yield c
+    conflicts = _c("conflicts", "Queries cancelled by recovery conflicts", ["reason"])
+    for reason, n in sorted((d.conflicts_by_reason or {"all": d.conflicts}).items()):
+        conflicts.add_metric([reason], float(n))
+    yield conflicts
+    rows = _c("rows", "Rows processed by operation", ["operation"])
+    for op, value in (
+        ("returned", d.tup_returned),
+        ("fetched", d.tup_fetched),
+        ("inserted", d.tup_inserted),
+        ("updated", d.tup_updated),
+        ("deleted", d.tup_deleted),
+    ):
+        rows.add_metric([op], float(value))
+    yield rows
+    ended = _c("sessions_ended", "Sessions that did not end normally", ["reason"])
+    for reason, value in (
+        ("abandoned", d.sessions_abandoned),
+        ("fatal", d.sessions_fatal),
+        ("killed", d.sessions_killed),
+    ):
+        ended.add_metric([reason], float(value))
+    yield ended
+    times = _c("session_time_seconds", "Time spent by sessions", ["state"])
+    times.add_metric(["all"], d.session_time_ms / 1000.0)
+    times.add_metric(["active"], d.active_time_ms / 1000.0)
+    times.add_metric(["idle_in_transaction"], d.idle_in_transaction_time_ms / 1000.0)
+    yield times
+    io = _c("block_io_seconds", "Time spent reading and writing blocks", ["direction"])
+    io.add_metric(["read"], d.blk_read_time_ms / 1000.0)
+    io.add_metric(["write"], d.blk_write_time_ms / 1000.0)
+    yield io
+    if d.parallel_workers_launched is not None:
+        workers = _c("parallel_workers", "Parallel workers planned and launched", ["outcome"])
+        workers.add_metric(["planned"], float(d.parallel_workers_to_launch or 0))
+        workers.add_metric(["launched"], float(d.parallel_workers_launched))
+        yield workers
+    f = _g("checksum_last_failure_timestamp_seconds", "Last checksum failure (0: never)")
+    f.add_metric([], d.checksum_last_failure.timestamp() if d.checksum_last_failure else 0.0)
+    yield f
+    f = _g("stats_reset_timestamp_seconds", "Last reset of the database statistics (0: never)")
+    f.add_metric([], d.stats_reset.timestamp() if d.stats_reset else 0.0)
+    yield f
+    for name, doc, ratio in (
+        ("cache_hit_ratio", "Buffer cache hits of user tables and indexes", snap.cache_hit_ratio),
+        ("index_hit_ratio", "Buffer cache hits of user indexes", snap.index_hit_ratio),
+        ("rollback_ratio", "Share of transactions rolled back", snap.rollback_ratio),
+    ):
+        f = _g(name, doc)
+        _value(f, ratio)
+        yield f
+    f = _g("xid_remaining", "Transaction IDs left before wraparound (smallest of any database)")
+    _value(f, d.xid_remaining)
+    yield f
+    ages = _g("xid_age", "Age of the oldest unfrozen transaction ID per database", ["database"])
+    for x in d.xid_ages:
+        ages.add_metric([x.database], float(x.xid_age))
+    yield ages
+
+
+def _background(snap: Snapshot) -> Iterator[Metric]:
+    b = snap.background
+    if b is None:
+        return
+    c = _c("checkpoints", "Checkpoints performed", ["kind"])
+    c.add_metric(["timed"], float(b.checkpoints_timed))
+    c.add_metric(["requested"], float(b.checkpoints_requested))
+    yield c
+    c = _c("checkpoint_time_seconds", "Time spent in checkpoints", ["phase"])
+    c.add_metric(["write"], b.checkpoint_write_time_ms / 1000.0)
+    c.add_metric(["sync"], b.checkpoint_sync_time_ms / 1000.0)
+    yield c
+    c = _c("buffers_written", "Buffers written", ["by"])
+    c.add_metric(["checkpointer"], float(b.buffers_checkpoint))
+    c.add_metric(["bgwriter"], float(b.buffers_clean))
+    if b.buffers_backend is not None:
+        c.add_metric(["backend"], float(b.buffers_backend))
+    yield c
+    simple = (
+        (
+            "bgwriter_maxwritten_clean",
+            "Background writer stops for writing too many buffers",
+            b.maxwritten_clean,
+        ),
+        ("buffers_allocated", "Buffers allocated", b.buffers_alloc),
+        ("buffers_backend_fsync", "Backends that had to fsync themselves", b.buffers_backend_fsync),
+        ("wal_records", "WAL records generated", b.wal_records),
+        ("wal_fpi", "WAL full-page images generated", b.wal_fpi),
+        ("wal_bytes", "WAL generated", b.wal_bytes),
+        ("wal_buffers_full", "Times WAL buffers were full", b.wal_buffers_full),
+        ("wal_archived", "WAL files archived", b.archived_count),
+        ("wal_archive_failed", "Failed WAL archive attempts", b.failed_count),
+    )
+    for name, doc, value in simple:
+        if value is not None:
+            c = _c(name, doc)
+            c.add_metric([], float(value))
+            yield c
+    f = _g("wal_last_archive_age_seconds", "Time since the last WAL file was archived (NaN: never)")
+    age = b.last_archived_age_seconds
+    f.add_metric([], age if age is not None else math.nan)
+    yield f
+
+
+def _queries(snap: Snapshot, totals: tuple[int, float, int] | None) -> Iterator[Metric]:
+    q = snap.queries
+    if q is None:
+        return
+    calls, exec_ms, rows = totals if totals is not None else (q.calls, q.total_ms, q.rows)
+    c = _c("query_calls", "Statement executions (pg_stat_statements, all statements)")
+    c.add_metric([], float(calls))
+    yield c
+    c = _c("query_exec_seconds", "Statement execution time (pg_stat_statements)")
+    c.add_metric([], exec_ms / 1000.0)
+    yield c
+    c = _c("query_rows", "Rows returned or affected by statements")
+    c.add_metric([], float(rows))
+    yield c
+    f = _g("query_statements", "Statements tracked by pg_stat_statements in this database")
+    f.add_metric([], float(q.statements))
+    yield f
+    if q.deallocations is not None:
+        c = _c("query_stats_deallocations", "pg_stat_statements entries evicted")
+        c.add_metric([], float(q.deallocations))
+        yield c
+    if q.window is not None:
+        limit = wedding_day_query_mean_ms()
+        f = _g(
+            "queries_over_wedding_day_latency",
+            f"Statements whose mean time in the last interval exceeded {limit:g} ms",
+        )
+        f.add_metric([], float(sum(1 for s in q.window.top if s.calls and s.mean_ms > limit)))
+        yield f
+
+
+def _locks(snap: Snapshot) -> Iterator[Metric]:
+    lk = snap.locks
+    if lk is None:
+        return
+    f = _g("locks", "Heavyweight locks of the server by mode (granted and waiting)", ["mode"])
+    for mode in sorted(set(LOCK_MODES) | set(lk.granted) | set(lk.waiting)):
+        f.add_metric([mode], float(lk.granted.get(mode, 0) + lk.waiting.get(mode, 0)))
+    yield f
+    f = _g("blocked_sessions", "Sessions blocked by another session's lock")
+    f.add_metric([], float(len({b.blocked_pid for b in lk.blocking})))
+    yield f
+    f = _g("lock_wait_longest_seconds", "Longest current lock wait")
+    f.add_metric([], max((b.wait_seconds for b in lk.blocking), default=0.0))
+    yield f
+
+
+def _replication(snap: Snapshot) -> Iterator[Metric]:
+    r = snap.replication
+    if r is None:
+        return
+    f = _g("replication_lag_seconds", "Replay lag of this standby, or the largest of its standbys")
+    _value(f, r.lag_seconds)
+    yield f
+    f = _g("replicas", "Standbys streaming from this server")
+    f.add_metric([], float(len(r.replicas)))
+    yield f
+    lag_bytes = _g("replica_lag_bytes", "WAL not yet replayed by a standby", ["application_name"])
+    lag_s = _g("replica_replay_lag_seconds", "Replay lag of a standby", ["application_name"])
+    for rep in r.replicas:
+        if rep.lag_bytes is not None:
+            lag_bytes.add_metric([rep.application_name], float(rep.lag_bytes))
+        if rep.replay_lag_seconds is not None:
+            lag_s.add_metric([rep.application_name], rep.replay_lag_seconds)
+    yield from (lag_bytes, lag_s)
+    active = _g(
+        "replication_slot_active", "1 when the slot's consumer is connected", ["slot", "type"]
+    )
+    retained = _g("replication_slot_retained_bytes", "WAL kept for the slot", ["slot"])
+    for slot in r.slots:
+        active.add_metric([slot.slot_name, slot.slot_type], 1.0 if slot.active else 0.0)
+        if slot.retained_bytes is not None:
+            retained.add_metric([slot.slot_name], float(slot.retained_bytes))
+    yield from (active, retained)
+
+
+def _storage(snap: Snapshot) -> Iterator[Metric]:
+    st = snap.storage
+    if st is not None:
+        f = _g("database_size_bytes", "Size of the database on disk (refreshed with each sample)")
+        f.add_metric([], float(st.database_bytes))
+        yield f
+        f = _g("tables", "User tables")
+        f.add_metric([], float(st.table_count))
+        yield f
+        f = _g("tables_size_bytes", "Heap and TOAST size of all user tables")
+        f.add_metric([], float(st.tables_bytes))
+        yield f
+        f = _g("indexes_size_bytes", "Size of all indexes of user tables")
+        f.add_metric([], float(st.indexes_bytes))
+        yield f
+        f = _g("table_size_bytes", "Total size of the largest tables", ["schema", "table"])
+        for t in st.largest[:TABLE_SERIES]:
+            f.add_metric([t.schema_name, t.table_name], float(t.total_bytes))
+        yield f
+    m = snap.maintenance
+    if m is not None:
+        dead = _g("table_dead_tuples", "Dead rows awaiting vacuum", ["schema", "table"])
+        for row in m.tables[:TABLE_SERIES]:
+            dead.add_metric([row.schema_name, row.table_name], float(row.dead_tuples))
+        yield dead
+        f = _g("dead_tuples", "Dead rows in all user tables")
+        f.add_metric([], float(m.dead_tuples))
+        yield f
+        f = _g("tables_due_for_vacuum", "Tables past their autovacuum threshold")
+        f.add_metric([], float(m.tables_due))
+        yield f
+        f = _g("sequence_used_ratio", "Share of its range a sequence has used", ["sequence"])
+        for s in m.sequences:
+            f.add_metric([f"{s.schema_name}.{s.sequence_name}"], s.used_fraction)
+        yield f
+
+
+def _advice(snap: Snapshot) -> Iterator[Metric]:
+    if snap.indexes is not None:
+        f = _g("index_advice", "Index recommendations by kind", ["kind"])
+        counts: dict[str, int] = {}
+        for i in snap.indexes:
+            counts[i.kind] = counts.get(i.kind, 0) + 1
+        for kind in sorted({"invalid", "unused", "duplicate", "missing", "unindexed_fk", *counts}):
+            f.add_metric([kind], float(counts.get(kind, 0)))
+        yield f
+    if snap.security is not None:
+        f = _g("security_findings", "Security lint findings by rule", ["rule"])
+        rules: dict[str, int] = {}
+        for finding in snap.security:
+            rules[finding.rule] = rules.get(finding.rule, 0) + 1
+        for rule, n in sorted(rules.items()):
+            f.add_metric([rule], float(n))
+        yield f
+
+
+class SnapshotCollector(Collector):
+    """A prometheus_client collector reading the monitor's in-memory state."""
+
+    def __init__(self, state: MonitorState) -> None:
+        self.state = state
+
+    def describe(self) -> Iterable[Metric]:
+        # no description at registration time: the families depend on what was collected
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        st = self.state
+        totals = st.query_totals
+        health = st.assessment.status if st.assessment is not None else None
+        return families(
+            st.latest,
+            up=st.up,
+            scrapes=st.scrapes,
+            scrape_errors=dict(st.collector_errors),
+            query_totals=(totals.calls, totals.exec_ms, totals.rows),
+            heartbeats=st.database.heartbeat_snapshots(),
+            pool_stats=st.database.pool_stats(),
+            health_status=health,
+        )
+
+
+class MetricsExporter:
+    """A registry holding one :class:`SnapshotCollector`; renders the text format."""
+
+    def __init__(self, state: MonitorState) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(SnapshotCollector(state))
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)

@@ -1,0 +1,343 @@
+"""The monitor kept by the API process: the latest snapshot and assessment, the background
+sampler that refreshes them, and the cheap refresh behind Prometheus scrapes.
+
+Whatever asks for data, at most one collection runs at a time; a sampler tick that finds one
+running is skipped, and failures back off, so a struggling database never gets queries piled
+on it by its own monitor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from wedsync_db.calendar import calendar_context
+from wedsync_db.db.client import Database
+from wedsync_db.errors import WedsyncDBError
+from wedsync_db.monitor import history
+from wedsync_db.monitor.collectors import (
+    FULL_PARTS,
+    SCRAPE_OPTIONS,
+    CollectOptions,
+    collect,
+)
+from wedsync_db.monitor.snapshot import (
+    CHEAP_PARTS,
+    QueryBaseline,
+    QueryStats,
+    Snapshot,
+    merge_scrape,
+    query_differences,
+)
+from wedsync_db.monitor.thresholds import thresholds_for
+from wedsync_db.settings import Settings, parse_months
+
+if TYPE_CHECKING:
+    from wedsync_db.monitor.assess import Assessment
+    from wedsync_db.monitor.prometheus import MetricsExporter
+
+log = logging.getLogger(__name__)
+
+# Retention is counted in days; purging once an hour keeps every delete small.
+PURGE_INTERVAL_SECONDS = 3600.0
+# After failures the sampler waits interval × 2^(failures-1), at most this long.
+MAX_BACKOFF_SECONDS = 600.0
+# A scrape that finds the server unreachable is not retried for this long (cached values
+# and wedsync_db_up 0 are served meanwhile).
+SCRAPE_RETRY_SECONDS = 5.0
+# A scrape waits this long for a refresh before answering from the cache.
+SCRAPE_WAIT_SECONDS = 2.0
+
+
+class QueryTotals:
+    """Monotonic statement counters for Prometheus, grown by differences between refreshes
+    (the sums over pg_stat_statements entries shrink when entries are evicted)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.exec_ms = 0.0
+        self.rows = 0
+        self._last: QueryBaseline | None = None
+
+    def observe(self, stats: QueryStats, at: datetime) -> None:
+        """Fold in one reading of the counters."""
+        if self._last is None:
+            self.calls, self.exec_ms, self.rows = stats.calls, stats.total_ms, stats.rows
+        else:
+            diffs = query_differences(self._last, stats.counters, stats.stats_reset) or {}
+            self.calls += sum(d.calls for d in diffs.values())
+            self.exec_ms += sum(d.total_ms for d in diffs.values())
+            self.rows += sum(d.rows for d in diffs.values())
+        self._last = stats.baseline(at)
+
+
+class MonitorState:
+    """Latest snapshot + assessment, the sampler task, and scrape-time refreshes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        *,
+        options: CollectOptions | None = None,
+        scrape_options: CollectOptions = SCRAPE_OPTIONS,
+        store_history: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.options = options or CollectOptions()
+        self.scrape_options = scrape_options
+        self.store_history = store_history
+        self.latest: Snapshot | None = None
+        self.full: Snapshot | None = None
+        self.assessment: Assessment | None = None
+        self.up = False
+        self.last_error: str | None = None
+        self.consecutive_failures = 0
+        self.captures = 0
+        # Prometheus scrapes served, and the refreshes they triggered
+        self.scrapes = 0
+        self.refreshes = 0
+        self.collector_errors: Counter[str] = Counter()
+        self.query_totals = QueryTotals()
+        self._lock = asyncio.Lock()
+        self._sampler: asyncio.Task[None] | None = None
+        self._refresh: asyncio.Task[None] | None = None
+        self._retry_at = 0.0
+        self._last_purge: float | None = None
+        self._exporter: MetricsExporter | None = None
+
+    # --- reading --------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """A collection is running."""
+        return self._lock.locked()
+
+    def age_seconds(self, now: datetime | None = None) -> float | None:
+        """Seconds since the latest snapshot was taken."""
+        if self.latest is None:
+            return None
+        return ((now or datetime.now(UTC)) - self.latest.captured_at).total_seconds()
+
+    @property
+    def exporter(self) -> MetricsExporter:
+        """The Prometheus registry rendering this state (created on first use)."""
+        if self._exporter is None:
+            from wedsync_db.monitor.prometheus import MetricsExporter
+
+            self._exporter = MetricsExporter(self)
+        return self._exporter
+
+    # --- full captures ----------------------------------------------------------------------
+    async def capture(self, *, source: str = "sampler") -> Snapshot:
+        """Run every collector, assess the result and record it in the history."""
+        async with self._lock:
+            return await self._capture_locked(source)
+
+    async def ensure_full(self, max_age: float) -> Snapshot:
+        """The latest full snapshot if younger than ``max_age`` seconds, else a new capture
+        (waiting for one already running rather than starting a second)."""
+        full = self.full
+        if full is not None and _age(full) <= max_age:
+            return full
+        async with self._lock:
+            full = self.full
+            if full is not None and _age(full) <= max_age:
+                return full
+            return await self._capture_locked("sampler")
+
+    async def _capture_locked(self, source: str) -> Snapshot:
+        baseline = await self._query_baseline()
+        today = datetime.now(ZoneInfo(self.settings.timezone)).date()
+        try:
+            snap = await collect(
+                self.database,
+                parts=FULL_PARTS,
+                options=self.options,
+                previous=self.full,
+                query_baseline=baseline,
+                today=today,
+            )
+        except WedsyncDBError as exc:
+            self._failed(exc)
+            raise
+        self._succeeded(snap)
+        self.full = self.latest = snap
+        self.captures += 1
+        try:
+            self.assessment = self.assess(snap)
+        except Exception:  # the assessment must never stop the sampler
+            log.exception("assessment failed")
+        if self.store_history:
+            await self._record(snap, source)
+        return snap
+
+    async def _query_baseline(self) -> QueryBaseline | None:
+        full = self.full
+        if full is not None and full.queries is not None:
+            return full.queries.baseline(full.captured_at)
+        if not self.store_history:
+            return None
+        try:
+            # the previous process (or `metrics capture`) left one behind
+            return await history.load_query_baseline(self.database)
+        except WedsyncDBError as exc:
+            log.debug("no stored query baseline: %s", exc)
+            return None
+
+    async def _record(self, snap: Snapshot, source: str) -> None:
+        now = time.monotonic()
+        purge = self._last_purge is None or now - self._last_purge >= PURGE_INTERVAL_SECONDS
+        cutoff = (
+            history.retention_cutoff(self.settings.effective_history_retention_days)
+            if purge
+            else None
+        )
+        try:
+            await history.record(self.database, snap, source=source, purge_before=cutoff)
+        except WedsyncDBError as exc:
+            self.collector_errors["history"] += 1
+            log.warning("could not store the snapshot: %s", exc)
+            return
+        if purge:
+            self._last_purge = now
+
+    def assess(self, snap: Snapshot) -> Assessment:
+        """Judge a snapshot in the calendar context of its capture time."""
+        from wedsync_db.monitor.assess import assess
+
+        s = self.settings
+        context = calendar_context(
+            snap.captured_at, s.timezone, parse_months(s.peak_months), snap.weddings_today or 0
+        )
+        thresholds = thresholds_for(
+            context.level, disk_budget_bytes=round(s.disk_budget_gb * 2**30)
+        )
+        heartbeats = self.database.heartbeat_snapshots().values()
+        p95s = [h.p95_ms for h in heartbeats if not math.isnan(h.p95_ms)]
+        inp = snap.to_assessment_input(
+            heartbeat_p95_ms=max(p95s) if p95s else None,
+            heartbeat_failures=max((h.consecutive_failures for h in heartbeats), default=0),
+        )
+        return assess(inp, context, thresholds, now=snap.captured_at)
+
+    # --- bookkeeping ------------------------------------------------------------------------
+    def _succeeded(self, snap: Snapshot) -> None:
+        self.up = True
+        self.last_error = None
+        self.consecutive_failures = 0
+        self._retry_at = 0.0
+        for e in snap.errors:
+            self.collector_errors[e.collector] += 1
+        if snap.queries is not None:
+            self.query_totals.observe(snap.queries, snap.captured_at)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.up = False
+        self.last_error = str(exc)
+        self.consecutive_failures += 1
+        self.collector_errors["connection"] += 1
+        self._retry_at = time.monotonic() + SCRAPE_RETRY_SECONDS
+
+    # --- scrapes ------------------------------------------------------------------------------
+    async def snapshot_for_scrape(
+        self, max_age: float, wait: float = SCRAPE_WAIT_SECONDS
+    ) -> Snapshot | None:
+        """The latest snapshot, refreshing its cheap parts first when older than ``max_age``
+        seconds; never more than one refresh at a time, never longer than ``wait``."""
+        self.scrapes += 1
+        age = self.age_seconds()
+        if age is not None and age <= max_age:
+            return self.latest
+        if time.monotonic() < self._retry_at:
+            return self.latest
+        if self._refresh is None or self._refresh.done():
+            if self.busy:
+                # a full capture is running and will replace the snapshot
+                return self.latest
+            self._refresh = asyncio.create_task(self._refresh_cheap(), name="metrics-refresh")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._refresh), wait)
+        return self.latest
+
+    async def _refresh_cheap(self) -> None:
+        if self.busy:
+            return
+        async with self._lock:
+            self.refreshes += 1
+            # server facts come with the full sample; without one yet, collect them too
+            parts = CHEAP_PARTS if self.full and self.full.server else ("server", *CHEAP_PARTS)
+            try:
+                fresh = await collect(self.database, parts=parts, options=self.scrape_options)
+            except WedsyncDBError as exc:
+                self._failed(exc)
+                return
+            except Exception as exc:  # a task nobody awaits must not die with a traceback
+                log.exception("metrics refresh failed")
+                self._failed(exc)
+                return
+            self._succeeded(fresh)
+            self.latest = merge_scrape(fresh, self.full)
+
+    # --- the sampler --------------------------------------------------------------------------
+    def start_sampler(self) -> None:
+        """Capture now and then every ``sample_interval`` seconds in the background."""
+        if self._sampler is None or self._sampler.done():
+            self._sampler = asyncio.create_task(self._sampler_loop(), name="monitor-sampler")
+
+    async def stop_sampler(self) -> None:
+        """Cancel the sampler and any scrape refresh."""
+        for task in (self._sampler, self._refresh):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sampler = self._refresh = None
+
+    def next_delay(self) -> float:
+        """Seconds until the next sample: the interval, or a backoff after failures."""
+        interval = self.settings.sample_interval
+        if self.consecutive_failures == 0:
+            return interval
+        return float(min(interval * 2 ** (self.consecutive_failures - 1), MAX_BACKOFF_SECONDS))
+
+    async def _sampler_loop(self) -> None:
+        while True:
+            if self.busy:
+                log.debug("sample skipped: the previous collection is still running")
+            else:
+                try:
+                    await self.capture(source="sampler")
+                except WedsyncDBError as exc:
+                    log.warning("monitor sample failed: %s", exc)
+                except Exception:
+                    log.exception("monitor sample failed")
+                    self.consecutive_failures += 1
+            await asyncio.sleep(self.next_delay())
+
+    def to_dict(self) -> dict[str, Any]:
+        """State of the monitor itself (for the metrics API)."""
+        return {
+            "up": self.up,
+            "captures": self.captures,
+            "consecutive_failures": self.consecutive_failures,
+            "last_error": self.last_error,
+            "snapshot_age_seconds": self.age_seconds(),
+            "full_captured_at": (
+                self.full.captured_at.isoformat() if self.full is not None else None
+            ),
+        }
+
+
+def _age(snap: Snapshot) -> float:
+    return (datetime.now(UTC) - snap.captured_at).total_seconds()
+
+
+__all__ = ["FULL_PARTS", "MonitorState", "QueryTotals"]
