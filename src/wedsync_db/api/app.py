@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from wedsync_db import __version__
-from wedsync_db.api import problems, routes_health, routes_migrate
+from wedsync_db.api import problems, routes_health, routes_metrics, routes_migrate
 from wedsync_db.api.context import AppContext
 from wedsync_db.db.client import Database
 from wedsync_db.migrate.runner import MigrationRunner
+from wedsync_db.monitor.state import MonitorState
 from wedsync_db.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def create_app(
     runner: MigrationRunner,
     manage_database: bool = True,
 ) -> FastAPI:
-    """Build the app; the lifespan opens the pools and starts the heartbeat."""
+    """Build the app; the lifespan opens the pools, starts the heartbeat and the sampler."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,9 +42,12 @@ def create_app(
             await database.open(wait=False)
         await database.probe_all()
         database.start_heartbeat()
+        ctx.monitor = MonitorState(settings, database)
+        ctx.monitor.start_sampler()
         try:
             yield
         finally:
+            await ctx.monitor.stop_sampler()
             await database.stop_heartbeat()
             if manage_database:
                 await database.close()
@@ -57,4 +61,5 @@ def create_app(
     problems.install(app)
     app.include_router(routes_health.router)
     app.include_router(routes_migrate.router)
+    app.include_router(routes_metrics.router)
     return app

@@ -12,6 +12,7 @@ from fastapi import Request
 from wedsync_db.db.client import Database
 from wedsync_db.errors import WedsyncDBError
 from wedsync_db.migrate.runner import MigrationRunner, MigrationStatus
+from wedsync_db.monitor.state import MonitorState
 from wedsync_db.settings import Settings
 
 
@@ -24,6 +25,8 @@ class AppContext:
     runner: MigrationRunner
     service_key: str
     started_at: float = field(default_factory=time.time)
+    # the sampler's latest snapshot and assessment (None until the lifespan starts it)
+    monitor: MonitorState | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     _status_cache: tuple[float, MigrationStatus] | None = None
     _status_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
