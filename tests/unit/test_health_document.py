@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
-from wedsync_db.api.routes_health import RenderedHealth
+from wedsync_db.api.context import AppContext
+from wedsync_db.api.routes_health import RenderedHealth, health_report
 from wedsync_db.calendar import CalendarContext, FreezeConfig, calendar_context
 from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState
 from wedsync_db.monitor.assess import (
@@ -26,6 +28,7 @@ from wedsync_db.monitor.health import (
     wedding_readiness,
 )
 from wedsync_db.monitor.thresholds import thresholds_for
+from wedsync_db.settings import Settings
 
 LONDON = "Europe/London"
 PEAK = frozenset(range(5, 11))
@@ -233,3 +236,57 @@ def test_rendered_document_is_reused_within_its_ttl() -> None:
     expired.get(False, render)
     expired.get(False, render)
     assert len(calls) == 4
+
+
+# --- the route's assembly from the app context (no server, no database) ---------------------
+class _Database:
+    def __init__(self, heartbeats: dict[str, HeartbeatSnapshot]) -> None:
+        self._heartbeats = heartbeats
+
+    def heartbeat_snapshots(self) -> dict[str, HeartbeatSnapshot]:
+        return self._heartbeats
+
+
+def app_context(assessment: Assessment | None) -> AppContext:
+    now = datetime.now(UTC)
+    ctx = SimpleNamespace(
+        settings=Settings(_env_file=None, timezone=LONDON, env="production", service_key="k"),
+        database=_Database({"service": heartbeat(at=now), "user": heartbeat(at=now)}),
+        monitor=SimpleNamespace(assessment=assessment),
+        extras={},
+    )
+    return cast(AppContext, ctx)
+
+
+def test_the_route_reads_the_monitors_latest_assessment() -> None:
+    now = datetime.now(UTC)
+    context = calendar_context(now, LONDON, PEAK, 3)
+    busy = AssessmentInput(connections_total=70, connections_max_usable=100)
+    assessment = assess(busy, context, thresholds_for(context.level), now=now)
+    full = health_report(app_context(assessment), full=True)
+    (conn,) = full["checks"]["postgres:connections"]
+    # three weddings today: wedding-day limits, so 70 % warns
+    assert conn["context"] == "wedding-day"
+    assert conn["status"] == "warn"
+    assert full["status"] == "warn"
+    readiness = full["wedding_readiness"]
+    assert readiness["weddings_today"] == 3
+    assert readiness["freeze"]["blocking_migration"]["allowed"] is False
+    assert readiness["top_risks"][0]["key"] == "postgres:connections"
+    summary = health_report(app_context(assessment), full=False)
+    assert summary["checks"]["postgres:connections"] == [{"status": "warn"}]
+
+
+def test_the_route_without_a_sample_answers_from_the_heartbeat() -> None:
+    report = health_report(app_context(None), full=True)
+    assert set(report["checks"]) == {"postgres:heartbeat", "postgres:responseTime"}
+    assert report["wedding_readiness"]["weddings_today"] is None
+
+
+def test_a_sample_from_yesterday_does_not_count_its_weddings() -> None:
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    context = calendar_context(yesterday, LONDON, PEAK, 4)
+    old = assess(AssessmentInput(), context, thresholds_for(context.level), now=yesterday)
+    report = health_report(app_context(old), full=True)
+    assert report["wedding_readiness"]["weddings_today"] is None
+    assert report["checks"]["monitor:sampleAge"][0]["status"] == "warn"
