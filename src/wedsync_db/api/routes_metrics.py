@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -11,13 +11,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from wedsync_db.api.auth import ServiceKey, presented_key
 from wedsync_db.api.context import AppContext, get_context
 from wedsync_db.api.problems import problem
-from wedsync_db.monitor import forecast, history
+from wedsync_db.monitor import history
 from wedsync_db.monitor.prometheus import CONTENT_TYPE
 from wedsync_db.monitor.state import MonitorState
 
 router = APIRouter(tags=["metrics"])
-# Without ?since= the history covers this much: a week shows the Saturday peak.
-DEFAULT_HISTORY = timedelta(days=7)
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -78,30 +76,19 @@ async def metrics_history(
 ) -> Any:
     if not history.METRIC_NAME.match(metric):
         return problem(422, "Invalid metric", f"{metric!r} is not a metric name")
-    now = datetime.now(UTC)
-    end = _aware(until) if until is not None else now
-    start = _aware(since) if since is not None else end - DEFAULT_HISTORY
-    series = await history.series(ctx.database, metric, start, end, max_points=points)
-    if not series:
-        known = await history.known_metrics(ctx.database)
-        if known and metric not in known:
-            return problem(404, "Unknown metric", f"no history for {metric!r}", known_metrics=known)
     settings = ctx.settings
-    body: dict[str, Any] = {
-        "metric": metric,
-        "since": start.isoformat(),
-        "until": end.isoformat(),
-        "points": [p.to_dict() for p in series],
-    }
-    values = [(p.at, p.value) for p in series]
-    budget = settings.disk_budget_gb * 2**30 if metric == "database_size_bytes" else None
-    body["forecast"] = forecast.growth_forecast(values, metric=metric, budget=budget).to_dict()
-    if metric.startswith("connections"):
-        peaks = [(p.at, p.max) for p in series]
-        body["saturday_peak"] = forecast.saturday_peak_forecast(
-            peaks, timezone=settings.timezone, now=now, metric=metric
-        ).to_dict()
-    return body
+    try:
+        return await history.series_report(
+            ctx.database,
+            metric,
+            since=_aware(since) if since is not None else None,
+            until=_aware(until) if until is not None else None,
+            max_points=points,
+            disk_budget_bytes=settings.disk_budget_gb * 2**30,
+            timezone=settings.timezone,
+        )
+    except history.UnknownMetric as exc:
+        return problem(404, "Unknown metric", str(exc), known_metrics=exc.known)
 
 
 @router.get(

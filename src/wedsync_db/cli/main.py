@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from wedsync_db.cli import common, demo, health, migrate
+from wedsync_db.cli import common, demo, health, migrate, monitor
 from wedsync_db.cli.common import err, out
 from wedsync_db.embedded import DEFAULT_DATABASE
 from wedsync_db.runtime import embedded_server
@@ -32,6 +32,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(migrate.app, name="migrate")
 app.add_typer(demo.app, name="demo")
 app.command("health")(health.health)
+app.add_typer(monitor.metrics_app, name="metrics")
+app.add_typer(monitor.inspect_app, name="inspect")
 
 
 # --- up -----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 from wedsync_db.db.client import Database
 from wedsync_db.db.queries import load_queries
 from wedsync_db.db.session import Session
+from wedsync_db.monitor import forecast
 from wedsync_db.monitor.snapshot import QueryBaseline, QueryCounters, Snapshot
 
 # A metric name is a jsonb key written by Snapshot.metrics(); anything else is a typo.
@@ -19,6 +20,17 @@ METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DEFAULT_MAX_POINTS = 500
 # Drill-down rows kept per snapshot; the flat metrics carry the trends.
 DETAIL_ROWS = 10
+# Without an explicit start a series covers this much: a week shows the Saturday peak.
+DEFAULT_SPAN = timedelta(days=7)
+
+
+class UnknownMetric(ValueError):
+    """No history for a metric name that the latest snapshot does not carry either."""
+
+    def __init__(self, metric: str, known: list[str]) -> None:
+        self.metric = metric
+        self.known = known
+        super().__init__(f"no history for {metric!r}; known metrics: {', '.join(known)}")
 
 
 def _q(name: str) -> str:
@@ -169,3 +181,42 @@ async def known_metrics(db: Database) -> list[str]:
     """Metric names present in the latest stored snapshot."""
     async with db.ops(reason="monitor history") as s:
         return [str(r[0]) for r in await s.fetch_tuples(_q("known_metrics"))]
+
+
+async def series_report(
+    db: Database,
+    metric: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    max_points: int = DEFAULT_MAX_POINTS,
+    disk_budget_bytes: float | None = None,
+    timezone: str = "Europe/London",
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A series with its forecast: the size in 30 / 90 days and the days until the disk budget
+    for ``database_size_bytes``, the Saturday peak trend for ``connections*``, and the linear
+    trend of any metric. Raises UnknownMetric for a name with no history at all."""
+    moment = now or datetime.now(UTC)
+    end = until or moment
+    start = since or end - DEFAULT_SPAN
+    points = await series(db, metric, start, end, max_points=max_points)
+    if not points:
+        known = await known_metrics(db)
+        if known and metric not in known:
+            raise UnknownMetric(metric, known)
+    values = [(p.at, p.value) for p in points]
+    budget = disk_budget_bytes if metric == "database_size_bytes" else None
+    report: dict[str, Any] = {
+        "metric": metric,
+        "since": start.isoformat(),
+        "until": end.isoformat(),
+        "points": [p.to_dict() for p in points],
+        "forecast": forecast.growth_forecast(values, metric=metric, budget=budget).to_dict(),
+    }
+    if metric.startswith("connections"):
+        # the peak of each bucket: a Saturday's busiest minute is what needs headroom
+        report["saturday_peak"] = forecast.saturday_peak_forecast(
+            [(p.at, p.max) for p in points], timezone=timezone, now=moment, metric=metric
+        ).to_dict()
+    return report

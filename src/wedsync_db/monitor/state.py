@@ -183,8 +183,6 @@ class MonitorState:
         full = self.full
         if full is not None and full.queries is not None:
             return full.queries.baseline(full.captured_at)
-        if not self.store_history:
-            return None
         try:
             # the previous process (or `metrics capture`) left one behind
             return await history.load_query_baseline(self.database)

@@ -1,0 +1,607 @@
+"""`wedsync-db metrics …` and `wedsync-db inspect …`: the monitor from the command line."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from wedsync_db.cli import common
+from wedsync_db.cli.common import err, out
+from wedsync_db.db.client import Database
+from wedsync_db.errors import PermissionDenied, QueryError
+from wedsync_db.monitor import history
+from wedsync_db.monitor.collectors import CollectOptions, collect, hint_for, performance_report
+from wedsync_db.monitor.snapshot import Snapshot
+from wedsync_db.monitor.state import MonitorState
+from wedsync_db.runtime import database_for
+from wedsync_db.settings import Settings
+
+T = TypeVar("T")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+# rows printed per table in the terminal (--json has them all)
+ROWS = 25
+QUERY_CHARS = 80
+
+metrics_app = typer.Typer(
+    help="Metrics now (--json, --prometheus), captured into history, and read back.",
+    invoke_without_command=True,
+)
+inspect_app = typer.Typer(
+    help="Reports on the live database, offending rows first (--json on each).",
+    no_args_is_help=True,
+)
+
+
+# --- plumbing -----------------------------------------------------------------------------------
+def _run(work: Callable[[Settings, Database], Awaitable[T]]) -> T:
+    """Open the pools against the configured database, run ``work``, close them."""
+    s = common.settings()
+    t = common.target(s)
+
+    async def main() -> T:
+        async with database_for(s, t.dsn) as db:
+            return await work(s, db)
+
+    return common.run(main())
+
+
+def _collect(
+    parts: Sequence[str], options: CollectOptions | None = None
+) -> tuple[Settings, Snapshot]:
+    async def work(s: Settings, db: Database) -> tuple[Settings, Snapshot]:
+        return s, await collect(db, parts=parts, options=options)
+
+    return _run(work)
+
+
+def _report_errors(snap: Snapshot) -> None:
+    for e in snap.errors:
+        err.print(f"[yellow]{e.collector}:[/] {escape(e.message)}", highlight=False)
+        err.print(f"  hint: {escape(e.hint)}", highlight=False)
+
+
+def _exit_on_errors(snap: Snapshot, parts: Sequence[str]) -> None:
+    """Exit 1 when every requested collector failed (there is nothing to show)."""
+    _report_errors(snap)
+    failed = {e.collector for e in snap.errors}
+    if failed and failed >= set(parts):
+        raise typer.Exit(1)
+
+
+def _size(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TB"  # pragma: no cover
+
+
+def _short(text: str | None, width: int = QUERY_CHARS) -> str:
+    flat = " ".join((text or "").split())
+    return escape(flat if len(flat) <= width else flat[: width - 1] + "…")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f} s"
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "never"
+    age = datetime.now(UTC) - moment
+    hours = age.total_seconds() / 3600
+    return f"{hours:,.1f} h ago" if hours < 48 else f"{hours / 24:,.0f} d ago"
+
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """``7d``, ``24h``, ``90m``, ``2w`` before ``now``, or an ISO 8601 time (UTC if naive)."""
+    match = _RELATIVE.match(value.strip())
+    if match:
+        return now - timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: use e.g. 7d, 24h or 2026-06-01T00:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# --- metrics ------------------------------------------------------------------------------------
+@metrics_app.callback()
+def metrics(
+    ctx: typer.Context,
+    json_out: JsonOpt = False,
+    prometheus: Annotated[
+        bool, typer.Option("--prometheus", help="Prometheus text format, as GET /metrics")
+    ] = False,
+) -> None:
+    """Collect every metric once and print it (statement figures are differences since the
+    last stored capture). Exit 0, or 1 when the database cannot be reached."""
+    if ctx.invoked_subcommand is not None:
+        return
+
+    async def work(s: Settings, db: Database) -> tuple[MonitorState, Snapshot]:
+        await db.probe_all()
+        state = MonitorState(s, db, store_history=False)
+        return state, await state.capture(source="capture")
+
+    state, snap = _run(work)
+    if prometheus:
+        typer.echo(state.exporter.render().decode(), nl=False)
+        return
+    assessment = state.assessment
+    if json_out:
+        common.print_json(
+            {
+                "snapshot": snap.to_dict(),
+                "metrics": snap.metrics(),
+                "assessment": assessment.to_dict() if assessment else None,
+            }
+        )
+        return
+    table = Table(
+        "metric", "value", title=f"wedsync-db metrics  {snap.captured_at:%Y-%m-%d %H:%M:%S %Z}"
+    )
+    for name, value in sorted(snap.metrics().items()):
+        shown = _size(value) if name.endswith("_bytes") else f"{value:,.4g}"
+        table.add_row(name, shown)
+    out.print(table)
+    _report_errors(snap)
+    if assessment is not None:
+        out.print(
+            f"assessment: {assessment.status} ({assessment.context.level}); "
+            f"{len(assessment.recommendations)} recommendation(s): "
+            "`wedsync-db inspect recommendations`",
+            highlight=False,
+        )
+
+
+@metrics_app.command("capture")
+def metrics_capture(json_out: JsonOpt = False) -> None:
+    """Capture one snapshot into the history (ops.metric_snapshots) and purge by retention."""
+
+    async def work(s: Settings, db: Database) -> Snapshot:
+        return await MonitorState(s, db).capture(source="capture")
+
+    snap = _run(work)
+    if json_out:
+        common.print_json({"captured_at": snap.captured_at.isoformat(), "metrics": snap.metrics()})
+        return
+    _report_errors(snap)
+    m = snap.metrics()
+    out.print(
+        f"captured {len(m)} metrics at {snap.captured_at:%Y-%m-%d %H:%M:%S %Z}"
+        f" (database {_size(m.get('database_size_bytes'))},"
+        f" {m.get('connections_total', 0):.0f} connections)",
+        highlight=False,
+    )
+
+
+@metrics_app.command("history")
+def metrics_history(
+    metric: Annotated[str, typer.Argument(help="e.g. database_size_bytes, connections_total")],
+    since: Annotated[str, typer.Option(help="7d, 24h, 90m or an ISO 8601 time")] = "7d",
+    until: Annotated[str | None, typer.Option(help="ISO 8601 time [default: now]")] = None,
+    points: Annotated[int, typer.Option(min=2, max=5000, help="At most this many buckets")] = 200,
+    json_out: JsonOpt = False,
+) -> None:
+    """A metric's stored history with its trend and forecast. Exit 1 for an unknown metric."""
+    if not history.METRIC_NAME.match(metric):
+        common.fail(f"{metric!r} is not a metric name")
+    now = datetime.now(UTC)
+    start = parse_since(since, now)
+    end = parse_since(until, now) if until else now
+
+    async def work(s: Settings, db: Database) -> dict[str, Any]:
+        return await history.series_report(
+            db,
+            metric,
+            since=start,
+            until=end,
+            max_points=points,
+            disk_budget_bytes=s.disk_budget_gb * 2**30,
+            timezone=s.timezone,
+            now=now,
+        )
+
+    try:
+        report = _run(work)
+    except history.UnknownMetric as exc:
+        common.fail(str(exc))
+    if json_out:
+        common.print_json(report)
+        return
+    _print_series(report)
+
+
+def _print_series(report: dict[str, Any]) -> None:
+    metric = report["metric"]
+    fmt = _size if metric.endswith("_bytes") else (lambda v: f"{v:,.4g}")
+    table = Table("at", "mean", "min", "max", "samples", title=f"{metric} since {report['since']}")
+    rows = report["points"]
+    for p in rows[-ROWS:]:
+        table.add_row(p["at"], fmt(p["value"]), fmt(p["min"]), fmt(p["max"]), str(p["samples"]))
+    out.print(table)
+    if len(rows) > ROWS:
+        out.print(f"(last {ROWS} of {len(rows)} points; --json for all)", highlight=False)
+    f = report["forecast"]
+    if f["rate_per_day"] is None:
+        out.print(f"trend: {f['reason']}", highlight=False)
+    else:
+        out.print(f"trend: {fmt(f['rate_per_day'])} per day (r² {f['r_squared'] or 0:.2f})")
+        for label, value in f["projections"].items():
+            out.print(f"  {label.replace('_', ' ')}: {fmt(value)}", highlight=False)
+        if f["budget"] is not None:
+            days = f["days_until_budget"]
+            reach = f"in {days:,.0f} days" if days is not None else f"never ({f['reason']})"
+            out.print(f"  disk budget {fmt(f['budget'])} reached {reach}", highlight=False)
+    sat = report.get("saturday_peak")
+    if sat:
+        if sat["predicted_peak"] is None:
+            out.print(f"Saturday peaks: {sat['reason']}", highlight=False)
+        else:
+            out.print(
+                f"Saturday peaks change {sat['weekly_change']:+,.1f} a week; predicted peak on "
+                f"{sat['next_saturday']}: {sat['predicted_peak']:,.0f}",
+                highlight=False,
+            )
+
+
+# --- inspect ------------------------------------------------------------------------------------
+@inspect_app.command("connections")
+def inspect_connections(
+    min_seconds: Annotated[
+        float, typer.Option(help="List statements / idle transactions older than this")
+    ] = 5.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Connections by audience and state; long statements and idle open transactions."""
+    parts = ("server", "connections")
+    _, snap = _collect(parts, CollectOptions(activity_min_seconds=min_seconds))
+    if json_out:
+        common.print_json(
+            {"server": _part(snap, "server"), "connections": _part(snap, "connections")}
+        )
+        return
+    _exit_on_errors(snap, parts)
+    c = snap.connections
+    if c is None:
+        return
+    table = Table("audience", "state", "connections", "waiting on locks", "oldest transaction")
+    for g in c.groups:
+        table.add_row(
+            g.audience,
+            g.state,
+            str(g.connections),
+            str(g.waiting_on_locks),
+            _seconds(g.longest_transaction_seconds),
+        )
+    out.print(table)
+    if snap.server is not None:
+        usable = snap.server.max_usable_connections
+        out.print(
+            f"{c.total} of {usable} usable connections ({c.total / usable:.0%}); "
+            f"max_connections {snap.server.max_connections}",
+            highlight=False,
+        )
+    for title, rows in (
+        ("idle in transaction", c.idle_in_transaction),
+        ("long-running statements", c.long_running),
+    ):
+        if not rows:
+            continue
+        t = Table("pid", "audience", "application", "for", "in transaction", "query", title=title)
+        for a in rows[:ROWS]:
+            t.add_row(
+                str(a.pid),
+                a.audience,
+                escape(a.application_name),
+                _seconds(a.seconds),
+                _seconds(a.transaction_seconds),
+                _short(a.query),
+            )
+        out.print(t)
+
+
+@inspect_app.command("queries")
+def inspect_queries(
+    top: Annotated[int, typer.Option(min=1, max=500, help="Statements to show")] = 20,
+    json_out: JsonOpt = False,
+) -> None:
+    """Top statements by total time since the statistics were reset (ops.performance_report),
+    flagged when slower on average than the wedding-day latency limit."""
+
+    async def work(s: Settings, db: Database) -> list[dict[str, Any]] | str:
+        try:
+            return await performance_report(db, top_n=top)
+        except (QueryError, PermissionDenied) as exc:
+            # pg_stat_statements missing or not loaded: say how to enable it
+            return f"{exc}\nhint: {hint_for('queries', exc, 0)}"
+
+    rows = _run(work)
+    if isinstance(rows, str):
+        common.fail(escape(rows))
+    if json_out:
+        common.print_json(rows)
+        return
+    table = Table("queryid", "calls", "total", "mean", "share", "wedding-day risk", "query")
+    table.columns[0].no_wrap = True
+    table.columns[-1].no_wrap = True
+    for r in rows:
+        table.add_row(
+            str(r["queryid"]),
+            f"{r['calls']:,}",
+            f"{r['total_ms']:,.0f} ms",
+            f"{r['mean_ms'] or 0:,.2f} ms",
+            f"{(r['share_of_total'] or 0):.0%}",
+            "[bold red]yes[/]" if r["wedding_day_risk"] else "no",
+            _short(r["query"]),
+        )
+    out.print(table)
+
+
+@inspect_app.command("tables")
+def inspect_tables(json_out: JsonOpt = False) -> None:
+    """The largest tables with their index, TOAST and dead-row figures."""
+    parts = ("storage", "maintenance")
+    _, snap = _collect(parts)
+    if json_out:
+        common.print_json(
+            {"storage": _part(snap, "storage"), "maintenance": _part(snap, "maintenance")}
+        )
+        return
+    _exit_on_errors(snap, parts)
+    dead = {
+        (t.schema_name, t.table_name): t
+        for t in (snap.maintenance.tables if snap.maintenance else ())
+    }
+    st = snap.storage
+    if st is None:
+        return
+    table = Table(
+        "table", "total", "heap", "indexes", "toast", "rows (est.)", "dead rows", "last vacuum"
+    )
+    for t in st.largest[:ROWS]:
+        m = dead.get((t.schema_name, t.table_name))
+        table.add_row(
+            f"{t.schema_name}.{t.table_name}",
+            _size(t.total_bytes),
+            _size(t.table_bytes),
+            _size(t.index_bytes),
+            _size(t.toast_bytes),
+            f"{t.estimated_rows:,}",
+            f"{m.dead_tuples:,}" if m else "-",
+            _when(m.last_vacuum) if m else "-",
+        )
+    out.print(table)
+    out.print(
+        f"database {_size(st.database_bytes)}; {st.table_count} tables: "
+        f"{_size(st.tables_bytes)} of data, {_size(st.indexes_bytes)} of indexes",
+        highlight=False,
+    )
+
+
+@inspect_app.command("indexes")
+def inspect_indexes(json_out: JsonOpt = False) -> None:
+    """Invalid, unused, duplicate and missing indexes and unindexed foreign keys, with the SQL
+    that fixes each (ops.index_recommendations)."""
+    parts = ("indexes",)
+    _, snap = _collect(parts)
+    if json_out:
+        common.print_json(_part(snap, "indexes"))
+        return
+    _exit_on_errors(snap, parts)
+    advice = snap.indexes or ()
+    if not advice:
+        out.print("no index advice", highlight=False)
+        return
+    table = Table("kind", "table", "index", "size", "detail", "remedy")
+    for a in advice:
+        table.add_row(
+            a.kind,
+            f"{a.schema_name}.{a.table_name}",
+            a.index_name or "-",
+            _size(a.size_bytes),
+            escape(a.detail),
+            escape(a.remedy or "-"),
+        )
+    out.print(table)
+
+
+@inspect_app.command("locks")
+def inspect_locks(json_out: JsonOpt = False) -> None:
+    """Who blocks whom (one row per waiting session and lock holder), and locks per mode."""
+    parts = ("locks",)
+    _, snap = _collect(parts)
+    if json_out:
+        common.print_json(_part(snap, "locks"))
+        return
+    _exit_on_errors(snap, parts)
+    lk = snap.locks
+    if lk is None:
+        return
+    if lk.blocking:
+        table = Table(
+            "waiting pid",
+            "waits",
+            "lock",
+            "relation",
+            "blocked by",
+            "holder state",
+            "holder in transaction",
+            "waiting query",
+            "holder query",
+        )
+        for b in lk.blocking[:ROWS]:
+            table.add_row(
+                str(b.blocked_pid),
+                _seconds(b.wait_seconds),
+                b.mode or "-",
+                b.relation or "-",
+                str(b.blocking_pid),
+                b.blocking_state,
+                _seconds(b.blocking_transaction_seconds),
+                _short(b.blocked_query, 50),
+                _short(b.blocking_query, 50),
+            )
+        out.print(table)
+    else:
+        out.print("no session is waiting for a lock", highlight=False)
+    modes = ", ".join(
+        f"{m} {n}" + (f" (+{lk.waiting.get(m, 0)} waiting)" if lk.waiting.get(m) else "")
+        for m, n in sorted(lk.granted.items())
+    )
+    out.print(f"locks held: {modes or 'none'}", highlight=False)
+
+
+@inspect_app.command("vacuum")
+def inspect_vacuum(json_out: JsonOpt = False) -> None:
+    """Dead rows and autovacuum state per table, transaction-ID wraparound, sequences filling
+    up (ops.table_maintenance_report)."""
+    parts = ("maintenance", "database")
+    _, snap = _collect(parts)
+    if json_out:
+        common.print_json(
+            {"maintenance": _part(snap, "maintenance"), "database": _part(snap, "database")}
+        )
+        return
+    _exit_on_errors(snap, parts)
+    m = snap.maintenance
+    if m is not None:
+        table = Table(
+            "table",
+            "live",
+            "dead",
+            "dead %",
+            "vacuum at",
+            "autovacuum due",
+            "analyze due",
+            "last vacuum",
+            "last analyze",
+            "xid age",
+        )
+        for t in m.tables[:ROWS]:
+            table.add_row(
+                f"{t.schema_name}.{t.table_name}",
+                f"{t.live_tuples:,}",
+                f"{t.dead_tuples:,}",
+                f"{(t.dead_fraction or 0):.0%}",
+                f"{t.vacuum_threshold:,}",
+                "[yellow]yes[/]" if t.autovacuum_due else "no",
+                "yes" if t.analyze_due else "no",
+                _when(t.last_vacuum) + ("" if t.autovacuum_enabled else " (autovacuum off)"),
+                _when(t.last_analyze),
+                f"{t.xid_age:,}" if t.xid_age is not None else "-",
+            )
+        out.print(table)
+        out.print(
+            f"{m.dead_tuples:,} dead rows in {m.table_count} tables; {m.tables_due} due for "
+            "autovacuum",
+            highlight=False,
+        )
+        if m.sequences:
+            seq = Table("sequence", "type", "last value", "max", "used", "feeds")
+            for s in m.sequences:
+                seq.add_row(
+                    f"{s.schema_name}.{s.sequence_name}",
+                    s.data_type,
+                    f"{s.last_value:,}",
+                    f"{s.max_value:,}",
+                    f"{s.used_fraction:.1%}",
+                    s.owned_by or "-",
+                )
+            out.print(seq)
+    db = snap.database
+    if db is not None and db.xid_ages:
+        worst = max(db.xid_ages, key=lambda x: x.xid_age)
+        out.print(
+            f"wraparound: {db.xid_remaining:,} transaction IDs left "
+            f"(oldest: {worst.database}, age {worst.xid_age:,})",
+            highlight=False,
+        )
+
+
+@inspect_app.command("security")
+def inspect_security(json_out: JsonOpt = False) -> None:
+    """Tenant tables without (forced) RLS, policies on tables with RLS off, SECURITY DEFINER
+    functions without a fixed search_path, claim helpers called once per row."""
+    parts = ("security",)
+    _, snap = _collect(parts)
+    if json_out:
+        common.print_json(_part(snap, "security"))
+        return
+    _exit_on_errors(snap, parts)
+    findings = snap.security or ()
+    if not findings:
+        out.print("no security findings", highlight=False)
+        return
+    table = Table("rule", "object", "detail", "remedy")
+    for f in findings:
+        table.add_row(f.rule, escape(f.object), escape(f.detail), escape(f.remedy or "-"))
+    out.print(table)
+
+
+@inspect_app.command("recommendations")
+def inspect_recommendations(json_out: JsonOpt = False) -> None:
+    """Everything collected, assessed in today's calendar context: what to do, most severe
+    first, with the SQL remedy where there is one."""
+
+    async def work(s: Settings, db: Database) -> MonitorState:
+        await db.probe_all()
+        state = MonitorState(s, db, store_history=False)
+        await state.capture(source="capture")
+        return state
+
+    state = _run(work)
+    assessment = state.assessment
+    if assessment is None:
+        common.fail("the assessment could not be computed; see `wedsync-db metrics --json`")
+    if json_out:
+        common.print_json(
+            {
+                "status": assessment.status,
+                "context": assessment.context.to_dict(),
+                "recommendations": [r.to_dict() for r in assessment.recommendations],
+            }
+        )
+        return
+    out.print(
+        f"status {assessment.status} in a {assessment.context.level} context "
+        f"({assessment.context.describe()})",
+        highlight=False,
+    )
+    if not assessment.recommendations:
+        out.print("no recommendations", highlight=False)
+        return
+    table = Table("severity", "key", "what", "objects", "remedy")
+    for r in assessment.recommendations:
+        objects = "\n".join(_short(o, 70) for o in r.objects[:5])
+        if len(r.objects) > 5:
+            objects += f"\n… {len(r.objects) - 5} more"
+        remedy = escape(r.remedy) + (f"\n[dim]{escape(r.remedy_sql)}[/]" if r.remedy_sql else "")
+        table.add_row(r.severity, escape(r.key), escape(r.title), objects, remedy)
+    out.print(table)
+
+
+def _part(snap: Snapshot, name: str) -> Any:
+    """One part of the snapshot, JSON-ready, with the errors of its collector."""
+    data = snap.to_dict()
+    return {
+        "captured_at": data["captured_at"],
+        name: data.get(name),
+        "errors": [e for e in data["errors"] if e["collector"] == name],
+    }
+
+
+__all__ = ["inspect_app", "metrics_app", "parse_since"]
