@@ -1,0 +1,380 @@
+"""`wedsync-db migrate …` as an operator runs it: a subprocess with DATABASE_URL, exit codes
+(0 ok, 1 error, 2 drift / lint refusal, 3 frozen, 4 lock not obtained) and --json output."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.migration_support import (
+    EVERY_WEEKDAY,
+    MigrationDir,
+    applied_versions,
+    audit_events,
+    builtin_top,
+    execute,
+    holding_migration_lock,
+    table_exists,
+    wedsync_db,
+)
+
+NO_DATABASE = "postgresql://127.0.0.1:1/unused"
+
+
+def as_json(proc: Any) -> Any:
+    assert proc.stdout, proc.stderr
+    return json.loads(proc.stdout)
+
+
+PRODUCTION = {"WEDSYNC_ENV": "production", "WEDSYNC_FREEZE_WEEKDAYS": EVERY_WEEKDAY}
+
+
+# --------------------------------------------------------------------------------------------
+# status
+
+
+def test_status_exit_code_says_current_pending_or_drift(fresh_db: str, tmp_path: Path) -> None:
+    current = wedsync_db(["migrate", "status", "--json"], fresh_db, tmp_path)
+    assert current.returncode == 0, current.stderr
+    body = as_json(current)
+    assert body["current"] is True and body["pending"] == [] and body["drift"] == []
+    assert [a["version"] for a in body["applied"]] == [
+        f"{n:04d}" for n in range(1, builtin_top() + 1)
+    ]
+
+    d = MigrationDir(tmp_path / "migrations")
+    path = d.add(1, "status_probe", "create table status_probe (id int);\n")
+    dirs = ["--dir", str(d.path)]
+    pending = wedsync_db(["migrate", "status", "--json", *dirs], fresh_db, tmp_path)
+    assert pending.returncode == 1
+    assert [p["version"] for p in as_json(pending)["pending"]] == [d.version(1)]
+
+    assert wedsync_db(["migrate", "apply", *dirs], fresh_db, tmp_path).returncode == 0
+    path.write_text("create table status_probe (id bigint);\n", encoding="utf-8")
+    drift = wedsync_db(["migrate", "status", "--json", *dirs], fresh_db, tmp_path)
+    assert drift.returncode == 2
+    assert [(x["kind"], x["version"]) for x in as_json(drift)["drift"]] == [
+        ("changed", d.version(1))
+    ]
+    human = wedsync_db(["migrate", "status", *dirs], fresh_db, tmp_path)
+    assert human.returncode == 2
+    assert "drift: changed" in human.stdout and "migrate repair" in human.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# new and lint (no database)
+
+
+def test_new_creates_the_next_numbered_file(tmp_path: Path) -> None:
+    d = tmp_path / "migrations"
+    top = builtin_top()
+    first = wedsync_db(["migrate", "new", "add_seating", "--dir", str(d)], NO_DATABASE, tmp_path)
+    assert first.returncode == 0, first.stderr
+    created = d / f"{top + 1:04d}_add_seating.sql"
+    assert first.stdout.strip() == str(created)
+    assert "wedsync:no-transaction" in created.read_text(encoding="utf-8")
+
+    second = wedsync_db(["migrate", "new", "Seating Plan", "--dir", str(d)], NO_DATABASE, tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert (d / f"{top + 2:04d}_seating_plan.sql").exists()
+
+    bad = wedsync_db(["migrate", "new", "drop;table", "--dir", str(d)], NO_DATABASE, tmp_path)
+    assert bad.returncode == 1
+    assert "lower-case letters, digits and underscores" in bad.stderr
+    assert sorted(p.name for p in d.iterdir()) == [created.name, f"{top + 2:04d}_seating_plan.sql"]
+
+
+def test_lint_exits_2_on_unacknowledged_errors_and_0_otherwise(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.sql"
+    bad.write_text("create table bookings (organization_id uuid not null, id int);\n")
+    good = tmp_path / "good.sql"
+    good.write_text("create table notes (id int primary key, body text);\n")
+    acknowledged = tmp_path / "acknowledged.sql"
+    acknowledged.write_text(
+        "-- wedsync:allow tenant-table-without-rls: reference data shared by every tenant\n"
+        "create table rates (organization_id uuid not null, id int);\n"
+    )
+
+    failed = wedsync_db(["migrate", "lint", str(bad)], NO_DATABASE, tmp_path)
+    assert failed.returncode == 2
+    assert "tenant-table-without-rls" in failed.stdout
+    assert "1 unacknowledged error" in failed.stdout
+
+    assert wedsync_db(["migrate", "lint", str(good)], NO_DATABASE, tmp_path).returncode == 0
+    ok = wedsync_db(["migrate", "lint", "--json", str(acknowledged)], NO_DATABASE, tmp_path)
+    assert ok.returncode == 0
+    assert as_json(ok)["errors"] == 0
+
+    whole_dir = wedsync_db(["migrate", "lint", "--json", str(tmp_path)], NO_DATABASE, tmp_path)
+    assert whole_dir.returncode == 2
+    body = as_json(whole_dir)
+    assert body["errors"] == 1 and len(body["files"]) == 3
+
+    missing = wedsync_db(["migrate", "lint", str(tmp_path / "nope.sql")], NO_DATABASE, tmp_path)
+    assert missing.returncode == 1
+
+
+# --------------------------------------------------------------------------------------------
+# apply
+
+
+def test_dry_run_changes_nothing_and_target_stops_at_a_version(
+    fresh_db: str, tmp_path: Path
+) -> None:
+    d = MigrationDir(tmp_path / "migrations")
+    d.add(1, "target_one", "create table target_one (id int);\n")
+    d.add(2, "target_two", "create table target_two (id int);\n")
+    dirs = ["--dir", str(d.path)]
+    before = applied_versions(fresh_db)
+
+    dry = wedsync_db(["migrate", "apply", "--dry-run", "--json", *dirs], fresh_db, tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    body = as_json(dry)
+    assert body["dry_run"] is True and body["applied"] == []
+    assert [w["version"] for w in body["would_apply"]] == [d.version(1), d.version(2)]
+    assert applied_versions(fresh_db) == before
+    assert not table_exists(fresh_db, "target_one")
+    assert audit_events(fresh_db, "migrate.apply")[-1]["outcome"] == "dry-run"
+    human = wedsync_db(["migrate", "apply", "--dry-run", *dirs], fresh_db, tmp_path)
+    assert f"dry run: would apply {d.file(1, 'target_one')}" in human.stdout
+
+    unknown = wedsync_db(["migrate", "apply", "--target", d.version(9), *dirs], fresh_db, tmp_path)
+    assert unknown.returncode == 1
+    assert "no migration file has that version" in unknown.stderr
+
+    partial = wedsync_db(
+        ["migrate", "apply", "--json", "--target", d.version(1), *dirs], fresh_db, tmp_path
+    )
+    assert partial.returncode == 0, partial.stderr
+    assert [a["version"] for a in as_json(partial)["applied"]] == [d.version(1)]
+    assert table_exists(fresh_db, "target_one") and not table_exists(fresh_db, "target_two")
+    assert wedsync_db(["migrate", "status", *dirs], fresh_db, tmp_path).returncode == 1
+
+    rest = wedsync_db(["migrate", "apply", *dirs], fresh_db, tmp_path)
+    assert rest.returncode == 0
+    assert "applied 1 migration(s)" in rest.stdout
+    again = wedsync_db(["migrate", "apply", *dirs], fresh_db, tmp_path)
+    assert (again.returncode, again.stdout.strip()) == (0, "nothing to apply")
+
+
+def test_drift_exits_2_and_repair_needs_a_reason(fresh_db: str, tmp_path: Path) -> None:
+    d = MigrationDir(tmp_path / "migrations")
+    path = d.add(1, "repair_me", "create table repair_me (id int);\n")
+    dirs = ["--dir", str(d.path)]
+    assert wedsync_db(["migrate", "apply", *dirs], fresh_db, tmp_path).returncode == 0
+    path.write_text("-- reviewed\ncreate table repair_me (id int);\n", encoding="utf-8")
+
+    refused = wedsync_db(["migrate", "apply", "--json", *dirs], fresh_db, tmp_path)
+    assert refused.returncode == 2
+    assert f"migrate repair {d.version(1)}" in refused.stderr
+
+    no_reason = wedsync_db(["migrate", "repair", d.version(1), *dirs], fresh_db, tmp_path)
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr  # usage error
+    blank = wedsync_db(
+        ["migrate", "repair", d.version(1), "--reason", "  ", *dirs], fresh_db, tmp_path
+    )
+    assert blank.returncode == 1 and "needs --reason" in blank.stderr
+    assert audit_events(fresh_db, "migrate.repair") == []
+
+    repaired = wedsync_db(
+        ["migrate", "repair", d.version(1), "--reason", "comment only", *dirs], fresh_db, tmp_path
+    )
+    assert repaired.returncode == 0, repaired.stderr
+    assert f"repaired changed drift of {d.version(1)}_repair_me" in repaired.stdout
+    assert audit_events(fresh_db, "migrate.repair")[-1]["reason"] == "comment only"
+    assert wedsync_db(["migrate", "status", *dirs], fresh_db, tmp_path).returncode == 0
+
+
+def test_lint_refusal_exits_2(fresh_db: str, tmp_path: Path) -> None:
+    d = MigrationDir(tmp_path / "migrations")
+    d.add(1, "tenant_no_rls", "create table tenant_no_rls (organization_id uuid, id int);\n")
+    refused = wedsync_db(["migrate", "apply", "--dir", str(d.path)], fresh_db, tmp_path)
+    assert refused.returncode == 2
+    assert "tenant-table-without-rls" in refused.stderr
+    assert not table_exists(fresh_db, "tenant_no_rls")
+    assert audit_events(fresh_db, "migrate.apply")[-1]["outcome"] == "refused:lint"
+
+
+def test_a_held_lock_exits_4(fresh_db: str, tmp_path: Path) -> None:
+    d = MigrationDir(tmp_path / "migrations")
+    d.add(1, "lock_probe", "create table lock_probe (id int);\n")
+    with holding_migration_lock(fresh_db):
+        started = time.monotonic()
+        proc = wedsync_db(
+            ["migrate", "apply", "--json", "--lock-wait", "1", "--dir", str(d.path)],
+            fresh_db,
+            tmp_path,
+        )
+        waited = time.monotonic() - started
+    assert proc.returncode == 4, proc.stderr
+    assert "another migration run holds the lock" in proc.stderr
+    assert waited >= 1
+    assert not table_exists(fresh_db, "lock_probe")
+    assert audit_events(fresh_db, "migrate.apply")[-1]["outcome"] == "refused:lock-held"
+
+
+# --------------------------------------------------------------------------------------------
+# the freeze at apply
+
+
+def test_production_freeze_exits_3_unless_overridden_with_a_reason(
+    fresh_db: str, tmp_path: Path
+) -> None:
+    d = MigrationDir(tmp_path / "migrations")
+    d.add(1, "frozen_cli", "create table frozen_cli (id int);\n")
+    apply = ["migrate", "apply", "--json", "--dir", str(d.path)]
+
+    frozen = wedsync_db(apply, fresh_db, tmp_path, **PRODUCTION)
+    assert frozen.returncode == 3, frozen.stderr
+    assert "frozen" in frozen.stderr and "written reason" in frozen.stderr
+    blank = wedsync_db([*apply, "--override-freeze", "  "], fresh_db, tmp_path, **PRODUCTION)
+    assert blank.returncode == 3
+    assert not table_exists(fresh_db, "frozen_cli")
+    outcomes = [e["outcome"] for e in audit_events(fresh_db, "migrate.apply")[-2:]]
+    assert outcomes == ["refused:frozen", "refused:frozen"]
+
+    reason = "hotfix for the vendor invoice export"
+    done = wedsync_db(
+        [*apply, "--override-freeze", reason, "--actor", "alice"], fresh_db, tmp_path, **PRODUCTION
+    )
+    assert done.returncode == 0, done.stderr
+    body = as_json(done)
+    assert [a["version"] for a in body["applied"]] == [d.version(1)]
+    assert body["freeze"]["overridden"] is True
+    (event,) = audit_events(fresh_db, "migrate.freeze-override")
+    assert (event["actor"], event["reason"]) == ("alice", reason)
+
+
+def test_staging_applies_with_freeze_warnings(fresh_db: str, tmp_path: Path) -> None:
+    d = MigrationDir(tmp_path / "migrations")
+    d.add(1, "staging_cli", "create table staging_cli (id int);\n")
+    proc = wedsync_db(
+        ["migrate", "apply", "--json", "--dir", str(d.path)],
+        fresh_db,
+        tmp_path,
+        WEDSYNC_ENV="staging",
+        WEDSYNC_FREEZE_WEEKDAYS=EVERY_WEEKDAY,
+    )
+    assert proc.returncode == 0, proc.stderr
+    body = as_json(proc)
+    assert [a["version"] for a in body["applied"]] == [d.version(1)]
+    assert body["freeze"]["mode"] == "warn" and body["freeze"]["active"] is True
+    assert any("every migration is frozen" in w for w in body["warnings"])
+
+
+# --------------------------------------------------------------------------------------------
+# plan --at: the freeze decision for a chosen moment, with weddings read from the database
+
+SATURDAY_IN_JUNE = "2027-06-12T10:00:00+01:00"
+WEDNESDAY_IN_JUNE = "2027-06-09T10:00:00+01:00"
+WEDNESDAY_IN_WINDOW = "2027-06-09T02:30:00+01:00"
+WEDDING_DAY = "2027-06-09"
+BLOCKING = "alter table guests add column seating_note text;\n"
+SAFE = "create table seating_plans (id int primary key, layout jsonb);\n"
+
+
+@pytest.mark.parametrize(
+    ("env", "at", "sql", "weddings", "active", "allowed", "reasons"),
+    [
+        pytest.param(
+            "production", SATURDAY_IN_JUNE, SAFE, 0, True, False, ["saturday"], id="saturday"
+        ),
+        pytest.param(
+            "production",
+            WEDNESDAY_IN_JUNE,
+            BLOCKING,
+            2,
+            True,
+            False,
+            ["wedding-day", "peak-season-outside-window"],
+            id="wednesday-weddings-blocking",
+        ),
+        pytest.param(
+            "production", WEDNESDAY_IN_JUNE, SAFE, 2, False, True, [], id="wednesday-weddings-safe"
+        ),
+        pytest.param(
+            "production",
+            WEDNESDAY_IN_WINDOW,
+            BLOCKING,
+            2,
+            True,
+            False,
+            ["wedding-day"],
+            id="wednesday-weddings-in-maintenance-window",
+        ),
+        pytest.param(
+            "production",
+            WEDNESDAY_IN_WINDOW,
+            BLOCKING,
+            0,
+            False,
+            True,
+            [],
+            id="wednesday-no-weddings-in-maintenance-window",
+        ),
+        pytest.param(
+            "staging", SATURDAY_IN_JUNE, SAFE, 0, True, True, ["saturday"], id="staging-saturday"
+        ),
+        pytest.param(
+            "development", SATURDAY_IN_JUNE, BLOCKING, 3, False, True, [], id="development"
+        ),
+    ],
+)
+def test_plan_at_shows_the_freeze_decision(
+    fresh_db: str,
+    tmp_path: Path,
+    env: str,
+    at: str,
+    sql: str,
+    weddings: int,
+    active: bool,
+    allowed: bool,
+    reasons: list[str],
+) -> None:
+    for i in range(weddings):
+        execute(
+            fresh_db,
+            f"insert into weddings (title, wedding_date) values ('Wedding {i}', '{WEDDING_DAY}')",
+        )
+    # a cancelled wedding does not make a wedding day
+    execute(
+        fresh_db,
+        "insert into weddings (title, wedding_date, status) "
+        f"values ('Called off', '{WEDDING_DAY}', 'cancelled')",
+    )
+    d = MigrationDir(tmp_path / "migrations")
+    d.add(1, "planned_change", sql)
+    proc = wedsync_db(
+        ["migrate", "plan", "--at", at, "--json", "--dir", str(d.path)],
+        fresh_db,
+        tmp_path,
+        WEDSYNC_ENV=env,
+        WEDSYNC_FREEZE_WEEKDAYS="sat",
+        WEDSYNC_PEAK_MONTHS="5-10",
+    )
+    assert proc.returncode == 0, proc.stderr
+    plan = as_json(proc)
+    assert isinstance(plan["pending"], list)
+    (pending,) = plan["pending"]
+    assert pending["version"] == d.version(1)
+    assert pending["blocking"] is (sql == BLOCKING)
+    assert pending["mode"] == "transactional"
+    freeze = plan["freeze"]
+    assert (freeze["active"], freeze["allowed"], freeze["reasons"]) == (active, allowed, reasons)
+    assert freeze["evaluated_at"] == at
+    saturday = at == SATURDAY_IN_JUNE
+    context = freeze["context"]
+    assert context["weekday_name"] == ("saturday" if saturday else "wednesday")
+    assert context["weddings_today"] == (0 if saturday else weddings)
+    # --at only evaluates the policy: nothing was applied
+    assert d.version(1) not in applied_versions(fresh_db)
+
+
+def test_plan_at_needs_an_iso_time(fresh_db: str, tmp_path: Path) -> None:
+    proc = wedsync_db(["migrate", "plan", "--at", "next saturday"], fresh_db, tmp_path)
+    assert proc.returncode == 1
+    assert "ISO-8601" in proc.stderr
