@@ -182,11 +182,6 @@ def test_post_when_frozen_is_423_unless_overridden_with_a_reason(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner.apply raises MigrationFileError for an unknown --target before it connects, "
-    "so the refused run leaves no ops.audit_events row (issue 3: every run is audited)",
-)
 def test_a_refused_unknown_target_is_audited_too(
     client: TestClient, fresh_db: str, migrations: MigrationDir
 ) -> None:

@@ -304,12 +304,6 @@ async def test_a_second_runner_gives_up_when_the_lock_stays_held(
     assert refused["details"]["holder"][0]["pid"] == holder_pid
 
 
-@pytest.mark.xfail(
-    # not strict: which holder the unfiltered query returns depends on backend slot order
-    strict=False,
-    reason="migrate/sql/history.sql lock_holder does not filter pg_locks by database, so the "
-    "error can name a session holding the same advisory key in another database",
-)
 async def test_the_lock_holder_named_is_the_one_in_this_database(
     fresh_db: str, empty_db: str, tmp_path: Path
 ) -> None:
@@ -419,11 +413,6 @@ async def test_lock_retries_stop_at_the_retry_budget(fresh_db: str, tmp_path: Pa
     assert audit_events(fresh_db, "migrate.apply")[-1]["outcome"] == "failed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner._apply_file sleeps the schedule's pause after the last failed attempt "
-    "before giving up (up to 10 s with the defaults)",
-)
 async def test_giving_up_does_not_sleep_after_the_last_attempt(
     fresh_db: str, tmp_path: Path
 ) -> None:
@@ -529,11 +518,6 @@ async def test_a_failed_concurrent_build_is_reported(fresh_db: str, tmp_path: Pa
     await fail_a_concurrent_unique_build(fresh_db, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner._run_outside_transaction composes 'drop index concurrently if exists {}' "
-    "with a keyword argument (idx=…), so psycopg raises IndexError instead of dropping it",
-)
 async def test_the_invalid_index_is_dropped_before_the_next_attempt(
     fresh_db: str, tmp_path: Path
 ) -> None:

@@ -112,6 +112,8 @@ WEDSYNC_RULES: Mapping[str, Severity] = MappingProxyType(
         "unknown-allow-rule": "warning",
         "squawk-unavailable": "info",
         "squawk-failed": "warning",
+        # an applied empty file that is filled in later shows up as drift, not as a migration
+        "empty-migration": "warning",
     }
 )
 # The file cannot run as written (or the allow itself is broken): no allow can waive these.
@@ -1251,6 +1253,18 @@ def _own_findings(
     analyses: tuple[StatementAnalysis, ...],
 ) -> list[Finding]:
     findings = list(directives.problems)
+    if not statements:
+        findings.append(
+            Finding(
+                "empty-migration",
+                WEDSYNC_RULES["empty-migration"],
+                "the file holds no statement; applying it records an empty migration, and "
+                "filling it in afterwards is drift — write the SQL before applying",
+                None,
+                None,
+                "wedsync",
+            )
+        )
     if directives.no_transaction and len(analyses) > 1:
         findings.append(
             _finding(

@@ -239,12 +239,20 @@ class MigrationRunner:
         audit_details: dict[str, Any] | None = None,
     ) -> ApplyResult:
         """Apply pending files (up to ``target``) under the advisory lock."""
-        files = self.files()
-        if target is not None and not any(
-            f.version == target or f.number == _num(target) for f in files
-        ):
-            raise MigrationFileError(f"--target {target}: no migration file has that version")
         details = dict(audit_details or {})
+        try:
+            files = self.files()
+            if target is not None and not any(
+                f.version == target or f.number == _num(target) for f in files
+            ):
+                raise MigrationFileError(f"--target {target}: no migration file has that version")
+        except MigrationFileError as exc:
+            # refused before anything ran, but every run is audited
+            async with direct.connect(self.dsn) as s:
+                await self.audit(
+                    s, "migrate.apply", "refused:files", details={**details, "error": str(exc)}
+                )
+            raise
         async with direct.connect(self.dsn) as s:
             started = time.perf_counter()
             await self._acquire_lock(s, details)
@@ -348,9 +356,8 @@ class MigrationRunner:
         notes: list[str] = []
         attempts = 0
         started = time.perf_counter()
-        for lock_timeout, sleep in lock_retry_schedule(
-            self.options.lock_timeout, self.options.retry_budget
-        ):
+        schedule = list(lock_retry_schedule(self.options.lock_timeout, self.options.retry_budget))
+        for lock_timeout, sleep in schedule:
             attempts += 1
             try:
                 if directives.no_transaction:
@@ -359,6 +366,10 @@ class MigrationRunner:
                     await self._run_in_transaction(s, f, statements, lock_timeout, attempts)
                 break
             except LockTimeout as exc:
+                last_error: WedsyncDBError = exc
+                if attempts == len(schedule):
+                    # out of budget: give up now rather than sleep before nothing
+                    continue
                 notes.append(
                     f"attempt {attempts}: lock not obtained within {lock_timeout:g}s; "
                     f"retrying in {sleep:g}s"
@@ -369,7 +380,6 @@ class MigrationRunner:
                         f,
                         {"attempt": attempts, "lock_timeout": lock_timeout, "sleep": sleep},
                     )
-                last_error: WedsyncDBError = exc
                 await asyncio.sleep(sleep)
         else:
             raise MigrationFailed(
@@ -436,7 +446,7 @@ class MigrationRunner:
             ):
                 await s.execute(
                     compose(
-                        "drop index concurrently if exists {}",
+                        "drop index concurrently if exists {idx}",
                         idx=ident(row["schema"], row["name"]),
                     )
                 )

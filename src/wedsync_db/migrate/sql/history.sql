@@ -88,6 +88,7 @@ select a.pid, a.application_name, a.client_addr::text as client_addr,
        extract(epoch from now() - a.backend_start)::float8 as connected_seconds
 from pg_locks l join pg_stat_activity a on a.pid = l.pid
 where l.locktype = 'advisory' and l.granted
+  and l.database = (select oid from pg_database where datname = current_database())
   and l.classid = (%(key)s::bigint >> 32)::oid and l.objid = (%(key)s::bigint & 4294967295)::oid
 limit 1
 
