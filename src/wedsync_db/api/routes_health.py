@@ -101,11 +101,8 @@ def _render(ctx: AppContext, full: bool) -> tuple[bytes, int]:
 
 def latest_sample(ctx: AppContext) -> tuple[Assessment | None, CalendarContext | None]:
     """The monitor's latest assessment and the calendar context it was taken in, if any."""
-    monitor = getattr(ctx, "monitor", None)
-    if monitor is None:
-        return None, None
-    assessment = getattr(monitor, "assessment", None)
-    if not isinstance(assessment, Assessment):
+    assessment = ctx.monitor.assessment if ctx.monitor is not None else None
+    if assessment is None:
         return None, None
     return assessment, assessment.context
 
