@@ -9,6 +9,7 @@ fails (a missing extension or privilege, a timeout) is rolled back alone and rep
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
@@ -174,7 +175,7 @@ def hint_for(collector: str, exc: WedsyncDBError, timeout_ms: int) -> str:
         )
     if isinstance(exc, PermissionDenied):
         return PRIVILEGE_HINT
-    if sqlstate in ("42883", "42P01", "3F000") and "ops." in message:
+    if sqlstate in ("42883", "42P01", "3F000") and re.search(r'\bops\b|"ops"', message):
         return OPS_FUNCTIONS_HINT
     if sqlstate == "42P01" and collector == "calendar":
         return "the weddings table is missing: run `wedsync-db migrate apply`"
@@ -296,8 +297,6 @@ async def collect_queries(
     o: CollectOptions,
     baseline: QueryBaseline | None,
     now: datetime,
-    *,
-    with_texts: bool,
 ) -> QueryStats:
     """pg_stat_statements totals, and per-statement differences since ``baseline``."""
     rows = await s.fetch_all(_sql("queries.sql", "query_counters"), row=_CounterRow)
@@ -327,7 +326,8 @@ async def collect_queries(
     if baseline is not None and diffs is not None:
         top = sorted(diffs.values(), key=lambda c: (-c.total_ms, c.queryid))[: o.top_queries]
         texts: dict[int, str] = {}
-        if with_texts and top:
+        if top:
+            # only the top statements' texts: reading them loads the whole texts file
             for queryid, text in await s.fetch_tuples(
                 _sql("queries.sql", "query_texts"),
                 {"queryids": [c.queryid for c in top], "query_chars": o.query_chars},
@@ -542,11 +542,8 @@ async def collect(
         if "replication" in parts:
             got["replication"] = await run.guarded("replication", lambda: collect_replication(s))
         if "queries" in parts:
-            # texts only for a full run: reading them loads the whole texts file
-            with_texts = "storage" in parts
             got["queries"] = await run.guarded(
-                "queries",
-                lambda: collect_queries(s, o, query_baseline, captured_at, with_texts=with_texts),
+                "queries", lambda: collect_queries(s, o, query_baseline, captured_at)
             )
         if "storage" in parts:
             got["storage"] = await run.guarded("storage", lambda: collect_storage(s, o), heavy=True)

@@ -39,7 +39,8 @@ def _q(name: str) -> str:
 
 @dataclass(frozen=True)
 class MetricPoint:
-    """One time bucket of a series: mean, extremes and how many snapshots fell in it."""
+    """One time bucket of a series: when (mean capture time), mean, extremes, and how many
+    snapshots fell in it."""
 
     at: datetime
     value: float

@@ -12,9 +12,9 @@ returning id
 delete from ops.metric_snapshots where captured_at < %(before)s
 
 -- name: series
--- one metric per time bucket: mean, min, max and the number of samples
-select pg_catalog.date_bin(%(bucket)s, s.captured_at, timestamptz '2000-01-01 00:00:00+00')
-           as bucket,
+-- one metric per time bucket: mean capture time (so trends fitted to the points stay exact),
+-- mean, min, max and the number of samples
+select pg_catalog.to_timestamp(avg(extract(epoch from s.captured_at))) as at,
        avg((s.metrics ->> %(metric)s)::float8) as value,
        min((s.metrics ->> %(metric)s)::float8) as min_value,
        max((s.metrics ->> %(metric)s)::float8) as max_value,
@@ -22,7 +22,7 @@ select pg_catalog.date_bin(%(bucket)s, s.captured_at, timestamptz '2000-01-01 00
 from ops.metric_snapshots s
 where s.captured_at >= %(since)s and s.captured_at < %(until)s
   and s.metrics ? %(metric)s
-group by 1
+group by pg_catalog.date_bin(%(bucket)s, s.captured_at, timestamptz '2000-01-01 00:00:00+00')
 order by 1
 
 -- name: known_metrics

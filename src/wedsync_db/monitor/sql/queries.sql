@@ -12,7 +12,7 @@ from ops.query_stats(false)
 -- the texts of a few statements (reads the texts file once)
 select queryid, left(min(query), %(query_chars)s) as query
 from ops.query_stats(true)
-where queryid = any(%(queryids)s)
+where queryid = any(%(queryids)s::bigint[])
 group by queryid
 
 -- name: statements_extension
