@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import select
 import time
 import weakref
 from collections.abc import AsyncIterator, Mapping
@@ -14,13 +15,13 @@ from uuid import UUID
 
 import psycopg
 import psycopg_pool
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wedsync_db.db.errors import convert
-from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState, monotonic_ms
+from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState
 from wedsync_db.db.session import ScopedConnection, Session
 from wedsync_db.errors import ConfigError, DatabaseUnavailable, InvalidClaims, WedsyncDBError
 
@@ -264,18 +265,29 @@ class Database:
 
     # --- heartbeat ----------------------------------------------------------------------------
     async def probe(self, pool_name: str) -> float:
-        """One heartbeat probe on a pool; records and returns the latency in ms."""
+        """One heartbeat probe on a pool; records and returns the round-trip latency in ms.
+
+        The round trip is timed in a worker thread: timed on a busy event loop it would report
+        the API's own backlog as database latency.
+        """
         state = self.heartbeats[pool_name]
-        started = monotonic_ms()
         try:
-            async with asyncio.timeout(max(self.pool_timeout, 1.0) + 5.0):
+            async with asyncio.timeout(self.pool_timeout + PROBE_TIMEOUT + 1.0):
                 async with self._pools[pool_name].connection(timeout=self.pool_timeout) as conn:
-                    await conn.execute("select 1")
+                    try:
+                        latency = await asyncio.to_thread(_timed_round_trip, conn, PROBE_TIMEOUT)
+                    except BaseException:
+                        # the thread has returned, but the connection's state is unknown
+                        await conn.close()
+                        raise
         except Exception as exc:
             converted = self._checkout_error(pool_name, exc)
+            if isinstance(exc, TimeoutError):
+                converted = DatabaseUnavailable(
+                    f"the {pool_name} pool's probe got no answer within {PROBE_TIMEOUT:g}s"
+                )
             state.record_failure(_first_line(converted))
             raise DatabaseUnavailable(_first_line(converted)) from exc
-        latency = monotonic_ms() - started
         state.record_success(latency)
         return latency
 
@@ -319,6 +331,39 @@ async def _configure(conn: AsyncConnection[Any]) -> None:
     await conn.commit()
     if isinstance(conn, ScopedConnection):
         conn.read_committed = row is not None and row[0] == "read committed"
+
+
+# a heartbeat answer slower than this counts as a failed probe
+PROBE_TIMEOUT = 5.0
+
+
+def _timed_round_trip(conn: AsyncConnection[Any], timeout: float) -> float:
+    """`select 1` on an idle, checked-out connection, driven with libpq directly (blocking, with
+    a deadline) so that only the database's answer is timed; milliseconds."""
+    pgconn = conn.pgconn
+    started = time.perf_counter()
+    deadline = started + timeout
+    pgconn.send_query(b"select 1")
+    while pgconn.flush():
+        if not select.select([], [pgconn.socket], [], max(0.0, deadline - time.perf_counter()))[1]:
+            raise TimeoutError
+    while True:
+        pgconn.consume_input()
+        if not pgconn.is_busy():
+            break
+        if not select.select([pgconn.socket], [], [], max(0.0, deadline - time.perf_counter()))[0]:
+            raise TimeoutError
+    elapsed = (time.perf_counter() - started) * 1000.0
+    ok = False
+    while (result := pgconn.get_result()) is not None:
+        ok = result.status == pq.ExecStatus.TUPLES_OK
+        if not ok:
+            raise psycopg.OperationalError(
+                (result.error_message or b"probe failed").decode(errors="replace")
+            )
+    if not ok:
+        raise psycopg.OperationalError("the probe returned no result")
+    return elapsed
 
 
 def _first_line(exc: BaseException) -> str:
