@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date
@@ -376,6 +377,23 @@ async def test_missing_ops_functions_degrade_with_a_hint(empty_db: str) -> None:
         "indexes": OPS_FUNCTIONS_HINT,
     }
     assert snap.database is not None
+
+
+# --- replication --------------------------------------------------------------------------------
+async def test_an_inactive_replication_slot_is_reported(database: Database, fresh_db: str) -> None:
+    name = f"wedsync_test_{uuid.uuid4().hex[:8]}"
+    async with session(fresh_db) as conn:
+        # slots are server-wide: always dropped again
+        await conn.execute("select pg_create_physical_replication_slot(%s, true)", (name,))
+        try:
+            snap = await collect(database, parts=("replication",))
+        finally:
+            await conn.execute("select pg_drop_replication_slot(%s)", (name,))
+    assert snap.replication is not None and snap.errors == ()
+    [slot] = [s for s in snap.replication.slots if s.slot_name == name]
+    assert not slot.active and slot.slot_type == "physical"
+    assert slot.retained_bytes is not None and slot.retained_bytes >= 0
+    assert name in snap.to_assessment_input().inactive_slots
 
 
 # --- server, counters, calendar -----------------------------------------------------------------

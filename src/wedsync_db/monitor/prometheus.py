@@ -2,8 +2,14 @@
 
 Every family is named ``wedsync_db_*`` with its unit in the name. Statement statistics are
 aggregated (no queryid label: one series per statement would explode the cardinality), and
-per-table series are limited to the tables the snapshot keeps. Rendering does no I/O; the
-route decides whether the snapshot needs a refresh first.
+per-table series are limited to the largest tables. Rendering does no I/O; the route decides
+whether the snapshot needs a refresh first.
+
+Freshness: connections, database counters, checkpointer / WAL, locks and replication are
+refreshed on a scrape that finds the snapshot older than WEDSYNC_METRICS_MAX_AGE; sizes,
+statement counters, maintenance, advice and server settings change slowly or cost a walk over
+every table or statement, so they come from the sampler (every WEDSYNC_SAMPLE_INTERVAL).
+``wedsync_db_snapshot_age_seconds`` says how old the scraped values are.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ _STATUS_VALUE = {"pass": 0.0, "warn": 1.0, "fail": 2.0}
 # Per-table series for the largest / most dead-rowed tables only: dashboards show the top
 # offenders, and every extra series costs render time here and memory in Prometheus.
 TABLE_SERIES = 20
-# psycopg_pool statistics: key → (family suffix, help, kind, scale to base unit)
+# psycopg_pool statistics: key → family suffix, help (and for counters the scale to seconds)
 _POOL_GAUGES = (
     ("pool_min", "pool_min_connections", "Minimum connections the pool keeps"),
     ("pool_max", "pool_max_connections", "Maximum connections of the pool"),

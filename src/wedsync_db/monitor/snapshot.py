@@ -48,15 +48,20 @@ MIN_INTERVAL_BLOCKS = 1_000
 MIN_INTERVAL_TRANSACTIONS = 100
 
 _NOT_JSON = {"json": False}
+# 64-bit identifiers lose precision as JSON numbers in JavaScript clients
+_JSON_TEXT = {"json": "text"}
 
 
 def _to_json(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _to_json(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if f.metadata.get("json", True)
-        }
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            mode = f.metadata.get("json", True)
+            if mode is False:
+                continue
+            item = getattr(value, f.name)
+            out[f.name] = str(item) if mode == "text" and item is not None else _to_json(item)
+        return out
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Mapping):
@@ -375,7 +380,7 @@ class QueryBaseline:
 class QueryStat:
     """One statement over the interval between two captures (all counters are differences)."""
 
-    queryid: int
+    queryid: int = field(metadata=_JSON_TEXT)
     query: str
     calls: int
     total_ms: float
