@@ -88,7 +88,8 @@ async def running_app(
 
 async def first_sample(monitor: MonitorState, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
-    while monitor.full is None:
+    # wait for the whole capture (history included): while it runs, scrapes skip refreshing
+    while monitor.full is None or monitor.busy:
         if time.monotonic() > deadline:
             pytest.fail(f"no sample within {timeout}s: {monitor.last_error}")
         await asyncio.sleep(0.05)
