@@ -58,7 +58,8 @@ def up(
     t = common.target(s, quiet=True)
 
     def on_term(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
+        # uvicorn has already shut down gracefully when this runs: a clean stop exits 0
+        raise SystemExit(0)
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
