@@ -15,6 +15,9 @@ from wedsync_db.migrate.runner import MigrationRunner, MigrationStatus
 from wedsync_db.monitor.state import MonitorState
 from wedsync_db.settings import Settings
 
+# readiness probes arrive from every replica's kubelet: answer them from a short cache
+READY_CACHE_SECONDS = 1.0
+
 
 @dataclass
 class AppContext:
@@ -30,6 +33,8 @@ class AppContext:
     extras: dict[str, Any] = field(default_factory=dict)
     _status_cache: tuple[float, MigrationStatus] | None = None
     _status_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _ready_cache: tuple[float, list[str]] | None = None
+    _ready_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def migration_status(self, max_age: float = 5.0) -> MigrationStatus:
         """Migration status, cached briefly so probes do not hammer the database."""
@@ -47,16 +52,29 @@ class AppContext:
 
     async def readiness(self) -> list[str]:
         """Reasons the service is not ready; empty when ready."""
+        cached = self._ready_cache
+        if cached is not None and time.monotonic() - cached[0] < READY_CACHE_SECONDS:
+            return cached[1]
+        async with self._ready_lock:
+            cached = self._ready_cache
+            if cached is not None and time.monotonic() - cached[0] < READY_CACHE_SECONDS:
+                return cached[1]
+            problems = await self._check_ready()
+            self._ready_cache = (time.monotonic(), problems)
+            return problems
+
+    async def _check_ready(self) -> list[str]:
         problems: list[str] = []
         try:
-            await asyncio.wait_for(self.database.probe("service"), timeout=3.0)
-        except (WedsyncDBError, TimeoutError) as exc:
-            problems.append(f"database unreachable: {exc or 'timed out'}")
+            # not recorded in the heartbeat: probe traffic must not skew what /health reports
+            await self.database.probe("service", record=False)
+        except WedsyncDBError as exc:
+            problems.append(f"database unreachable: {str(exc) or 'timed out'}")
             return problems
         try:
             status = await self.migration_status()
         except (WedsyncDBError, TimeoutError) as exc:
-            problems.append(f"migration status unavailable: {exc or 'timed out'}")
+            problems.append(f"migration status unavailable: {str(exc) or 'timed out'}")
             return problems
         if status.pending:
             problems.append(f"{len(status.pending)} migration(s) pending")

@@ -264,8 +264,9 @@ class Database:
         return convert(exc, pool=pool_name, timeout=self.pool_timeout)
 
     # --- heartbeat ----------------------------------------------------------------------------
-    async def probe(self, pool_name: str) -> float:
-        """One heartbeat probe on a pool; records and returns the round-trip latency in ms.
+    async def probe(self, pool_name: str, *, record: bool = True) -> float:
+        """One heartbeat probe on a pool; returns (and with ``record`` stores) the round-trip
+        latency in ms.
 
         The round trip is timed in a worker thread: timed on a busy event loop it would report
         the API's own backlog as database latency.
@@ -274,10 +275,16 @@ class Database:
         try:
             async with asyncio.timeout(self.pool_timeout + PROBE_TIMEOUT + 1.0):
                 async with self._pools[pool_name].connection(timeout=self.pool_timeout) as conn:
+                    worker = asyncio.ensure_future(
+                        asyncio.to_thread(_timed_round_trip, conn, PROBE_TIMEOUT)
+                    )
                     try:
-                        latency = await asyncio.to_thread(_timed_round_trip, conn, PROBE_TIMEOUT)
+                        latency = await asyncio.shield(worker)
                     except BaseException:
-                        # the thread has returned, but the connection's state is unknown
+                        # the thread may still be using the connection (on cancellation): let
+                        # it finish (bounded by PROBE_TIMEOUT), then discard the connection
+                        with contextlib.suppress(BaseException):
+                            await worker
                         await conn.close()
                         raise
         except Exception as exc:
@@ -286,9 +293,11 @@ class Database:
                 converted = DatabaseUnavailable(
                     f"the {pool_name} pool's probe got no answer within {PROBE_TIMEOUT:g}s"
                 )
-            state.record_failure(_first_line(converted))
+            if record:
+                state.record_failure(_first_line(converted))
             raise DatabaseUnavailable(_first_line(converted)) from exc
-        state.record_success(latency)
+        if record:
+            state.record_success(latency)
         return latency
 
     async def probe_all(self) -> None:

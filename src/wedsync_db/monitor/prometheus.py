@@ -426,13 +426,16 @@ def _replication(snap: Snapshot) -> Iterator[Metric]:
     f = _g("replicas", "Standbys streaming from this server")
     f.add_metric([], float(len(r.replicas)))
     yield f
-    lag_bytes = _g("replica_lag_bytes", "WAL not yet replayed by a standby", ["application_name"])
-    lag_s = _g("replica_replay_lag_seconds", "Replay lag of a standby", ["application_name"])
+    # standbys often share the default application_name (walreceiver): the address tells them apart
+    labels = ["application_name", "client_addr"]
+    lag_bytes = _g("replica_lag_bytes", "WAL not yet replayed by a standby", labels)
+    lag_s = _g("replica_replay_lag_seconds", "Replay lag of a standby", labels)
     for rep in r.replicas:
+        key = [rep.application_name, rep.client_addr or "local"]
         if rep.lag_bytes is not None:
-            lag_bytes.add_metric([rep.application_name], float(rep.lag_bytes))
+            lag_bytes.add_metric(key, float(rep.lag_bytes))
         if rep.replay_lag_seconds is not None:
-            lag_s.add_metric([rep.application_name], rep.replay_lag_seconds)
+            lag_s.add_metric(key, rep.replay_lag_seconds)
     yield from (lag_bytes, lag_s)
     active = _g(
         "replication_slot_active", "1 when the slot's consumer is connected", ["slot", "type"]

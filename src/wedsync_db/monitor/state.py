@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from wedsync_db.calendar import calendar_context
 from wedsync_db.db.client import Database
-from wedsync_db.errors import WedsyncDBError
+from wedsync_db.errors import DatabaseUnavailable, WedsyncDBError
 from wedsync_db.monitor import history
 from wedsync_db.monitor.collectors import (
     FULL_PARTS,
@@ -54,6 +54,8 @@ MAX_BACKOFF_SECONDS = 600.0
 SCRAPE_RETRY_SECONDS = 5.0
 # A scrape waits this long for a refresh before answering from the cache.
 SCRAPE_WAIT_SECONDS = 2.0
+# an API caller waits at most this long for a capture that is already running
+ENSURE_WAIT_SECONDS = 15.0
 
 
 class QueryTotals:
@@ -101,6 +103,8 @@ class MonitorState:
         self.up = False
         self.last_error: str | None = None
         self.consecutive_failures = 0
+        # failed scrape refreshes, kept apart so that they never stretch the sampler's backoff
+        self.scrape_failures = 0
         self.captures = 0
         # Prometheus scrapes served, and the refreshes they triggered
         self.scrapes = 0
@@ -141,17 +145,36 @@ class MonitorState:
         async with self._lock:
             return await self._capture_locked(source)
 
-    async def ensure_full(self, max_age: float) -> Snapshot:
+    async def ensure_full(self, max_age: float, wait: float = ENSURE_WAIT_SECONDS) -> Snapshot:
         """The latest full snapshot if younger than ``max_age`` seconds, else a new capture
-        (waiting for one already running rather than starting a second)."""
+        (waiting for one already running rather than starting a second). While the database
+        is failing, callers get the last snapshot (or DatabaseUnavailable) instead of a new
+        capture each: API traffic must not pile queries on a struggling database."""
         full = self.full
         if full is not None and _age(full) <= max_age:
             return full
-        async with self._lock:
+        if time.monotonic() < self._retry_at:
+            return self._cached_or_unavailable()
+        try:
+            await asyncio.wait_for(self._lock.acquire(), wait)
+        except TimeoutError:
+            return self._cached_or_unavailable()
+        try:
             full = self.full
             if full is not None and _age(full) <= max_age:
                 return full
+            if time.monotonic() < self._retry_at:
+                return self._cached_or_unavailable()
             return await self._capture_locked("sampler")
+        finally:
+            self._lock.release()
+
+    def _cached_or_unavailable(self) -> Snapshot:
+        if self.full is not None:
+            return self.full
+        raise DatabaseUnavailable(
+            f"no metrics snapshot yet: {self.last_error or 'a capture is running'}; retry shortly"
+        )
 
     async def _capture_locked(self, source: str) -> Snapshot:
         baseline = await self._query_baseline()
@@ -166,9 +189,9 @@ class MonitorState:
                 today=today,
             )
         except WedsyncDBError as exc:
-            self._failed(exc)
+            self._failed(exc, scrape=False)
             raise
-        self._succeeded(snap)
+        self._succeeded(snap, scrape=False)
         self.full = self.latest = snap
         self.captures += 1
         try:
@@ -227,20 +250,26 @@ class MonitorState:
         return assess(inp, context, thresholds, now=snap.captured_at)
 
     # --- bookkeeping ------------------------------------------------------------------------
-    def _succeeded(self, snap: Snapshot) -> None:
+    def _succeeded(self, snap: Snapshot, *, scrape: bool) -> None:
         self.up = True
         self.last_error = None
-        self.consecutive_failures = 0
+        if scrape:
+            self.scrape_failures = 0
+        else:
+            self.consecutive_failures = 0
         self._retry_at = 0.0
         for e in snap.errors:
             self.collector_errors[e.collector] += 1
         if snap.queries is not None:
             self.query_totals.observe(snap.queries, snap.captured_at)
 
-    def _failed(self, exc: BaseException) -> None:
+    def _failed(self, exc: BaseException, *, scrape: bool) -> None:
         self.up = False
         self.last_error = str(exc)
-        self.consecutive_failures += 1
+        if scrape:
+            self.scrape_failures += 1
+        else:
+            self.consecutive_failures += 1
         self.collector_errors["connection"] += 1
         self._retry_at = time.monotonic() + SCRAPE_RETRY_SECONDS
 
@@ -275,13 +304,13 @@ class MonitorState:
             try:
                 fresh = await collect(self.database, parts=parts, options=self.scrape_options)
             except WedsyncDBError as exc:
-                self._failed(exc)
+                self._failed(exc, scrape=True)
                 return
             except Exception as exc:  # a task nobody awaits must not die with a traceback
                 log.exception("metrics refresh failed")
-                self._failed(exc)
+                self._failed(exc, scrape=True)
                 return
-            self._succeeded(fresh)
+            self._succeeded(fresh, scrape=True)
             self.latest = merge_scrape(fresh, self.full)
 
     # --- the sampler --------------------------------------------------------------------------
@@ -308,16 +337,14 @@ class MonitorState:
 
     async def _sampler_loop(self) -> None:
         while True:
-            if self.busy:
-                log.debug("sample skipped: the previous collection is still running")
-            else:
-                try:
-                    await self.capture(source="sampler")
-                except WedsyncDBError as exc:
-                    log.warning("monitor sample failed: %s", exc)
-                except Exception:
-                    log.exception("monitor sample failed")
-                    self.consecutive_failures += 1
+            # a running scrape refresh is short: wait for it rather than skip a whole interval
+            try:
+                await self.capture(source="sampler")
+            except WedsyncDBError as exc:
+                log.warning("monitor sample failed: %s", exc)
+            except Exception:
+                log.exception("monitor sample failed")
+                self.consecutive_failures += 1
             await asyncio.sleep(self.next_delay())
 
     def to_dict(self) -> dict[str, Any]:
