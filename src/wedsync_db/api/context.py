@@ -47,8 +47,9 @@ class AppContext:
             return status
 
     def invalidate_status(self) -> None:
-        """Forget the cached migration status (after apply)."""
+        """Forget the cached migration status and readiness (after apply)."""
         self._status_cache = None
+        self._ready_cache = None
 
     async def readiness(self) -> list[str]:
         """Reasons the service is not ready; empty when ready."""
