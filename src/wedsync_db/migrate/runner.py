@@ -470,13 +470,13 @@ class MigrationRunner:
 
     async def weddings_on(self, s: Session, day: date) -> int:
         """Weddings scheduled on a platform-local date (0 before the schema exists)."""
-        if not await s.fetch_val("select to_regclass('public.weddings') is not null"):
+        if not await s.fetch_val(Q["weddings_table_exists"].sql):
             return 0
         return int(await s.fetch_val(Q["weddings_on"].sql, (day,)) or 0)
 
     async def server_version(self, s: Session) -> str:
         """The server's version as major.minor, for version-aware lint."""
-        num = int(await s.fetch_val("select current_setting('server_version_num')::int"))
+        num = int(await s.fetch_val(Q["server_version_num"].sql))
         return f"{num // 10000}.{num % 10000 // 100 if num < 100000 else num % 100}"
 
     # --- repair --------------------------------------------------------------------------------

@@ -101,6 +101,14 @@ join pg_namespace n on n.oid = c.relnamespace
 where not i.indisvalid and c.relname = %(name)s
   and (%(schema)s::text is null or n.nspname = %(schema)s)
 
+-- name: weddings_table_exists
+-- the freeze policy counts weddings only once the core schema exists
+select to_regclass('public.weddings') is not null
+
+-- name: server_version_num
+-- the server's version, for version-aware lint rules
+select current_setting('server_version_num')::int
+
 -- name: weddings_on
 -- weddings scheduled on a platform-local date (the freeze policy's input)
 select count(*)::int from weddings where wedding_date = %s and status <> 'cancelled'
