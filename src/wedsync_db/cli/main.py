@@ -40,10 +40,10 @@ app.add_typer(monitor.inspect_app, name="inspect")
 @app.command()
 def up(
     host: Annotated[
-        str | None, typer.Option(help="HTTP bind address [default: WEDSYNC_HTTP_HOST or 127.0.0.1]")
+        str | None, typer.Option(help="HTTP bind address (default: WEDSYNC_HTTP_HOST or 127.0.0.1)")
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help="HTTP port [default: WEDSYNC_HTTP_PORT or 8080]")
+        int | None, typer.Option(help="HTTP port (default: WEDSYNC_HTTP_PORT or 8080)")
     ] = None,
     migrate_first: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="Apply pending migrations before serving")

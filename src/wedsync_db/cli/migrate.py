@@ -85,15 +85,15 @@ def apply(
         float | None,
         typer.Option(
             help="Seconds to wait for another run's lock "
-            "[default: WEDSYNC_MIGRATION_LOCK_WAIT or 60]"
+            "(default: WEDSYNC_MIGRATION_LOCK_WAIT or 60)"
         ),
     ] = None,
     lock_timeout: Annotated[
         float | None,
-        typer.Option(help="Per-file lock_timeout in seconds, grown on retries [default: 2]"),
+        typer.Option(help="Per-file lock_timeout in seconds, grown on retries (default: 2)"),
     ] = None,
     actor: Annotated[
-        str | None, typer.Option(help="Who runs this, for history and audit [default: user@host]")
+        str | None, typer.Option(help="Who runs this, for history and audit (default: user@host)")
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -227,7 +227,7 @@ def lint(
     paths: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Files or directories to lint [default: every migration file, built-in and --dir]"
+            help="Files or directories to lint (default: every migration file, built-in and --dir)"
         ),
     ] = None,
     dirs: DirOpt = None,

@@ -192,7 +192,7 @@ def metrics_capture(json_out: JsonOpt = False) -> None:
 def metrics_history(
     metric: Annotated[str, typer.Argument(help="e.g. database_size_bytes, connections_total")],
     since: Annotated[str, typer.Option(help="7d, 24h, 90m or an ISO 8601 time")] = "7d",
-    until: Annotated[str | None, typer.Option(help="ISO 8601 time [default: now]")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO 8601 time (default: now)")] = None,
     points: Annotated[int, typer.Option(min=2, max=5000, help="At most this many buckets")] = 200,
     json_out: JsonOpt = False,
 ) -> None:
