@@ -120,6 +120,23 @@ class Settings(BaseSettings):
     migration_statement_timeout: float = Field(default=600.0, gt=0)
     migration_retry_budget: float = Field(default=120.0, ge=0)
 
+    @field_validator(
+        "database_url",
+        "direct_database_url",
+        "user_database_url",
+        "service_key",
+        "jwt_secret",
+        "authenticator_password",
+        "metrics_token",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `export DATABASE_URL=` means "no database URL", as in most tools
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

@@ -352,3 +352,11 @@ def test_settings_object_has_no_key_until_configured() -> None:
     s = Settings(_env_file=None, env="staging")  # type: ignore[call-arg]
     with pytest.raises(ConfigError, match="WEDSYNC_SERVICE_KEY"):
         s.resolved_service_key()
+
+
+def test_an_empty_database_url_means_the_embedded_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "")
+    monkeypatch.setenv("WEDSYNC_SERVICE_KEY", " ")
+    settings = load_settings()
+    assert settings.database_url is None and settings.uses_embedded
+    assert settings.service_key is not None  # blank counts as unset: development generates one

@@ -1,0 +1,76 @@
+"""`wedsync-db up` end to end: migrate, serve, answer the probes, stop cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fixtures.environment import free_port
+from fixtures.migration_support import start_wedsync_db, wedsync_db
+
+
+def _wait_for(
+    proc: subprocess.Popen[str], url: str, status: int, timeout: float = 45.0
+) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    last: httpx.Response | None = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _, stderr = proc.communicate()
+            pytest.fail(f"wedsync-db up exited {proc.returncode}: {stderr}")
+        try:
+            last = httpx.get(url, timeout=2.0)
+            if last.status_code == status:
+                return last
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{url} did not answer {status} within {timeout}s (last: {last})")
+
+
+def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+        pytest.fail("wedsync-db up did not stop within 30 s of SIGTERM")
+    return proc.returncode, stderr
+
+
+def test_up_migrates_serves_and_stops_on_sigterm(empty_db: str, tmp_path: Path) -> None:
+    port = free_port()
+    proc = start_wedsync_db(["up", "--port", str(port)], empty_db, tmp_path)
+    base = f"http://127.0.0.1:{port}/api/database/health"
+    try:
+        assert _wait_for(proc, f"{base}/live", 200).json() == {"status": "pass"}
+        # migrated before serving, so ready at once
+        assert _wait_for(proc, f"{base}/ready", 200).json() == {"status": "ready"}
+        health = _wait_for(proc, base, 200)
+        assert health.headers["content-type"].startswith("application/health+json")
+        assert health.json()["status"] in ("pass", "warn")
+    finally:
+        code, stderr = _stop(proc)
+    assert code == 0, stderr
+    status = wedsync_db(["migrate", "status", "--json"], empty_db, tmp_path)
+    assert status.returncode == 0, status.stderr  # nothing pending after `up`
+
+
+def test_up_starts_and_stops_its_embedded_server(tmp_path: Path) -> None:
+    port = free_port()
+    # no DATABASE_URL: up starts an embedded server in WEDSYNC_DATA_DIR and stops it on exit
+    proc = start_wedsync_db(["up", "--port", str(port)], "", tmp_path, DATABASE_URL="")
+    try:
+        _wait_for(proc, f"http://127.0.0.1:{port}/api/database/health/ready", 200, timeout=90)
+    finally:
+        code, stderr = _stop(proc)
+    assert code == 0, stderr
+    assert "stopping the embedded PostgreSQL server" in stderr
+    status = wedsync_db(["db", "status", "--json"], "", tmp_path, DATABASE_URL="")
+    assert status.returncode == 1  # stopped
