@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from wedsync_db.db.client import Database, dsn_with_database, user_dsn_for
+from wedsync_db.db.client import Database, user_dsn_for
 from wedsync_db.embedded import DEFAULT_DATABASE, EmbeddedPostgres
 from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
 from wedsync_db.settings import Settings
@@ -17,10 +18,6 @@ class Target:
     dsn: str
     embedded: EmbeddedPostgres | None = None
     started_embedded: bool = False
-
-    @property
-    def migration_dsn(self) -> str:
-        return self.dsn
 
 
 def embedded_server(settings: Settings) -> EmbeddedPostgres:
@@ -51,8 +48,6 @@ def runner_for(
     settings: Settings, target: Target, extra_dirs: tuple[str, ...] = (), **overrides: float | None
 ) -> MigrationRunner:
     """A migration runner configured from settings."""
-    from pathlib import Path
-
     opts: dict[str, float] = {
         "lock_wait": settings.migration_lock_wait,
         "lock_timeout": settings.migration_lock_timeout,
@@ -104,7 +99,6 @@ def database_for(settings: Settings, dsn: str) -> Database:
 __all__ = [
     "Target",
     "database_for",
-    "dsn_with_database",
     "embedded_server",
     "migration_dsn",
     "resolve_target",

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from wedsync_db.db.errors import convert
 from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState
 from wedsync_db.db.session import ScopedConnection, Session
-from wedsync_db.errors import ConfigError, DatabaseUnavailable, InvalidClaims, WedsyncDBError
+from wedsync_db.errors import DatabaseUnavailable, InvalidClaims, WedsyncDBError
 
 log = logging.getLogger(__name__)
 
@@ -387,16 +387,3 @@ def user_dsn_for(dsn: str, password: str | None = None) -> str:
     if password is not None:
         params["password"] = password
     return make_conninfo("", **params)
-
-
-def dsn_with_database(dsn: str, dbname: str) -> str:
-    """The same connection parameters pointed at another database."""
-    return make_conninfo(dsn, dbname=dbname)
-
-
-def validate_dsn(dsn: str, variable: str) -> None:
-    """Raise ConfigError naming the variable when the DSN cannot be parsed."""
-    try:
-        conninfo_to_dict(dsn)
-    except Exception:
-        raise ConfigError(variable, "is not a valid PostgreSQL connection string") from None

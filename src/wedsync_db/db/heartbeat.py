@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -116,8 +115,3 @@ class HeartbeatSnapshot:
             "last_success": self.last_success.isoformat() if self.last_success else None,
             "last_probe": self.last_probe.isoformat() if self.last_probe else None,
         }
-
-
-def monotonic_ms() -> float:
-    """Monotonic clock in milliseconds."""
-    return time.perf_counter() * 1000.0

@@ -51,11 +51,6 @@ def compose(template: str, **parts: sql.Composable) -> sql.Composed:
     return sql.SQL(template).format(**parts)
 
 
-def literal(value: Any) -> sql.Literal:
-    """A value rendered as an SQL literal (for statements that cannot take parameters)."""
-    return sql.Literal(value)
-
-
 def scope_settings(settings: Mapping[str, str]) -> sql.Composed:
     """``select set_config(k, v, true), …`` with literal values (for the BEGIN message)."""
     calls = [
