@@ -84,7 +84,13 @@ def create_database(server: Server, name: str, template: str | None = None) -> s
             )
         else:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    return server.dsn(name)
+    dsn = server.dsn(name)
+    if template:
+        # database-level privileges (TEMP) are not copied from the template: harden the copy
+        # as `migrate apply` does
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("select ops.harden_database()")
+    return dsn
 
 
 def drop_database(server: Server, name: str) -> None:

@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     sample_interval: float = Field(default=60.0, gt=0)
     # /metrics serves the cached snapshot when younger than this, else refreshes cheap parts
     metrics_max_age: float = Field(default=5.0, ge=0)
+    # request bodies the HTTP API accepts (413 beyond)
+    max_body_bytes: int = Field(default=1_048_576, gt=0, le=1_073_741_824)
     history_retention_days: int | None = Field(default=None, ge=1)
     backup_retention_days: int | None = Field(default=None, ge=1)
     disk_budget_gb: float = Field(default=50.0, gt=0)

@@ -111,7 +111,7 @@ async def test_scope_settings_do_not_outlive_the_scope(shared_db: str, t: Tenant
         # outside any scope the pooled connection is the bare login: no role, no claims
         async with db._pools["user"].connection() as conn:
             cur = await conn.execute(
-                "select current_user, current_setting('request.jwt.claim.sub', true)"
+                "select current_user, current_setting('request.jwt.claims', true)"
             )
             assert await cur.fetchone() in (
                 ("wedsync_authenticator", None),

@@ -268,13 +268,15 @@ async def test_security_lints_name_the_offending_objects(database: Database, fre
         ("policy_exists_rls_disabled", "public.policy_only"),
         ("rls_disabled_in_api", "public.shared_lookup"),
         ("security_definer_search_path_mutable", "public.unsafe_definer()"),
+        # the test server's login is a superuser, and so the function's owner
+        ("security_definer_owned_by_superuser", "public.unsafe_definer()"),
         ("policy_claim_call_per_row", "per_row_owner on public.per_row"),
     }
     leak = found[("tenant_table_without_rls", "public.leaky_notes")]
     assert "organization_id" in leak.detail
     assert leak.remedy is not None and "ENABLE ROW LEVEL SECURITY" in leak.remedy
     definer = found[("security_definer_search_path_mutable", "public.unsafe_definer()")]
-    assert definer.remedy is not None and "SET search_path = ''" in definer.remedy
+    assert definer.remedy is not None and "SET search_path = pg_catalog, pg_temp" in definer.remedy
     rules = {f.rule for f in snap.to_assessment_input().security_findings}
     assert "tenant_table_without_rls" in rules
 

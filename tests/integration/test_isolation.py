@@ -352,6 +352,13 @@ async def test_the_couple_decides_which_vendors_see_guests(
             " values (%s, %s, true)",
             (t.wedding_2, t.org_a),
         )
+    # a request: nothing of the wedding until the organization accepts it
+    assert await ids(db, vendor(t.a_owner), guests_of_2, t.wedding_2) == set()
+    accept = (
+        "update wedding_vendors set status = 'accepted'"
+        " where wedding_id = %s and organization_id = %s"
+    )
+    assert await rowcount(db, vendor(t.a_member), accept, t.wedding_2, t.org_a) == 1
     assert await ids(db, vendor(t.a_owner), guests_of_2, t.wedding_2) == set(t.guests[t.wedding_2])
 
     revoke = (
@@ -379,21 +386,26 @@ async def test_vendors_cannot_link_themselves_or_grant_themselves_guest_access(
         t.wedding_2,
         t.org_a,
     )
-    grant = (
+    # B sees its own link on wedding 1 but the guest access is the couple's to give
+    await refused(
+        db,
+        vendor(t.b_owner),
         "update wedding_vendors set can_view_guests = true"
-        " where wedding_id = %s and organization_id = %s"
+        " where wedding_id = %s and organization_id = %s",
+        t.wedding_1,
+        t.org_b,
     )
-    assert await rowcount(db, vendor(t.b_owner), grant, t.wedding_1, t.org_b) == 0
     assert (
         await ids(db, vendor(t.b_owner), "select id from guests where wedding_id = %s", t.wedding_1)
         == set()
     )
+    # B's owner withdraws B from the wedding, and cannot remove the other vendors
     unlink = "delete from wedding_vendors where wedding_id = %s"
-    assert await rowcount(db, vendor(t.b_owner), unlink, t.wedding_1) == 0
-    # a vendor sees its own links, not the other vendors on the wedding
+    assert await rowcount(db, vendor(t.b_owner), unlink, t.wedding_1) == 1
     links = "select organization_id from wedding_vendors where wedding_id = %s"
-    assert await ids(db, vendor(t.b_owner), links, t.wedding_1) == {t.org_b}
-    assert await ids(db, couple(t.w1_partner), links, t.wedding_1) == {t.org_a, t.org_b}
+    assert await ids(db, couple(t.w1_partner), links, t.wedding_1) == {t.org_a}
+    # a vendor sees its own links, not the other vendors on the wedding
+    assert await ids(db, vendor(t.a_member), links, t.wedding_1) == {t.org_a}
 
 
 async def test_couples_cannot_link_vendors_to_another_wedding(

@@ -143,12 +143,19 @@ def test_vendor_links_point_at_existing_rows(data: DemoData) -> None:
     assert len(set(keys)) == len(keys)
     for link in data.wedding_vendors:
         assert link.organization_id in org_ids
+        if link.status == "requested":
+            # the couple's request: the vendor attaches its client record when accepting
+            assert link.client_id is None
+            continue
+        assert link.status == "accepted"
         assert link.client_id is not None
         # the client row is the same couple in that vendor's own CRM
         client = clients[(link.organization_id, link.client_id)]
         assert client.wedding_date == weddings[link.wedding_id].wedding_date
     share = sum(v.can_view_guests for v in data.wedding_vendors) / len(data.wedding_vendors)
     assert 0.35 < share < 0.7
+    requested = sum(v.status == "requested" for v in data.wedding_vendors)
+    assert 0.03 < requested / len(data.wedding_vendors) < 0.3
 
 
 def test_guests(data: DemoData) -> None:
@@ -168,7 +175,11 @@ def test_guests(data: DemoData) -> None:
 def test_samples_are_consistent(data: DemoData) -> None:
     s = data.samples
     members = {(m.organization_id, m.user_id) for m in data.organization_members}
-    links = {(v.wedding_id, v.organization_id): v.can_view_guests for v in data.wedding_vendors}
+    links = {
+        (v.wedding_id, v.organization_id): v.can_view_guests
+        for v in data.wedding_vendors
+        if v.status == "accepted"
+    }
     assert (s.vendor_organization_id, s.vendor_user_id) in members
     assert links[(s.vendor_wedding_id, s.vendor_organization_id)] is True
     assert (s.couple_wedding_id, s.couple_user_id, "partner") in set(data.wedding_members)

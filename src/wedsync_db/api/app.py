@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from wedsync_db import __version__
 from wedsync_db.api import problems, routes_health, routes_metrics, routes_migrate
 from wedsync_db.api.context import AppContext
+from wedsync_db.api.limits import BodySizeLimit
 from wedsync_db.db.client import Database
 from wedsync_db.migrate.runner import MigrationRunner
 from wedsync_db.monitor.state import MonitorState
@@ -59,6 +60,7 @@ def create_app(
         lifespan=lifespan,
     )
     problems.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(routes_health.router)
     app.include_router(routes_migrate.router)
     app.include_router(routes_metrics.router)

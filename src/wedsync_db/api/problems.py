@@ -74,6 +74,7 @@ def install(app: FastAPI) -> None:
             403: "Forbidden",
             404: "Not found",
             405: "Method not allowed",
+            413: "Content too large",
         }.get(exc.status_code, "HTTP error")
         return problem(exc.status_code, title, detail, headers=headers)
 
@@ -83,9 +84,8 @@ def install(app: FastAPI) -> None:
             {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
             for e in exc.errors()
         ]
-        return problem(
-            422, "Invalid request", "the request body or query is invalid", errors=issues
-        )
+        detail = "; ".join(f"{'.'.join(i['loc']) or 'request'}: {i['msg']}" for i in issues)
+        return problem(422, "Invalid request", detail or "the request is invalid", errors=issues)
 
     app.add_exception_handler(errors.WedsyncDBError, wedsync_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -7,12 +7,13 @@ import socket
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from wedsync_db.api.auth import ServiceKey
 from wedsync_db.api.context import AppContext, get_context
+from wedsync_db.api.limits import read_body
 from wedsync_db.api.problems import error_response
 from wedsync_db.errors import WedsyncDBError
 from wedsync_db.migrate.service import apply_migrations, plan_migrations
@@ -23,7 +24,10 @@ router = APIRouter(prefix="/api/database/migrate", tags=["migrations"], dependen
 
 
 class ApplyRequest(BaseModel):
-    """Body of POST /api/database/migrate."""
+    """Body of POST /api/database/migrate; unknown fields are refused (a typo such as
+    ``dryrun`` must not apply migrations)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     dry_run: bool = False
     target: str | None = Field(default=None, pattern=r"^\d{1,10}$")
@@ -47,13 +51,20 @@ async def migrate_status(ctx: Annotated[AppContext, Depends(get_context)]) -> di
     responses={
         401: {"description": "missing or invalid service key"},
         409: {"description": "another migration run holds the lock"},
-        422: {"description": "drift or lint refusal"},
+        413: {"description": "request body too large"},
+        422: {"description": "drift or lint refusal, or an invalid body (unknown fields too)"},
         423: {"description": "frozen by the wedding-aware freeze policy"},
     },
+    # the body is read by the handler, after the service key was checked
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ApplyRequest.model_json_schema()}},
+        }
+    },
 )
-async def migrate_apply(
-    body: ApplyRequest, ctx: Annotated[AppContext, Depends(get_context)]
-) -> Any:
+async def migrate_apply(request: Request, ctx: Annotated[AppContext, Depends(get_context)]) -> Any:
+    body = await read_body(request, ApplyRequest)
     # an HTTP caller should hear about a held lock quickly rather than hold a request open
     runner = copy.copy(ctx.runner)
     runner.options = replace(

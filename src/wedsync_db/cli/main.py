@@ -12,6 +12,7 @@ import typer
 
 from wedsync_db.cli import common, demo, health, migrate, monitor
 from wedsync_db.cli.common import err, out
+from wedsync_db.db.admin import psql_target
 from wedsync_db.embedded import DEFAULT_DATABASE
 from wedsync_db.runtime import embedded_server
 from wedsync_db.settings import validate_for_startup
@@ -148,15 +149,19 @@ def db_url() -> None:
 
 @db_app.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def db_psql(ctx: typer.Context) -> None:
-    """Open psql on the database (extra arguments are passed to psql)."""
+    """Open psql on the database (extra arguments are passed to psql; the password travels in
+    the environment, never on the command line)."""
     s = common.settings()
+    env = dict(os.environ)
     if s.database_url is not None:
-        argv = ["psql", s.database_url.get_secret_value()]
+        target, secret = psql_target(s.database_url.get_secret_value())
+        argv = ["psql", target]
+        env.update(secret)
     else:
         server = embedded_server(s)
         with common.handled():
             argv = server.psql_command()
-    raise typer.Exit(subprocess.call([*argv, *ctx.args]))
+    raise typer.Exit(subprocess.call([*argv, *ctx.args], env=env))
 
 
 # --- config -------------------------------------------------------------------------------------

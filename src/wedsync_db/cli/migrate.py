@@ -135,7 +135,7 @@ def apply(
     if json_out:
         common.print_json(result.to_dict())
         return
-    for warning in result.guard.warnings:
+    for warning in (*result.guard.warnings, *result.hardening_skipped):
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if dry_run:
         names = ", ".join(f.path for f in result.would_apply) or "nothing"

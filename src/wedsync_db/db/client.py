@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import select
@@ -22,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wedsync_db.db.errors import convert
 from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState
-from wedsync_db.db.session import ScopedConnection, Session
+from wedsync_db.db.queries import load_queries
+from wedsync_db.db.session import RESETTABLE_STATES, ScopedConnection, ScopeStart, Session
 from wedsync_db.errors import DatabaseUnavailable, InvalidClaims, WedsyncDBError
 
 log = logging.getLogger(__name__)
@@ -140,6 +143,9 @@ class Database:
             name: HeartbeatState(pool=name, window=heartbeat_window) for name in self._pools
         }
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._key: bytes | None = None
+        self._key_loaded = False
+        self._key_lock = asyncio.Lock()
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def open(self, *, wait: bool = True, timeout: float = 30.0) -> None:
@@ -164,6 +170,8 @@ class Database:
                 raise DatabaseUnavailable(
                     f"could not open the {name} pool within {timeout:g}s: {_first_line(exc)}"
                 ) from exc
+        if wait:
+            await self._claims_key()
 
     async def close(self) -> None:
         """Stop the heartbeat and close both pools."""
@@ -181,17 +189,18 @@ class Database:
     # --- scopes -------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def as_user(self, claims: Claims | Mapping[str, Any]) -> AsyncIterator[Session]:
-        """One transaction as ``authenticated`` with the claims set locally; RLS applies."""
+        """One transaction as ``authenticated`` with the signed claims set locally; RLS
+        applies."""
         c = Claims.coerce(claims)
-        settings = {
-            "role": c.role,
-            "request.jwt.claims": c.to_json(),
-            # single claims too, so policies need not parse JSON (PostgREST < 9 style)
-            "request.jwt.claim.sub": str(c.sub),
-            "request.jwt.claim.aud": c.aud,
-            "application_name": f"wedsync:{c.aud}",
-        }
-        async with self._scope("user", settings, fast_reads=True) as s:
+        text = c.to_json()
+        start = ScopeStart(
+            guarded=True,
+            role=c.role,
+            claims=text,
+            signature=self._sign(text, await self._claims_key()),
+            application_name=f"wedsync:{c.aud}",
+        )
+        async with self._scope("user", start, fast_reads=True) as s:
             yield s
 
     @contextlib.asynccontextmanager
@@ -199,44 +208,88 @@ class Database:
         """One transaction as ``service_role`` (bypasses RLS); ``reason`` is recorded in claims."""
         if not reason or not reason.strip():
             raise ValueError("db.service() needs a non-empty reason")
-        settings = {
-            "role": "service_role",
-            "request.jwt.claims": json.dumps({"role": "service_role", "reason": reason.strip()}),
-            "application_name": "wedsync:service",
-        }
-        async with self._scope("service", settings) as s:
+        text = json.dumps({"role": "service_role", "reason": reason.strip()})
+        start = ScopeStart(False, "service_role", text, self._sign(text), "wedsync:service")
+        async with self._scope("service", start) as s:
             yield s
 
     @contextlib.asynccontextmanager
     async def ops(self, reason: str) -> AsyncIterator[Session]:
         """One transaction as the service pool's login (monitoring, administration)."""
-        settings = {
-            "request.jwt.claims": json.dumps({"role": "ops", "reason": reason}),
-            "application_name": "wedsync:ops",
-        }
-        async with self._scope("service", settings) as s:
+        text = json.dumps({"role": "ops", "reason": reason})
+        start = ScopeStart(False, None, text, self._sign(text), "wedsync:ops")
+        async with self._scope("service", start) as s:
             yield s
 
     @contextlib.asynccontextmanager
     async def _scope(
-        self, pool_name: str, settings: dict[str, str], *, fast_reads: bool = False
+        self, pool_name: str, start: ScopeStart, *, fast_reads: bool = False
     ) -> AsyncIterator[Session]:
         pool = self._pools[pool_name]
         conn = await self._getconn(pool_name)
-        session = Session(conn, pool_name, settings=settings, fast_reads=fast_reads)
+        session = Session(conn, pool_name, start=start, fast_reads=fast_reads)
         ok = False
         try:
             try:
                 yield session
             except psycopg.Error as exc:
+                self._note_scope_error(conn, exc)
                 raise convert(exc, pool=pool_name) from exc
+            except WedsyncDBError as exc:
+                if isinstance(exc.__cause__, psycopg.Error):
+                    self._note_scope_error(conn, exc.__cause__)
+                raise
             ok = True
         finally:
             try:
                 await session.close_scope(ok)
             finally:
                 self._checks[pool_name].returned(conn)
+                if isinstance(conn, ScopedConnection) and conn.discard:
+                    # a session that could not be cleaned is never handed out again
+                    await conn.close()
                 await pool.putconn(conn)
+
+    def _note_scope_error(self, conn: AsyncConnection[Any], exc: psycopg.Error) -> None:
+        if exc.sqlstate == "WS401":
+            # the database refused our signature: the key may have been rotated
+            self._key_loaded = False
+        if exc.sqlstate in RESETTABLE_STATES and isinstance(conn, ScopedConnection):
+            conn.discard = True
+
+    # --- signed claims ------------------------------------------------------------------------
+    def _sign(self, claims: str, key: bytes | None = None) -> str:
+        """HMAC-SHA256 of the claims JSON under the database's claims key ('' without one)."""
+        key = key if key is not None else self._key
+        if key is None:
+            return ""
+        return hmac.new(key, claims.encode(), hashlib.sha256).hexdigest()
+
+    async def _claims_key(self) -> bytes | None:
+        """The database's claims signing key, read once through the service pool."""
+        if not self._key_loaded:
+            async with self._key_lock:
+                if not self._key_loaded:
+                    await self._load_claims_key()
+        return self._key
+
+    async def _load_claims_key(self) -> None:
+        try:
+            async with self._pools["service"].connection(timeout=self.pool_timeout) as conn:
+                cur = await conn.execute(_client_sql("claims_key_exists"))
+                exists = await cur.fetchone()
+                key: bytes | None = None
+                if exists and exists[0]:
+                    cur = await conn.execute(_client_sql("claims_key"))
+                    row = await cur.fetchone()
+                    key = bytes(row[0]) if row else None
+                await conn.commit()
+        except Exception as exc:
+            converted = self._checkout_error("service", exc)
+            if isinstance(converted, WedsyncDBError):
+                raise converted from exc
+            raise
+        self._key, self._key_loaded = key, True
 
     async def _getconn(self, pool_name: str) -> AsyncConnection[Any]:
         try:
@@ -335,11 +388,18 @@ class Database:
 
 async def _configure(conn: AsyncConnection[Any]) -> None:
     # the one-round-trip read path relies on READ COMMITTED semantics (see db/session.py)
-    cur = await conn.execute("select current_setting('default_transaction_isolation')")
+    cur = await conn.execute(_client_sql("connection_facts"))
     row = await cur.fetchone()
     await conn.commit()
-    if isinstance(conn, ScopedConnection):
-        conn.read_committed = row is not None and row[0] == "read committed"
+    if isinstance(conn, ScopedConnection) and row is not None:
+        conn.read_committed = row[0] == "read committed"
+        conn.default_isolation = str(row[0]).upper().encode()
+        conn.prepared_visible = bool(row[1])
+        conn.temp_allowed = bool(row[2])
+
+
+def _client_sql(name: str) -> Any:
+    return load_queries("wedsync_db.db", "sql/scopes.sql")[name].sql
 
 
 # a heartbeat answer slower than this counts as a failed probe

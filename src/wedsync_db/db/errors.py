@@ -11,6 +11,9 @@ from psycopg import errors as pgerr
 
 from wedsync_db import errors
 
+# raised by wedsync.verified_claims() when claims are not signed with the database's key
+CLAIMS_REJECTED = "WS401"
+
 _CONFLICTS = (
     pgerr.UniqueViolation,
     pgerr.ForeignKeyViolation,
@@ -33,7 +36,7 @@ def convert(exc: BaseException, *, pool: str = "database", timeout: float = 0.0)
     if not isinstance(exc, psycopg.Error):
         return exc
     message = _message(exc)
-    if isinstance(exc, pgerr.InsufficientPrivilege):
+    if isinstance(exc, pgerr.InsufficientPrivilege) or exc.sqlstate == CLAIMS_REJECTED:
         return errors.PermissionDenied(message)
     if isinstance(exc, _CONFLICTS):
         return errors.Conflict(message, constraint=exc.diag.constraint_name)

@@ -1,37 +1,63 @@
 """A connection inside a scope, with typed fetch helpers; driver errors are converted here.
 
-A scope's settings (role, claims, application_name) never cost a round trip of their own:
+A scope's settings (role, signed claims, application_name) never cost a round trip of their
+own, and never appear in query text (they are bound parameters):
 
-* Scoped connections start their transactions with ``begin; select set_config(…, true) …`` in
-  one simple-protocol message instead of a bare BEGIN.
+* Scoped connections start their transactions with ``BEGIN …`` and the scope's first
+  statement in one pipelined round trip instead of a bare BEGIN.
 * In a user scope, a statement run through the helpers while no transaction is open is first
-  tried in *one* pipelined round trip, in autocommit mode: ``select set_config(…, true) …,
-  set_config('transaction_read_only', 'on', true)`` then the (prepared) statement, then a
-  single Sync — one implicit transaction and no COMMIT. Under READ COMMITTED every statement
-  takes a fresh snapshot anyway, so a read committed on its own cannot be told apart from one
-  inside the scope's transaction. A statement that tries to write fails with SQLSTATE 25006
-  before doing anything and is re-run inside a real transaction.
+  tried in *one* pipelined round trip, in autocommit mode: ``select wedsync.begin_scope(…)``
+  (which also sets ``transaction_read_only``) then the (prepared) statement, then a single
+  Sync — one implicit transaction and no COMMIT. Under READ COMMITTED every statement takes a
+  fresh snapshot anyway, so a read committed on its own cannot be told apart from one inside
+  the scope's transaction. A statement that tries to write fails with SQLSTATE 25006 before
+  doing anything and is re-run inside a real transaction.
+
+A user scope's first statement, ``wedsync.begin_scope``, resets what the previous scope on the
+connection may have left behind (session settings and role, LISTEN, cursors, advisory locks)
+and refuses a session holding prepared statements made with SQL PREPARE or temporary objects
+(SQLSTATE WS409). Statements the driver prepares get unguessable names and, where the database
+is hardened, user roles cannot list them, so SQL in one scope cannot replace a statement that a
+later scope runs. A refused session, or one whose prepared statements were deallocated behind
+the driver's back (26000), is cleaned with DISCARD ALL and the statement tried once more.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import re
+import secrets
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, LiteralString, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor, AsyncTransaction, generators, pq, sql
+from psycopg import (
+    AsyncConnection,
+    AsyncCursor,
+    AsyncTransaction,
+    IsolationLevel,
+    generators,
+    pq,
+    sql,
+)
 from psycopg import errors as pgerr
+from psycopg._preparing import Prepare, PrepareManager
 from psycopg.abc import PQGen
 from psycopg.rows import AsyncRowFactory, class_row, dict_row, tuple_row
 
 from wedsync_db.db.errors import awrap_errors, convert
+from wedsync_db.db.queries import load_queries
 
 T = TypeVar("T")
 R = TypeVar("R")
 QueryText = str | sql.SQL | sql.Composed
 Params = Sequence[Any] | Mapping[str, Any] | None
+
+# A session left in a state no scope of ours creates (WS409, raised by wedsync.begin_scope), or
+# whose prepared statements vanished (26000): DISCARD ALL, then one more try.
+RESETTABLE_STATES = frozenset({"WS409", "26000"})
 
 
 def _q(query: QueryText) -> sql.SQL | sql.Composed | LiteralString:
@@ -51,22 +77,54 @@ def compose(template: str, **parts: sql.Composable) -> sql.Composed:
     return sql.SQL(template).format(**parts)
 
 
-def scope_settings(settings: Mapping[str, str]) -> sql.Composed:
-    """``select set_config(k, v, true), …`` with literal values (for the BEGIN message)."""
-    calls = [
-        sql.SQL("set_config({}, {}, true)").format(sql.Literal(k), sql.Literal(v))
-        for k, v in settings.items()
-    ]
-    return sql.SQL("select ") + sql.SQL(", ").join(calls)
+def _scope_sql(name: str) -> str:
+    return load_queries("wedsync_db.db", "sql/scopes.sql")[name].sql
 
 
 @functools.cache
-def _fast_settings_statement(keys: tuple[str, ...]) -> bytes:
-    # same text for every user of a scope type, so the server keeps it prepared; keys are our
-    # own constant setting names, never input
-    calls = [f"set_config('{k}', %s, true)" for k in keys]
-    calls.append("set_config('transaction_read_only', 'on', true)")
-    return ("select " + ", ".join(calls)).encode()
+def _numbered(query: str) -> bytes:
+    """``%s`` placeholders as ``$1, $2…`` for statements sent through libpq directly."""
+    counter = iter(range(1, 1000))
+    return re.sub(r"%s", lambda _: f"${next(counter)}", query).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeStart:
+    """What a scope's first statement sets: role (None: the login's own), signed claims and
+    application_name. ``guarded`` scopes (the user pool) go through wedsync.begin_scope."""
+
+    guarded: bool
+    role: str | None
+    claims: str
+    signature: str
+    application_name: str
+
+    def statement(self, *, read_only: bool, checked: bool) -> tuple[str, tuple[Any, ...]]:
+        """The first statement (``%s`` placeholders) and its parameters; ``checked`` adds
+        wedsync.assert_clean_session() (for logins the hardening could not restrict)."""
+        base = (self.role, self.claims, self.signature, self.application_name)
+        if self.guarded:
+            name = "begin_user_scope_checked" if checked else "begin_user_scope"
+            return _scope_sql(name), (*base, read_only)
+        return _scope_sql("begin_service_scope"), base
+
+
+class _UnguessableNames(PrepareManager):
+    """psycopg's prepared-statement cache, naming statements at random instead of ``_pg3_N``
+    (SQL in a scope that cannot guess a name cannot DEALLOCATE and re-PREPARE it)."""
+
+    def get(self, query: Any, prepare: bool | None = None) -> tuple[Prepare, bytes]:
+        prep, name = super().get(query, prepare)
+        if prep is Prepare.SHOULD:
+            name = b"_ws_" + secrets.token_hex(16).encode()
+        return prep, name
+
+
+def _fresh_prepare_manager(old: PrepareManager) -> PrepareManager:
+    new = _UnguessableNames()
+    new.prepare_threshold = old.prepare_threshold
+    new.prepared_max = old.prepared_max
+    return new
 
 
 _READ_WORDS = ("select", "with", "values", "table", "show", "explain")
@@ -82,39 +140,118 @@ def _may_be_read(query: QueryText) -> bool:
 
 
 class ScopedConnection(AsyncConnection[Any]):
-    """An AsyncConnection whose transactions begin with the current scope's settings."""
+    """An AsyncConnection whose transactions begin with the current scope's first statement."""
 
-    scope_settings: Mapping[str, str] | None = None
+    scope_start: ScopeStart | None = None
     read_committed: bool = True
+    # the server's default isolation, spelled out in every BEGIN: a session-level default
+    # changed by an earlier scope must not decide the next scope's transaction
+    default_isolation: bytes = b"READ COMMITTED"
+    # whether this login can list its session's prepared statements, or create temporary
+    # objects (not on a hardened database): if it can list them, the guarded first statement is
+    # never prepared; if it can do either, that statement checks the session for them
+    prepared_visible: bool = True
+    temp_allowed: bool = True
+
+    @property
+    def session_check(self) -> bool:
+        """Whether a user scope's first statement must check the session (see above)."""
+        return self.prepared_visible or self.temp_allowed
+
     # set while a one-round-trip read is in flight: its statements share an implicit
     # transaction that ends at the pipeline's Sync, so no BEGIN may be sent
     implicit_transaction: bool = False
+    # set when the session could not be cleaned: the pool must not hand it out again
+    discard: bool = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prepared = _fresh_prepare_manager(self._prepared)
+
+    def _begin_command(self) -> bytes:
+        level = (
+            IsolationLevel(self.isolation_level).name.replace("_", " ").encode()
+            if self.isolation_level is not None
+            else self.default_isolation
+        )
+        parts = [b"BEGIN ISOLATION LEVEL", level, b"READ ONLY" if self.read_only else b"READ WRITE"]
+        if self.deferrable is not None:
+            parts.append(b"DEFERRABLE" if self.deferrable else b"NOT DEFERRABLE")
+        return b" ".join(parts)
 
     def _start_query(self) -> PQGen[None]:
         # psycopg's hook that sends BEGIN before the first statement of a transaction; here it
-        # sends "begin; select set_config(…)" instead, in one message
+        # sends BEGIN and the scope's first statement in one round trip
         if self.implicit_transaction:
             return
+        start = self.scope_start
         if (
-            self.scope_settings is None
+            start is None
             or self._autocommit
             or self.pgconn.transaction_status != pq.TransactionStatus.IDLE
         ):
             yield from super()._start_query()
             return
-        settings = scope_settings(self.scope_settings).as_bytes(self)
+        query, params = start.statement(read_only=False, checked=self.session_check)
+        command, values = _numbered(query), _text_params(params)
         if self._pipeline is not None:
-            # pipeline mode takes one statement per command: queue both, then sync
-            yield from self._exec_command(b"BEGIN")
-            yield from self._exec_command(settings)
+            # inside the caller's pipeline: queue both, then sync
+            yield from self._exec_command(self._begin_command())
+            send = functools.partial(self.pgconn.send_query_params, command, values)
+            self._pipeline.command_queue.append(send)
+            self._pipeline.result_queue.append(None)
             yield from self._pipeline._sync_gen()
             return
         self._check_connection_ok()
-        self.pgconn.send_query(b"begin; " + settings)
-        results = yield from generators.execute(self.pgconn)
-        for result in results:
-            if result.status == pq.ExecStatus.FATAL_ERROR:
-                raise pgerr.error_from_result(result, encoding=self.pgconn._encoding)
+        error = yield from self._begin_pipelined(command, values)
+        if error is not None and error.sqlstate in RESETTABLE_STATES:
+            yield from self._discard_gen()
+            error = yield from self._begin_pipelined(command, values)
+        if error is not None:
+            if error.sqlstate in RESETTABLE_STATES:
+                self.discard = True
+            raise error
+
+    def _begin_pipelined(
+        self, command: bytes, values: list[bytes | None]
+    ) -> PQGen[psycopg.Error | None]:
+        """BEGIN and the first statement in one pipeline; the first error, rolled back."""
+        pgconn = self.pgconn
+        pgconn.enter_pipeline_mode()
+        first_error: pq.abc.PGresult | None = None
+        try:
+            pgconn.send_query_params(self._begin_command(), None)
+            pgconn.send_query_params(command, values)
+            pgconn.pipeline_sync()
+            yield from generators.send(pgconn)
+            while True:
+                result = yield from generators.fetch(pgconn)
+                if result is None:
+                    continue
+                if result.status == pq.ExecStatus.PIPELINE_SYNC:
+                    break
+                if result.status == pq.ExecStatus.FATAL_ERROR and first_error is None:
+                    first_error = result
+        finally:
+            pgconn.exit_pipeline_mode()
+        if first_error is None:
+            return None
+        if pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            yield from self._exec_command(b"ROLLBACK")
+        return pgerr.error_from_result(first_error, encoding=pgconn._encoding)
+
+    def _discard_gen(self) -> PQGen[None]:
+        # everything a session can hold, prepared statements included; the driver's cache of
+        # them starts again empty
+        if self.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            yield from self._exec_command(b"ROLLBACK")
+        yield from self._exec_command(b"DISCARD ALL")
+        self._prepared = _fresh_prepare_manager(self._prepared)
+
+    async def discard_session_state(self) -> None:
+        """DISCARD ALL (after rolling back whatever is open) and forget prepared statements."""
+        async with self.lock:
+            await self.wait(self._discard_gen())
 
     @contextlib.asynccontextmanager
     async def transaction(
@@ -123,7 +260,7 @@ class ScopedConnection(AsyncConnection[Any]):
         """Inside a scope, open the scope's transaction first (with its settings), so that the
         block becomes a savepoint in it instead of a bare BEGIN without role or claims."""
         if (
-            self.scope_settings is not None
+            self.scope_start is not None
             and not self._autocommit
             and self.pgconn.transaction_status == pq.TransactionStatus.IDLE
         ):
@@ -131,6 +268,19 @@ class ScopedConnection(AsyncConnection[Any]):
                 await self.wait(self._start_query())
         async with super().transaction(savepoint_name, force_rollback) as tx:
             yield tx
+
+
+def _text_params(params: Iterable[Any]) -> list[bytes | None]:
+    """Parameters of the scope's first statement in text format (strings and booleans)."""
+    out: list[bytes | None] = []
+    for value in params:
+        if value is None:
+            out.append(None)
+        elif isinstance(value, bool):
+            out.append(b"t" if value else b"f")
+        else:
+            out.append(str(value).encode())
+    return out
 
 
 class Session:
@@ -141,16 +291,18 @@ class Session:
         connection: AsyncConnection[Any],
         pool: str,
         *,
-        settings: Mapping[str, str] | None = None,
+        start: ScopeStart | None = None,
         fast_reads: bool = False,
     ) -> None:
         self._conn = connection
         self.pool = pool
-        self._fast: tuple[bytes, tuple[str, ...]] | None = None
-        if settings and isinstance(connection, ScopedConnection):
-            connection.scope_settings = settings
+        self._fast: tuple[str, tuple[Any, ...], bool] | None = None
+        if start is not None and isinstance(connection, ScopedConnection):
+            connection.scope_start = start
             if fast_reads and connection.read_committed:
-                self._fast = (_fast_settings_statement(tuple(settings)), tuple(settings.values()))
+                query, params = start.statement(read_only=True, checked=connection.session_check)
+                # prepared (under an unguessable name) unless this login could list it
+                self._fast = (query, params, not connection.prepared_visible)
 
     @property
     def connection(self) -> AsyncConnection[Any]:
@@ -158,7 +310,7 @@ class Session:
         return self._conn
 
     async def close_scope(self, ok: bool) -> None:
-        """Commit (``ok``) or roll back the scope's transaction, and forget its settings."""
+        """Commit (``ok``) or roll back the scope's transaction, and forget its first statement."""
         conn = self._conn
         try:
             if conn.closed:
@@ -174,7 +326,7 @@ class Session:
                     await conn.rollback()
         finally:
             if isinstance(conn, ScopedConnection):
-                conn.scope_settings = None
+                conn.scope_start = None
 
     # --- running statements ---------------------------------------------------------------------
     async def _cursor(
@@ -198,16 +350,37 @@ class Session:
     async def _try_fast_read(
         self, query: QueryText, params: Params, factory: AsyncRowFactory[R]
     ) -> AsyncCursor[R] | None:
-        assert self._fast is not None
-        statement, values = self._fast
         conn = self._conn
         assert isinstance(conn, ScopedConnection)
+        try:
+            return await self._fast_read_once(conn, query, params, factory)
+        except psycopg.Error as exc:
+            if exc.sqlstate not in RESETTABLE_STATES:
+                raise
+        # the session was left in a state no scope of ours creates: clean it and try again
+        await conn.discard_session_state()
+        try:
+            return await self._fast_read_once(conn, query, params, factory)
+        except psycopg.Error as exc:
+            if exc.sqlstate in RESETTABLE_STATES:
+                conn.discard = True
+            raise
+
+    async def _fast_read_once(
+        self,
+        conn: ScopedConnection,
+        query: QueryText,
+        params: Params,
+        factory: AsyncRowFactory[R],
+    ) -> AsyncCursor[R] | None:
+        assert self._fast is not None
+        start_query, start_params, prepare = self._fast
         cur = conn.cursor(row_factory=factory)
         conn.implicit_transaction = True
         try:
             # leave the pipeline before fetching: its exit is the one Sync of this round trip
             async with conn.pipeline():
-                await conn.execute(statement, values)
+                await conn.execute(_q(start_query), start_params, prepare=prepare)
                 await cur.execute(_q(query), params)
         except (pgerr.ReadOnlySqlTransaction, pgerr.ActiveSqlTransaction):
             # it writes (or manages transactions): nothing happened, so run it in the scope

@@ -90,13 +90,15 @@ class WeddingMember(NamedTuple):
 
 
 class WeddingVendor(NamedTuple):
-    """A vendor organization working on a wedding."""
+    """A vendor organization working on a wedding: an accepted link, or the couple's request
+    that the vendor has not answered yet (its client record is attached on acceptance)."""
 
     wedding_id: UUID
     organization_id: UUID
     client_id: UUID | None
     service: str
     can_view_guests: bool
+    status: str
 
 
 class Guest(NamedTuple):
@@ -512,6 +514,10 @@ def generate_demo(
                 client_status = "cancelled"
             else:
                 client_status = "booked" if rng.random() < 0.85 else "lead"
+            if index == 0 and position < 2:
+                client_status = "booked"
+            # a lead is a couple's request the vendor has not accepted yet
+            link_status = "requested" if client_status == "lead" else "accepted"
             client = Client(
                 organization_id=state.org.id,
                 id=_uuid(rng),
@@ -527,12 +533,19 @@ def generate_demo(
             )
             clients.append(client)
             links.append(
-                WeddingVendor(wedding.id, state.org.id, client.id, state.service, can_view)
+                WeddingVendor(
+                    wedding.id,
+                    state.org.id,
+                    client.id if link_status == "accepted" else None,
+                    state.service,
+                    can_view,
+                    link_status,
+                )
             )
             sample = (state.user_id, state.org.id, wedding.id)
-            if can_view and granted is None:
+            if link_status == "accepted" and can_view and granted is None:
                 granted = sample
-            if not can_view and restricted is None:
+            if link_status == "accepted" and not can_view and restricted is None:
                 restricted = sample
 
     # leads that never became weddings on the platform: enquiries and past couples

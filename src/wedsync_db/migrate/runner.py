@@ -150,6 +150,8 @@ class ApplyResult:
     target: str | None
     lock_wait_ms: float
     guard: GuardReport = GuardReport()
+    # hardening steps this login could not apply (the security lint reports what stays open)
+    hardening_skipped: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -162,7 +164,7 @@ class ApplyResult:
             ],
             "lock_wait_ms": round(self.lock_wait_ms, 1),
             "freeze": self.guard.freeze,
-            "warnings": list(self.guard.warnings),
+            "warnings": list(self.guard.warnings) + list(self.hardening_skipped),
         }
 
 
@@ -279,13 +281,14 @@ class MigrationRunner:
                         "reasons": report.freeze.get("reasons"),
                     }
                 if dry_run or not todo:
+                    skipped = () if dry_run else await self.harden(s)
                     await self.audit(
                         s,
                         "migrate.apply",
                         "dry-run" if dry_run else "nothing-to-do",
                         details={**details, "pending": [f.path for f in todo]},
                     )
-                    return ApplyResult([], todo, dry_run, target, lock_wait_ms, report)
+                    return ApplyResult([], todo, dry_run, target, lock_wait_ms, report, skipped)
                 done: list[AppliedFile] = []
                 for f in todo:
                     if progress:
@@ -308,15 +311,25 @@ class MigrationRunner:
                     done.append(result)
                     if progress:
                         progress("done", f, result.to_dict())
+                skipped = await self.harden(s)
                 await self.audit(
                     s,
                     "migrate.apply",
                     "applied",
                     details={**details, "applied": [d.to_dict() for d in done]},
                 )
-                return ApplyResult(done, [], False, target, lock_wait_ms, report)
+                return ApplyResult(done, [], False, target, lock_wait_ms, report, skipped)
             finally:
                 await _release_lock(s)
+
+    async def harden(self, s: Session) -> tuple[str, ...]:
+        """Re-apply ops.harden_database() (once it exists); the steps this login had to skip."""
+        if not await s.fetch_val(Q["hardening_exists"].sql):
+            return ()
+        rows = await s.fetch_tuples(Q["harden_database"].sql)
+        return tuple(
+            f"hardening {step}: {detail}" for step, outcome, detail in rows if outcome != "applied"
+        )
 
     async def _acquire_lock(self, s: Session, details: dict[str, Any]) -> None:
         wait_ms = max(1, int(self.options.lock_wait * 1000))

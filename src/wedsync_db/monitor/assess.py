@@ -867,6 +867,18 @@ def _indexes(b: _Builder, inp: AssessmentInput) -> None:
         )
 
 
+# security lints through which SQL in a user scope gains more than its user's privileges
+ESCALATION_RULES = frozenset(
+    {
+        "security_definer_search_path_mutable",
+        "security_definer_search_path_without_pg_temp",
+        "security_definer_owned_by_superuser",
+        "temp_granted_to_public",
+        "claims_unsigned",
+    }
+)
+
+
 def _security(b: _Builder, inp: AssessmentInput) -> None:
     findings = sorted(inp.security_findings, key=lambda f: (f.rule, f.object))
     b.check(
@@ -877,8 +889,10 @@ def _security(b: _Builder, inp: AssessmentInput) -> None:
         f"{len(findings)} security finding(s): " + ", ".join(sorted({f.rule for f in findings})),
     )
     for f in findings:
-        # row-level security gaps can expose one tenant's rows to another
-        severity: Severity = "critical" if "rls" in f.rule.lower() else "warning"
+        # row-level security gaps expose one tenant's rows to another; the escalation paths
+        # turn a user scope into its owner's (or another user's) privileges
+        critical = "rls" in f.rule.lower() or f.rule in ESCALATION_RULES
+        severity: Severity = "critical" if critical else "warning"
         b.recommend(
             f"security.{f.rule}:{f.object}",
             severity,

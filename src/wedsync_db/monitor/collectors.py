@@ -477,8 +477,24 @@ async def collect_indexes(s: Session, o: CollectOptions) -> tuple[IndexAdvice, .
 
 
 async def collect_security(s: Session) -> tuple[SecurityFinding, ...]:
-    """Row level security and SECURITY DEFINER lints."""
-    return tuple(await s.fetch_all(_sql("security.sql", "security_lints"), row=SecurityFinding))
+    """Row level security, SECURITY DEFINER, privilege and claims-signing lints."""
+    found = await s.fetch_all(_sql("security.sql", "security_lints"), row=SecurityFinding)
+    if await s.fetch_val(_sql("security.sql", "claims_key_table")) and not await s.fetch_val(
+        _sql("security.sql", "claims_key_present")
+    ):
+        found.append(CLAIMS_UNSIGNED)
+    return tuple(sorted(found, key=lambda f: (f.rule, f.object)))
+
+
+CLAIMS_UNSIGNED = SecurityFinding(
+    rule="claims_unsigned",
+    object="wedsync.claims_signing_key",
+    detail=(
+        "the database has no claims signing key, so request.jwt.claims are accepted unsigned: "
+        "SQL running in a user scope can set another user's claims and act as them"
+    ),
+    remedy="SELECT wedsync.rotate_claims_signing_key();  -- then restart the clients",
+)
 
 
 async def collect_weddings_today(s: Session, today: date) -> int:

@@ -119,3 +119,11 @@ select wedding_date, count(*)::int as weddings
 from weddings
 where wedding_date between %s and %s and status <> 'cancelled'
 group by wedding_date
+
+-- name: hardening_exists
+-- whether ops.harden_database() exists yet (migration 0005)
+select to_regprocedure('ops.harden_database()') is not null
+
+-- name: harden_database
+-- re-apply the database-level revocations (not copied by CREATE DATABASE … TEMPLATE)
+select step, outcome, detail from ops.harden_database()
