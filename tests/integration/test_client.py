@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -594,3 +595,22 @@ async def test_open_on_an_unreachable_server_fails_fast_without_the_password() -
     assert info.value.__cause__ is not None
     assert SECRET not in str(info.value.__cause__)
     await db.close()
+
+
+# --- psycopg hooks this package relies on (bounded by psycopg<3.4 in pyproject.toml) -----------
+async def test_scoped_connections_prepare_statements_under_unguessable_names(
+    shared_db: str,
+) -> None:
+    from wedsync_db.db.session import ScopedConnection
+
+    conn = await ScopedConnection.connect(shared_db, autocommit=True)
+    try:
+        for i in range(8):
+            cur = await conn.execute("select %s::int + 1", (i,))
+            assert await cur.fetchone() == (i + 1,)
+        cur = await conn.execute("select name from pg_prepared_statements", prepare=False)
+        names = [r[0] for r in await cur.fetchall()]
+    finally:
+        await conn.close()
+    assert names, "psycopg no longer prepares through the connection's PrepareManager"
+    assert all(re.fullmatch(r"_ws_[0-9a-f]{32}", n) for n in names), names

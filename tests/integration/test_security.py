@@ -433,9 +433,7 @@ async def test_user_scopes_cannot_read_pg_stat_statements(db: Database, t: Tenan
         if not await s.fetch_val("select to_regclass('pg_stat_statements') is not null"):
             pytest.skip("pg_stat_statements is not installed in the test database")
         # the service role keeps the privilege monitoring needs
-        assert await s.fetch_val(
-            "select has_table_privilege('pg_stat_statements', 'select')"
-        )
+        assert await s.fetch_val("select has_table_privilege('pg_stat_statements', 'select')")
     for as_login in (False, True):
         # refused before the view runs (also where the module is not preloaded)
         with pytest.raises(PermissionDenied):
