@@ -235,9 +235,10 @@ async def _leftover_temporary_objects(db: Database, t: Tenants, kind: str) -> No
         first = s.backend_pid
         for statement in planted:
             await s.execute(statement)
-    # the next tenant on the same connection reads and writes the real guests table
+    # the pool closed that session rather than hand it out again: the next tenant gets a fresh
+    # one and reads and writes the real guests table
     async with db.as_user(couple(t.w2_partner)) as s:
-        assert s.backend_pid == first
+        assert s.backend_pid != first
         assert {r[0] for r in await s.fetch_tuples("select id from guests")} == set(
             t.guests[t.wedding_2]
         )
@@ -325,7 +326,10 @@ async def test_a_replaced_prepared_statement_never_runs_in_the_next_scope(
                 " and set_config('spy.loot', (select string_agg(email, ',') from guests), false)"
                 " is not null"
             )
+            attacker = s.backend_pid
         async with victim.as_user(couple(t.w2_partner)) as s:
+            # the session holding the replacement was closed when it came back to the pool
+            assert s.backend_pid != attacker
             emails = {r[0] for r in await s.fetch_tuples(read, (t.wedding_2,))}
         assert len(emails) == len(t.guests[t.wedding_2])
         async with victim.as_user(couple(t.w1_partner)) as s:

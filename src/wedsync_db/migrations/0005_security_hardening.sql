@@ -7,9 +7,9 @@
 -- * Claims are signed: the clients set request.jwt.claims together with an HMAC-SHA256 of it
 --   (wedsync.claims_signature) under a key only the service side can read, and every helper
 --   verifies it, so SQL running in a user scope cannot set another user's claims.
--- * wedsync.begin_scope() opens every user scope: it resets whatever the previous scope left in
---   the session (settings, LISTEN, cursors, advisory locks, the session role) and refuses a
---   session that carries prepared statements or temporary objects of its own.
+-- * The clients reset a user-pool session whenever it returns to the pool (settings, role,
+--   LISTEN, cursors, advisory locks); wedsync.assert_clean_session() refuses one that holds
+--   prepared statements made with SQL PREPARE or temporary objects where user roles can make them.
 -- * Vendor links are requests until a member of the organization accepts them.
 -- * ops.harden_database() revokes what user roles must not have (TEMP, other sessions' query
 --   texts and pg_stat_statements, signalling backends); the runner re-applies it after every
@@ -130,9 +130,10 @@ begin
 end
 $$;
 
--- raised (only) when a signature is missing or wrong
+-- raised (only) when a signature is missing or wrong; volatile, so that the planner never calls it
+-- while estimating an expression
 create function wedsync.reject_claims() returns jsonb
-    language plpgsql stable
+    language plpgsql volatile
     set search_path = pg_catalog, pg_temp
 as $$
 begin
@@ -144,9 +145,10 @@ $$;
 
 -- request.jwt.claims as jsonb once its signature checks out; '{}' when no claims are set.
 -- PL/pgSQL rather than SQL: its cached plans make the check a few microseconds per statement.
-create function wedsync.verified_claims() returns jsonb
-    language plpgsql stable parallel safe security definer
-    set search_path = pg_catalog, pg_temp
+-- Runs as its caller and reads the key, so only the helpers' owner and service_role may call
+-- it; everyone else uses wedsync.verified_claims().
+create function wedsync.checked_claims() returns jsonb
+    language plpgsql stable parallel safe
 as $$
 declare
     claims text := nullif(pg_catalog.current_setting('request.jwt.claims', true), '');
@@ -156,17 +158,24 @@ begin
         return '{}'::pg_catalog.jsonb;
     end if;
     select inner_pad, outer_pad into k from wedsync.claims_signing_key where id;
-    if not found then
-        return claims::pg_catalog.jsonb;
-    end if;
-    if pg_catalog.sha256(k.outer_pad operator(pg_catalog.||) pg_catalog.sha256(
-           k.inner_pad operator(pg_catalog.||) pg_catalog.convert_to(claims, 'UTF8')))
-       operator(pg_catalog.=) pg_catalog.decode(
-           nullif(pg_catalog.current_setting('wedsync.claims_signature', true), ''), 'hex')
+    if found and pg_catalog.sha256(k.outer_pad operator(pg_catalog.||) pg_catalog.sha256(
+                     k.inner_pad operator(pg_catalog.||) pg_catalog.convert_to(claims, 'UTF8')))
+                 is distinct from pg_catalog.decode(nullif(pg_catalog.current_setting(
+                     'wedsync.claims_signature', true), ''), 'hex')
     then
-        return claims::pg_catalog.jsonb;
+        return wedsync.reject_claims();
     end if;
-    return wedsync.reject_claims();
+    return claims::pg_catalog.jsonb;
+end
+$$;
+
+-- the verified claims for everyone (policies, application SQL)
+create function wedsync.verified_claims() returns jsonb
+    language plpgsql stable parallel safe security definer
+    set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return wedsync.checked_claims();
 end
 $$;
 
@@ -195,7 +204,7 @@ as $$
 $$;
 
 -- --- membership helpers (SECURITY DEFINER, pinned search_path, fully qualified) ---------------
--- PL/pgSQL for the same reason as wedsync.verified_claims(); policies call them once per
+-- PL/pgSQL for the same reason as wedsync.checked_claims(); policies call them once per
 -- statement as (select …).
 
 -- organizations the current user belongs to
@@ -203,10 +212,13 @@ create or replace function wedsync.user_organization_ids() returns setof uuid
     language plpgsql stable security definer
     set search_path = pg_catalog, pg_temp
 as $$
+declare
+    me uuid := nullif(
+        wedsync.checked_claims() operator(pg_catalog.->>) 'sub', '')::pg_catalog.uuid;
 begin
     return query
         select m.organization_id from public.organization_members m
-        where m.user_id operator(pg_catalog.=) wedsync.current_user_id();
+        where m.user_id operator(pg_catalog.=) me;
 end
 $$;
 
@@ -215,10 +227,13 @@ create or replace function wedsync.user_admin_organization_ids() returns setof u
     language plpgsql stable security definer
     set search_path = pg_catalog, pg_temp
 as $$
+declare
+    me uuid := nullif(
+        wedsync.checked_claims() operator(pg_catalog.->>) 'sub', '')::pg_catalog.uuid;
 begin
     return query
         select m.organization_id from public.organization_members m
-        where m.user_id operator(pg_catalog.=) wedsync.current_user_id()
+        where m.user_id operator(pg_catalog.=) me
           and m.role operator(pg_catalog.=) any (array['owner', 'admin']);
 end
 $$;
@@ -229,7 +244,7 @@ create function wedsync.vendor_organization_ids() returns setof uuid
     set search_path = pg_catalog, pg_temp
 as $$
 declare
-    claims jsonb := wedsync.verified_claims();
+    claims jsonb := wedsync.checked_claims();
 begin
     if claims operator(pg_catalog.->>) 'aud' operator(pg_catalog.=) 'vendor' then
         return query
@@ -245,10 +260,13 @@ create or replace function wedsync.user_wedding_ids() returns setof uuid
     language plpgsql stable security definer
     set search_path = pg_catalog, pg_temp
 as $$
+declare
+    me uuid := nullif(
+        wedsync.checked_claims() operator(pg_catalog.->>) 'sub', '')::pg_catalog.uuid;
 begin
     return query
         select w.wedding_id from public.wedding_members w
-        where w.user_id operator(pg_catalog.=) wedsync.current_user_id();
+        where w.user_id operator(pg_catalog.=) me;
 end
 $$;
 
@@ -257,10 +275,13 @@ create or replace function wedsync.user_partner_wedding_ids() returns setof uuid
     language plpgsql stable security definer
     set search_path = pg_catalog, pg_temp
 as $$
+declare
+    me uuid := nullif(
+        wedsync.checked_claims() operator(pg_catalog.->>) 'sub', '')::pg_catalog.uuid;
 begin
     return query
         select w.wedding_id from public.wedding_members w
-        where w.user_id operator(pg_catalog.=) wedsync.current_user_id()
+        where w.user_id operator(pg_catalog.=) me
           and w.role operator(pg_catalog.=) 'partner';
 end
 $$;
@@ -271,7 +292,7 @@ create function wedsync.couple_wedding_ids() returns setof uuid
     set search_path = pg_catalog, pg_temp
 as $$
 declare
-    claims jsonb := wedsync.verified_claims();
+    claims jsonb := wedsync.checked_claims();
 begin
     if claims operator(pg_catalog.->>) 'aud' operator(pg_catalog.=) 'couple' then
         return query
@@ -287,13 +308,16 @@ create or replace function wedsync.vendor_wedding_ids() returns setof uuid
     language plpgsql stable security definer
     set search_path = pg_catalog, pg_temp
 as $$
+declare
+    me uuid := nullif(
+        wedsync.checked_claims() operator(pg_catalog.->>) 'sub', '')::pg_catalog.uuid;
 begin
     return query
         select v.wedding_id
         from public.wedding_vendors v
         join public.organization_members m
           on m.organization_id operator(pg_catalog.=) v.organization_id
-        where m.user_id operator(pg_catalog.=) wedsync.current_user_id()
+        where m.user_id operator(pg_catalog.=) me
           and v.status operator(pg_catalog.=) 'accepted';
 end
 $$;
@@ -303,33 +327,51 @@ create or replace function wedsync.vendor_guest_wedding_ids() returns setof uuid
     language plpgsql stable security definer
     set search_path = pg_catalog, pg_temp
 as $$
+declare
+    me uuid := nullif(
+        wedsync.checked_claims() operator(pg_catalog.->>) 'sub', '')::pg_catalog.uuid;
 begin
     return query
         select v.wedding_id
         from public.wedding_vendors v
         join public.organization_members m
           on m.organization_id operator(pg_catalog.=) v.organization_id
-        where m.user_id operator(pg_catalog.=) wedsync.current_user_id()
+        where m.user_id operator(pg_catalog.=) me
           and v.status operator(pg_catalog.=) 'accepted' and v.can_view_guests;
 end
 $$;
 
 -- weddings whose guests the current user reads: the couple its own weddings, a vendor those
--- linked with guest access (one claims check per statement)
+-- linked with guest access. The guest list is the hottest read, so this helper checks the
+-- signature itself (the same check as wedsync.checked_claims(), without a second call).
 create function wedsync.guest_wedding_ids() returns setof uuid
     language plpgsql stable security definer
     set search_path = pg_catalog, pg_temp
 as $$
 declare
-    claims jsonb := wedsync.verified_claims();
-    me uuid := nullif(claims operator(pg_catalog.->>) 'sub', '')::pg_catalog.uuid;
-    audience text := claims operator(pg_catalog.->>) 'aud';
+    raw text := nullif(pg_catalog.current_setting('request.jwt.claims', true), '');
+    claims jsonb;
+    k record;
+    me uuid;
 begin
-    if audience operator(pg_catalog.=) 'couple' then
+    if raw is null then
+        return;
+    end if;
+    select inner_pad, outer_pad into k from wedsync.claims_signing_key where id;
+    if found and pg_catalog.sha256(k.outer_pad operator(pg_catalog.||) pg_catalog.sha256(
+                     k.inner_pad operator(pg_catalog.||) pg_catalog.convert_to(raw, 'UTF8')))
+                 is distinct from pg_catalog.decode(nullif(pg_catalog.current_setting(
+                     'wedsync.claims_signature', true), ''), 'hex')
+    then
+        perform wedsync.reject_claims();
+    end if;
+    claims := raw::pg_catalog.jsonb;
+    me := nullif(claims operator(pg_catalog.->>) 'sub', '')::pg_catalog.uuid;
+    if claims operator(pg_catalog.->>) 'aud' operator(pg_catalog.=) 'couple' then
         return query
             select w.wedding_id from public.wedding_members w
             where w.user_id operator(pg_catalog.=) me;
-    elsif audience operator(pg_catalog.=) 'vendor' then
+    elsif claims operator(pg_catalog.->>) 'aud' operator(pg_catalog.=) 'vendor' then
         return query
             select v.wedding_id
             from public.organization_members m
@@ -346,69 +388,45 @@ create or replace function wedsync.couple_vendor_organization_ids() returns seto
     language plpgsql stable security definer
     set search_path = pg_catalog, pg_temp
 as $$
+declare
+    me uuid := nullif(
+        wedsync.checked_claims() operator(pg_catalog.->>) 'sub', '')::pg_catalog.uuid;
 begin
     return query
         select v.organization_id
         from public.wedding_vendors v
         join public.wedding_members w on w.wedding_id operator(pg_catalog.=) v.wedding_id
-        where w.user_id operator(pg_catalog.=) wedsync.current_user_id()
+        where w.user_id operator(pg_catalog.=) me
           and v.status operator(pg_catalog.=) 'accepted';
 end
 $$;
 
 -- --- clean sessions --------------------------------------------------------------------------
--- Raises WS409 when the session holds what no scope of wedsync-db's creates: prepared
--- statements made with SQL PREPARE (they could stand in for the client's own) or temporary
--- objects. The client then discards the session's state and tries again. Needed only where user
--- roles can list prepared statements or create temporary objects (the hardening revokes both),
--- so the client adds it to a scope's first statement only there.
+-- A user-pool connection is reset when it returns to the pool (RESET ALL, RESET ROLE, UNLISTEN *,
+-- CLOSE ALL, pg_advisory_unlock_all()). Where user roles can list prepared statements or create
+-- temporary objects (the hardening revokes both), the reset also calls this: it raises WS409 when
+-- the session holds what no scope of wedsync-db's creates, prepared statements made with SQL
+-- PREPARE (they could stand in for the client's own) or temporary objects, and the pool then
+-- closes the connection instead of handing it out again.
 create function wedsync.assert_clean_session() returns void
     language plpgsql stable security definer
     set search_path = pg_catalog, pg_temp
 as $$
 begin
     if exists (select 1 from pg_catalog.pg_prepared_statements s where s.from_sql)
-       or (pg_catalog.pg_my_temp_schema() operator(pg_catalog.<>) 0 and exists (
-               select 1 from pg_catalog.pg_class c
-               where c.relnamespace operator(pg_catalog.=) pg_catalog.pg_my_temp_schema()))
+       or (pg_catalog.pg_my_temp_schema() operator(pg_catalog.<>) 0 and (
+               exists (select 1 from pg_catalog.pg_class c
+                       where c.relnamespace operator(pg_catalog.=) pg_catalog.pg_my_temp_schema())
+               or exists (select 1 from pg_catalog.pg_type t
+                          where t.typnamespace operator(pg_catalog.=) pg_catalog.pg_my_temp_schema())
+               or exists (select 1 from pg_catalog.pg_proc p
+                          where p.pronamespace operator(pg_catalog.=) pg_catalog.pg_my_temp_schema())
+               or exists (select 1 from pg_catalog.pg_operator o
+                          where o.oprnamespace operator(pg_catalog.=) pg_catalog.pg_my_temp_schema())))
     then
-        raise exception 'this session carries state left by an earlier scope'
+        raise exception 'this session carries state left by a scope'
             using errcode = 'WS409',
-                  hint = 'the client discards the session''s state (DISCARD ALL) and retries';
-    end if;
-end
-$$;
-
--- The first statement of every user scope: reset what the previous scope may have left (session
--- settings and role, LISTEN, cursors, advisory locks), then set the scope's role, signed claims
--- and application_name for this transaction only. ``read_only``: the client's one-round-trip
--- read, whose implicit transaction began under the session's defaults; if an earlier scope had
--- changed the default isolation, it is refused (WS409) and retried after DISCARD ALL.
-create function wedsync.begin_scope(
-    role text, claims text, signature text, application_name text, read_only boolean
-) returns void
-    language plpgsql volatile
-    set search_path = pg_catalog, pg_temp
-as $$
-begin
-    reset all;
-    unlisten *;
-    execute 'close all';
-    if read_only and pg_catalog.current_setting('transaction_isolation')
-                     operator(pg_catalog.<>)
-                     pg_catalog.current_setting('default_transaction_isolation') then
-        raise exception 'this transaction began with an isolation level left by an earlier scope'
-            using errcode = 'WS409',
-                  hint = 'the client discards the session''s state (DISCARD ALL) and retries';
-    end if;
-    perform pg_catalog.pg_advisory_unlock_all(),
-            pg_catalog.set_config('role', 'none', false),
-            pg_catalog.set_config('role', coalesce(role, 'none'), true),
-            pg_catalog.set_config('request.jwt.claims', coalesce(claims, ''), true),
-            pg_catalog.set_config('wedsync.claims_signature', coalesce(signature, ''), true),
-            pg_catalog.set_config('application_name', application_name, true);
-    if read_only then
-        perform pg_catalog.set_config('transaction_read_only', 'on', true);
+                  hint = 'the pool closes the connection instead of handing it out again';
     end if;
 end
 $$;
@@ -561,7 +579,7 @@ declare
 begin
     execute pg_catalog.format('grant create on schema wedsync to %I', owner);
     foreach f in array array[
-        'wedsync.verified_claims()', 'wedsync.user_organization_ids()',
+        'wedsync.checked_claims()', 'wedsync.verified_claims()', 'wedsync.user_organization_ids()',
         'wedsync.user_admin_organization_ids()', 'wedsync.vendor_organization_ids()',
         'wedsync.user_wedding_ids()', 'wedsync.user_partner_wedding_ids()',
         'wedsync.couple_wedding_ids()', 'wedsync.vendor_wedding_ids()',
@@ -594,14 +612,14 @@ begin
     -- the membership helpers run as their owner and call the claim helpers
     execute pg_catalog.format(
         'grant execute on function wedsync.claims(), wedsync.current_user_id(), '
-        'wedsync.current_audience(), wedsync.verified_claims(), wedsync.reject_claims() to %I',
+        'wedsync.current_audience(), wedsync.verified_claims(), wedsync.checked_claims(), '
+        'wedsync.reject_claims() to %I',
         wedsync.policy_owner());
 end
 $$;
--- the user pool's first statement runs as whichever of its roles the session is in
+-- the user pool's reset runs as whichever of its roles the session is in
 grant usage on schema wedsync to wedsync_authenticator;
-grant execute on function
-    wedsync.begin_scope(text, text, text, text, boolean), wedsync.assert_clean_session()
+grant execute on function wedsync.assert_clean_session()
     to wedsync_authenticator, anon, authenticated, service_role;
 
 alter function wedsync.touch_row() set search_path = pg_catalog, pg_temp;
