@@ -544,6 +544,8 @@ async def test_the_service_client_sees_everything(shared_database: Database, t: 
 # --- property: random worlds ----------------------------------------------------------------
 ORG_ROLES = ("owner", "admin", "member")
 WEDDING_ROLES = ("partner", "planner")
+# a link the organization has not accepted (yet) shows neither side the other's data
+LINK_STATUSES = ("requested", "accepted", "declined")
 
 
 @dataclass(frozen=True)
@@ -553,7 +555,7 @@ class WorldSpec:
     users: int
     org_members: dict[tuple[int, int], str]  # (org, user) -> role
     wedding_members: dict[tuple[int, int], str]  # (wedding, user) -> role
-    links: dict[tuple[int, int], bool]  # (wedding, org) -> can_view_guests
+    links: dict[tuple[int, int], tuple[bool, str]]  # (wedding, org) -> (can_view_guests, status)
     clients_per_org: list[int]
     guests_per_wedding: list[int]
 
@@ -586,7 +588,8 @@ def worlds(draw: st.DrawFn) -> WorldSpec:
         ),
         links=draw(
             st.dictionaries(
-                st.tuples(st.integers(0, weddings - 1), st.integers(0, orgs - 1)), st.booleans()
+                st.tuples(st.integers(0, weddings - 1), st.integers(0, orgs - 1)),
+                st.tuples(st.booleans(), st.sampled_from(LINK_STATUSES)),
             )
         ),
         clients_per_org=draw(st.lists(st.integers(0, 3), min_size=orgs, max_size=orgs)),
@@ -622,8 +625,8 @@ async def materialise(db: Database, spec: WorldSpec) -> World:
                 "insert into wedding_members (wedding_id, user_id, role) values (%s, %s, %s)",
                 (weddings[w], users[u], role),
             )
-        for (w, o), can_view in spec.links.items():
-            await link_vendor(s, weddings[w], orgs[o], can_view_guests=can_view)
+        for (w, o), (can_view, status) in spec.links.items():
+            await link_vendor(s, weddings[w], orgs[o], can_view_guests=can_view, status=status)
         clients = [
             [await add_client(s, org) for _ in range(n)]
             for org, n in zip(orgs, spec.clients_per_org, strict=True)
@@ -652,8 +655,8 @@ async def snapshot(db: Database, world: World) -> list[tuple[Any, ...]]:
         " union all select 'member', user_id::text, organization_id::text, role"
         "   from organization_members where organization_id = any(%s)"
         " union all select 'wedding', id::text, title, venue from weddings where id = any(%s)"
-        " union all select 'link', wedding_id::text, organization_id::text, can_view_guests::text"
-        "   from wedding_vendors where wedding_id = any(%s)"
+        " union all select 'link', wedding_id::text, organization_id::text,"
+        "   can_view_guests::text || ' ' || status from wedding_vendors where wedding_id = any(%s)"
         " order by 1, 2, 3",
         (all_guests, all_clients, world.orgs, world.orgs, world.weddings, world.weddings),
     )
@@ -681,15 +684,25 @@ async def test_random_worlds_stay_isolated(shared_database: Database, spec: Worl
     for u, user in enumerate(world.users):
         my_orgs = spec.orgs_of(u)
         my_weddings = spec.weddings_of(u)
-        linked = {w for (w, o) in spec.links if o in my_orgs}
-        with_access = {w for (w, o), can_view in spec.links.items() if o in my_orgs and can_view}
-        vendors_of_mine = {o for (w, o) in spec.links if w in my_weddings}
+        accepted = {k for k, (_, status) in spec.links.items() if status == "accepted"}
+        linked = {w for (w, o) in accepted if o in my_orgs}
+        with_access = {w for (w, o) in accepted if o in my_orgs and spec.links[(w, o)][0]}
+        vendors_of_mine = {o for (w, o) in accepted if w in my_weddings}
+        # both sides see the link rows themselves, requests and refusals included
+        my_links = {
+            (world.weddings[w], world.orgs[o])
+            for (w, o) in spec.links
+            if o in my_orgs or w in my_weddings
+        }
 
         async with db.as_user(vendor(user)) as s:
             clients = {r[0] for r in await s.fetch_tuples("select id from clients")}
             guests = {r[0] for r in await s.fetch_tuples("select id from guests")}
             weddings = {r[0] for r in await s.fetch_tuples("select id from weddings")}
             orgs = {r[0] for r in await s.fetch_tuples("select id from organizations")}
+            links = set(
+                await s.fetch_tuples("select wedding_id, organization_id from wedding_vendors")
+            )
         # a vendor never sees another organization's clients
         assert clients == flatten(world.clients, my_orgs)
         assert not clients & flatten(world.clients, all_orgs - my_orgs)
@@ -698,6 +711,7 @@ async def test_random_worlds_stay_isolated(shared_database: Database, spec: Worl
         assert not guests & flatten(world.guests, linked - with_access)
         assert weddings == {world.weddings[w] for w in my_weddings | linked}
         assert orgs == {world.orgs[o] for o in my_orgs | vendors_of_mine}
+        assert {link for link in links if link[0] in set(world.weddings)} == my_links
 
         async with db.as_user(couple(user)) as s:
             clients = {r[0] for r in await s.fetch_tuples("select id from clients")}
@@ -751,6 +765,20 @@ async def test_random_worlds_stay_isolated(shared_database: Database, spec: Worl
                         victims,
                     )
                     == 0
+                )
+        # only a member of the organization answers its requests
+        for (w, o), (_, status) in spec.links.items():
+            if status != "requested" or o in my_orgs:
+                continue
+            accept = (
+                "update wedding_vendors set status = 'accepted'"
+                " where wedding_id = %s and organization_id = %s"
+            )
+            if w in my_weddings:  # the couple sees the request, and may not answer it
+                await refused(db, couple(user), accept, world.weddings[w], world.orgs[o])
+            else:
+                assert (
+                    await rowcount(db, vendor(user), accept, world.weddings[w], world.orgs[o]) == 0
                 )
         if with_access:
             await refused(
