@@ -235,10 +235,10 @@ async def _leftover_temporary_objects(db: Database, t: Tenants, kind: str) -> No
         first = s.backend_pid
         for statement in planted:
             await s.execute(statement)
-    # the pool closed that session rather than hand it out again: the next tenant gets a fresh
-    # one and reads and writes the real guests table
+    # the next tenant on the same connection reads and writes the real guests table (the
+    # session was refused, cleaned with DISCARD ALL and the read tried again)
     async with db.as_user(couple(t.w2_partner)) as s:
-        assert s.backend_pid != first
+        assert s.backend_pid == first
         assert {r[0] for r in await s.fetch_tuples("select id from guests")} == set(
             t.guests[t.wedding_2]
         )
@@ -260,23 +260,42 @@ async def _leftover_temporary_objects(db: Database, t: Tenants, kind: str) -> No
 
 
 async def test_listen_cursors_and_advisory_locks_do_not_carry_over(
-    db: Database, t: Tenants, fresh_db: str
+    t: Tenants, fresh_db: str
 ) -> None:
+    # session-level advisory locks are revoked from user roles (next test); where they are not,
+    # the next scope's first statement releases them
+    admin(fresh_db, "grant execute on function pg_advisory_lock(bigint) to public")
+    async with _database(fresh_db) as db:
+        async with db.as_user(couple(t.w1_partner)) as s:
+            first = s.backend_pid
+            await s.execute("listen wedsync_spy")
+            await s.execute("select pg_advisory_lock(424242)")
+            await s.execute("declare kept cursor with hold for select id from guests")
+        observer = await psycopg.AsyncConnection.connect(fresh_db)
+        async with observer, db.as_user(couple(t.w2_partner)) as s:
+            assert s.backend_pid == first
+            assert await s.fetch_val("select count(*) from pg_cursors where name = 'kept'") == 0
+            # UNLISTEN takes effect when the scope's first statement commits
+            assert await s.fetch_val("select count(*) from pg_listening_channels()") == 0
+            cur = await observer.execute(
+                "select count(*) from pg_locks where locktype = 'advisory' and objid = 424242"
+            )
+            assert await cur.fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    "call", ["pg_advisory_lock(42)", "pg_try_advisory_lock(42)", "pg_advisory_lock_shared(4, 2)"]
+)
+async def test_user_scopes_cannot_take_session_advisory_locks(
+    db: Database, t: Tenants, call: str
+) -> None:
+    # a session lock would stay with the pooled connection and block whoever waits for it
+    # (the migration runner's lock among them); transaction-level locks end with the scope
+    with pytest.raises(PermissionDenied):
+        async with db.as_user(couple(t.w1_partner)) as s:
+            await s.fetch_val(f"select {call}")
     async with db.as_user(couple(t.w1_partner)) as s:
-        first = s.backend_pid
-        await s.execute("listen wedsync_spy")
-        await s.execute("select pg_advisory_lock(424242)")
-        await s.execute("declare kept cursor with hold for select id from guests")
-    observer = await psycopg.AsyncConnection.connect(fresh_db)
-    async with observer, db.as_user(couple(t.w2_partner)) as s:
-        assert s.backend_pid == first
-        assert await s.fetch_val("select count(*) from pg_cursors where name = 'kept'") == 0
-        # UNLISTEN takes effect when the scope's first statement commits
-        assert await s.fetch_val("select count(*) from pg_listening_channels()") == 0
-        cur = await observer.execute(
-            "select count(*) from pg_locks where locktype = 'advisory' and objid = 424242"
-        )
-        assert await cur.fetchone() == (0,)
+        assert await s.fetch_val("select pg_try_advisory_xact_lock(42)") is True
 
 
 async def test_user_scopes_cannot_list_prepared_statements(db: Database, t: Tenants) -> None:
@@ -328,8 +347,7 @@ async def test_a_replaced_prepared_statement_never_runs_in_the_next_scope(
             )
             attacker = s.backend_pid
         async with victim.as_user(couple(t.w2_partner)) as s:
-            # the session holding the replacement was closed when it came back to the pool
-            assert s.backend_pid != attacker
+            assert s.backend_pid == attacker
             emails = {r[0] for r in await s.fetch_tuples(read, (t.wedding_2,))}
         assert len(emails) == len(t.guests[t.wedding_2])
         async with victim.as_user(couple(t.w1_partner)) as s:

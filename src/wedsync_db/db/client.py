@@ -138,9 +138,6 @@ class Database:
                 max_idle=300.0,
                 reconnect_timeout=300.0,
                 check=check.check,
-                # a user scope may run any SQL: undo what it left before the next scope (in the
-                # pool's worker, off the caller's path); the service pool runs trusted code only
-                reset=_reset_user_session if name == "user" else None,
             )
         self.heartbeats = {
             name: HeartbeatState(pool=name, window=heartbeat_window) for name in self._pools
@@ -197,6 +194,7 @@ class Database:
         c = Claims.coerce(claims)
         text = c.to_json()
         start = ScopeStart(
+            guarded=True,
             role=c.role,
             claims=text,
             signature=self._sign(text, await self._claims_key()),
@@ -211,7 +209,7 @@ class Database:
         if not reason or not reason.strip():
             raise ValueError("db.service() needs a non-empty reason")
         text = json.dumps({"role": "service_role", "reason": reason.strip()})
-        start = ScopeStart("service_role", text, self._sign(text), "wedsync:service")
+        start = ScopeStart(False, "service_role", text, self._sign(text), "wedsync:service")
         async with self._scope("service", start) as s:
             yield s
 
@@ -219,7 +217,7 @@ class Database:
     async def ops(self, reason: str) -> AsyncIterator[Session]:
         """One transaction as the service pool's login (monitoring, administration)."""
         text = json.dumps({"role": "ops", "reason": reason})
-        start = ScopeStart(None, text, self._sign(text), "wedsync:ops")
+        start = ScopeStart(False, None, text, self._sign(text), "wedsync:ops")
         async with self._scope("service", start) as s:
             yield s
 
@@ -398,12 +396,6 @@ async def _configure(conn: AsyncConnection[Any]) -> None:
         conn.default_isolation = str(row[0]).upper().encode()
         conn.prepared_visible = bool(row[1])
         conn.temp_allowed = bool(row[2])
-
-
-async def _reset_user_session(conn: AsyncConnection[Any]) -> None:
-    # an exception here makes the pool close the connection instead of reusing it
-    if isinstance(conn, ScopedConnection):
-        await conn.reset_session()
 
 
 def _client_sql(name: str) -> Any:

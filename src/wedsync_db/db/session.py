@@ -3,26 +3,26 @@
 A scope's settings (role, signed claims, application_name) never cost a round trip of their
 own, and never appear in query text (they are bound parameters):
 
-* Scoped connections start their transactions with ``BEGIN …`` and the scope's first
-  statement (``select set_config(…, true) …``) in one pipelined round trip instead of a bare
-  BEGIN. The BEGIN spells out the isolation level and READ WRITE, so no session default decides
-  them.
+* Scoped connections start their transactions with ``BEGIN …`` and the scope's first statement
+  in one pipelined round trip instead of a bare BEGIN. The BEGIN spells out the isolation level
+  and READ WRITE, so no session default left by an earlier scope decides them.
 * In a user scope, a statement run through the helpers while no transaction is open is first
-  tried in *one* pipelined round trip, in autocommit mode: ``select set_config(…, true) …,
-  set_config('transaction_read_only', 'on', true)`` then the (prepared) statement, then a
-  single Sync — one implicit transaction and no COMMIT. Under READ COMMITTED every statement
-  takes a fresh snapshot anyway, so a read committed on its own cannot be told apart from one
-  inside the scope's transaction. A statement that tries to write fails with SQLSTATE 25006
-  before doing anything and is re-run inside a real transaction.
+  tried in *one* pipelined round trip, in autocommit mode: the first statement (which also sets
+  ``transaction_read_only``) then the (prepared) statement, then a single Sync — one implicit
+  transaction and no COMMIT. Under READ COMMITTED every statement takes a fresh snapshot
+  anyway, so a read committed on its own cannot be told apart from one inside the scope's
+  transaction. A statement that tries to write fails with SQLSTATE 25006 before doing anything
+  and is re-run inside a real transaction.
 
-A user scope may run any SQL, so the user pool resets each connection when it comes back
-(:meth:`ScopedConnection.reset_session`, in the pool's worker): session settings and role,
-LISTEN, cursors and advisory locks are undone before another scope gets it, and a session
-holding prepared statements made with SQL PREPARE or temporary objects is closed (where the
-login can create them at all). Statements the driver prepares get unguessable names, and where
-the database is hardened user roles cannot list them, so SQL in one scope cannot replace a
-statement a later scope runs. If one was deallocated behind the driver's back (26000), the
-session is cleaned with DISCARD ALL and the statement tried once more.
+A user scope may run any SQL, so when another identity used the connection last, its first
+statement is ``wedsync.begin_scope``, which undoes what that scope may have left in the session
+(settings and role, LISTEN, cursors, advisory locks); scopes of the same identity share their
+session as one user's would. Statements the driver prepares get unguessable names and, where the
+database is hardened, user roles can neither list them nor create temporary objects; where they
+can, every user scope starts with wedsync.begin_scope, never prepared, which then also refuses a
+session holding statements made with SQL PREPARE or temporary objects (WS409). A refused
+session, or one whose prepared statements were deallocated behind the driver's back (26000), is
+cleaned with DISCARD ALL and the statement tried once more.
 """
 
 from __future__ import annotations
@@ -58,9 +58,10 @@ R = TypeVar("R")
 QueryText = str | sql.SQL | sql.Composed
 Params = Sequence[Any] | Mapping[str, Any] | None
 
-# A session whose prepared statements vanished (26000: DEALLOCATE behind the driver's back):
-# DISCARD ALL, then one more try.
-RESETTABLE_STATES = frozenset({"26000"})
+# A session left in a state no scope of ours creates (WS409, raised by wedsync.begin_scope and
+# wedsync.assert_clean_session), or whose prepared statements vanished (26000: DEALLOCATE behind
+# the driver's back): DISCARD ALL, then one more try.
+RESETTABLE_STATES = frozenset({"WS409", "26000"})
 
 
 def _q(query: QueryText) -> sql.SQL | sql.Composed | LiteralString:
@@ -94,17 +95,32 @@ def _numbered(query: str) -> bytes:
 @dataclass(frozen=True, slots=True)
 class ScopeStart:
     """What a scope's first statement sets: role (None: the login's own), signed claims and
-    application_name."""
+    application_name. ``guarded`` scopes (the user pool) start with wedsync.begin_scope, which
+    first undoes what an earlier scope left in the session, whenever another identity used the
+    connection last (or the login can make what only a check finds)."""
 
+    guarded: bool
     role: str | None
     claims: str
     signature: str
     application_name: str
 
-    def statement(self, *, read_only: bool) -> tuple[str, tuple[Any, ...]]:
-        """The first statement (``%s`` placeholders) and its parameters."""
-        name = "begin_read_scope" if read_only else "begin_scope"
-        return _scope_sql(name), (self.role, self.claims, self.signature, self.application_name)
+    @property
+    def identity(self) -> tuple[str | None, str]:
+        """Who the scope acts as: scopes of the same identity share what they leave behind."""
+        return (self.role, self.claims)
+
+    def statement(
+        self, conn: ScopedConnection, *, read_only: bool
+    ) -> tuple[str, tuple[Any, ...], bool]:
+        """The first statement on ``conn`` (``%s`` placeholders), its parameters, and whether it
+        may be prepared (never where the login can list prepared statements)."""
+        base = (self.role, self.claims, self.signature, self.application_name)
+        checked = conn.session_check
+        if self.guarded and (checked or conn.last_identity != self.identity):
+            name = "begin_user_scope_checked" if checked else "begin_user_scope"
+            return _scope_sql(name), (*base, read_only), not conn.prepared_visible
+        return _scope_sql("begin_read_scope" if read_only else "begin_scope"), base, True
 
 
 class _UnguessableNames(PrepareManager):
@@ -146,9 +162,19 @@ class ScopedConnection(AsyncConnection[Any]):
     # changed by an earlier scope must not decide the next scope's transaction
     default_isolation: bytes = b"READ COMMITTED"
     # whether this login can list its session's prepared statements, or create temporary
-    # objects (not on a hardened database): if it can, the reset checks the session for them
+    # objects (not on a hardened database): if it can list them, the guarded first statement is
+    # never prepared; if it can do either, that statement checks the session for them
     prepared_visible: bool = True
     temp_allowed: bool = True
+
+    # the identity of the last scope that started on this connection (None: unknown, or the
+    # session was discarded)
+    last_identity: tuple[str | None, str] | None = None
+
+    @property
+    def session_check(self) -> bool:
+        """Whether a user scope's first statement must check the session (see above)."""
+        return self.prepared_visible or self.temp_allowed
 
     # set while a one-round-trip read is in flight: its statements share an implicit
     # transaction that ends at the pipeline's Sync, so no BEGIN may be sent
@@ -184,7 +210,7 @@ class ScopedConnection(AsyncConnection[Any]):
         ):
             yield from super()._start_query()
             return
-        query, params = start.statement(read_only=False)
+        query, params, _ = start.statement(self, read_only=False)
         command, values = _numbered(query), _text_params(params)
         if self._pipeline is not None:
             # inside the caller's pipeline: queue both, then sync
@@ -193,6 +219,7 @@ class ScopedConnection(AsyncConnection[Any]):
             self._pipeline.command_queue.append(send)
             self._pipeline.result_queue.append(None)
             yield from self._pipeline._sync_gen()
+            self.last_identity = start.identity
             return
         self._check_connection_ok()
         error = yield from self._begin_pipelined(command, values)
@@ -203,6 +230,7 @@ class ScopedConnection(AsyncConnection[Any]):
             if error.sqlstate in RESETTABLE_STATES:
                 self.discard = True
             raise error
+        self.last_identity = start.identity
 
     def _begin_pipelined(
         self, command: bytes, values: list[bytes | None]
@@ -239,27 +267,12 @@ class ScopedConnection(AsyncConnection[Any]):
             yield from self._exec_command(b"ROLLBACK")
         yield from self._exec_command(b"DISCARD ALL")
         self._prepared = _fresh_prepare_manager(self._prepared)
+        self.last_identity = None
 
     async def discard_session_state(self) -> None:
         """DISCARD ALL (after rolling back whatever is open) and forget prepared statements."""
         async with self.lock:
             await self.wait(self._discard_gen())
-
-    async def reset_session(self) -> None:
-        """Undo what a scope may have left in the session (one round trip, simple protocol, no
-        transaction of ours); raises if the session holds what no scope of ours creates."""
-        checked = self.prepared_visible or self.temp_allowed
-        command = _scope_sql("reset_session_checked" if checked else "reset_session").encode()
-        async with self.lock:
-            await self.wait(self._reset_gen(command))
-
-    def _reset_gen(self, command: bytes) -> PQGen[None]:
-        self._check_connection_ok()
-        self.pgconn.send_query(command)
-        results = yield from generators.execute(self.pgconn)
-        for result in results:
-            if result.status == pq.ExecStatus.FATAL_ERROR:
-                raise pgerr.error_from_result(result, encoding=self.pgconn._encoding)
 
     @contextlib.asynccontextmanager
     async def transaction(
@@ -304,11 +317,11 @@ class Session:
     ) -> None:
         self._conn = connection
         self.pool = pool
-        self._fast: tuple[str, tuple[Any, ...]] | None = None
+        self._fast: ScopeStart | None = None
         if start is not None and isinstance(connection, ScopedConnection):
             connection.scope_start = start
             if fast_reads and connection.read_committed:
-                self._fast = start.statement(read_only=True)
+                self._fast = start
 
     @property
     def connection(self) -> AsyncConnection[Any]:
@@ -380,19 +393,21 @@ class Session:
         factory: AsyncRowFactory[R],
     ) -> AsyncCursor[R] | None:
         assert self._fast is not None
-        start_query, start_params = self._fast
+        start_query, start_params, prepare = self._fast.statement(conn, read_only=True)
         cur = conn.cursor(row_factory=factory)
         conn.implicit_transaction = True
         try:
             # leave the pipeline before fetching: its exit is the one Sync of this round trip
             async with conn.pipeline():
-                await conn.execute(_q(start_query), start_params, prepare=True)
+                await conn.execute(_q(start_query), start_params, prepare=prepare)
                 await cur.execute(_q(query), params)
         except (pgerr.ReadOnlySqlTransaction, pgerr.ActiveSqlTransaction):
             # it writes (or manages transactions): nothing happened, so run it in the scope
+            conn.last_identity = self._fast.identity
             return None
         finally:
             conn.implicit_transaction = False
+        conn.last_identity = self._fast.identity
         return cur
 
     async def _fetch(self, cur: AsyncCursor[R], one: bool = False) -> list[R]:

@@ -7,9 +7,10 @@
 -- * Claims are signed: the clients set request.jwt.claims together with an HMAC-SHA256 of it
 --   (wedsync.claims_signature) under a key only the service side can read, and every helper
 --   verifies it, so SQL running in a user scope cannot set another user's claims.
--- * The clients reset a user-pool session whenever it returns to the pool (settings, role,
---   LISTEN, cursors, advisory locks); wedsync.assert_clean_session() refuses one that holds
---   prepared statements made with SQL PREPARE or temporary objects where user roles can make them.
+-- * wedsync.begin_scope() opens every user scope: it undoes whatever the previous scope left in
+--   the session (settings, role, LISTEN, cursors, advisory locks); wedsync.assert_clean_session()
+--   refuses a session holding prepared statements made with SQL PREPARE or temporary objects
+--   where user roles can make them at all.
 -- * Vendor links are requests until a member of the organization accepts them.
 -- * ops.harden_database() revokes what user roles must not have (TEMP, other sessions' query
 --   texts and pg_stat_statements, signalling backends); the runner re-applies it after every
@@ -402,12 +403,11 @@ end
 $$;
 
 -- --- clean sessions --------------------------------------------------------------------------
--- A user-pool connection is reset when it returns to the pool (RESET ALL, RESET ROLE, UNLISTEN *,
--- CLOSE ALL, pg_advisory_unlock_all()). Where user roles can list prepared statements or create
--- temporary objects (the hardening revokes both), the reset also calls this: it raises WS409 when
--- the session holds what no scope of wedsync-db's creates, prepared statements made with SQL
--- PREPARE (they could stand in for the client's own) or temporary objects, and the pool then
--- closes the connection instead of handing it out again.
+-- Raises WS409 when the session holds what no scope of wedsync-db's creates: prepared statements
+-- made with SQL PREPARE (they could stand in for the client's own) or temporary objects. The
+-- client then discards the session's state (DISCARD ALL) and tries again. Needed only where user
+-- roles can list prepared statements or create temporary objects (the hardening revokes both),
+-- so the client adds it to a scope's first statement only there.
 create function wedsync.assert_clean_session() returns void
     language plpgsql stable security definer
     set search_path = pg_catalog, pg_temp
@@ -424,12 +424,93 @@ begin
                or exists (select 1 from pg_catalog.pg_operator o
                           where o.oprnamespace operator(pg_catalog.=) pg_catalog.pg_my_temp_schema())))
     then
-        raise exception 'this session carries state left by a scope'
+        raise exception 'this session carries state left by an earlier scope'
             using errcode = 'WS409',
-                  hint = 'the pool closes the connection instead of handing it out again';
+                  hint = 'the client discards the session''s state (DISCARD ALL) and retries';
     end if;
 end
 $$;
+
+-- WS409 from SQL (wedsync.begin_scope): the client discards the session's state (DISCARD ALL)
+-- and retries once
+create function wedsync.refuse_session(reason text) returns void
+    language plpgsql volatile
+    set search_path = pg_catalog, pg_temp
+as $$
+begin
+    raise exception '%', reason
+        using errcode = 'WS409',
+              hint = 'the client discards the session''s state (DISCARD ALL) and retries';
+end
+$$;
+
+-- The first statement of every user scope: undo what the previous scope on the connection may
+-- have left in the session (settings and role, LISTEN, cursors, advisory locks), then set the
+-- scope's role, signed claims and application_name for this transaction only. ``read_only``: the
+-- client's one-round-trip read, whose implicit transaction began under the session's defaults;
+-- if an earlier scope had changed the default isolation, it is refused (WS409) and retried after
+-- DISCARD ALL. It runs as its caller and qualifies every name, so it needs no SET clause (whose
+-- cost every scope would pay). PostgreSQL 18 caches the plans of SQL functions, which makes an
+-- SQL body the cheaper one there; older servers re-plan them on every call, so they get the same
+-- steps in PL/pgSQL.
+do $do$
+begin
+    if pg_catalog.current_setting('server_version_num')::integer >= 180000 then
+        create function wedsync.begin_scope(
+            role text, claims text, signature text, application_name text, read_only boolean
+        ) returns void
+            language sql volatile
+        as $$
+            reset all;
+            unlisten *;
+            close all;
+            select pg_catalog.pg_advisory_unlock_all(),
+                   pg_catalog.set_config('role', 'none', false),
+                   case when read_only
+                             and pg_catalog.current_setting('transaction_isolation')
+                                 operator(pg_catalog.<>)
+                                 pg_catalog.current_setting('default_transaction_isolation')
+                        then wedsync.refuse_session('this transaction began with an isolation '
+                                                    'level left by an earlier scope')
+                   end,
+                   pg_catalog.set_config('role', coalesce(role, 'none'), true),
+                   pg_catalog.set_config('request.jwt.claims', coalesce(claims, ''), true),
+                   pg_catalog.set_config('wedsync.claims_signature', coalesce(signature, ''), true),
+                   pg_catalog.set_config('application_name', application_name, true),
+                   case when read_only
+                        then pg_catalog.set_config('transaction_read_only', 'on', true)
+                   end;
+        $$;
+    else
+        create function wedsync.begin_scope(
+            role text, claims text, signature text, application_name text, read_only boolean
+        ) returns void
+            language plpgsql volatile
+        as $$
+        begin
+            reset all;
+            unlisten *;
+            execute 'close all';
+            if read_only and pg_catalog.current_setting('transaction_isolation')
+                             operator(pg_catalog.<>)
+                             pg_catalog.current_setting('default_transaction_isolation') then
+                perform wedsync.refuse_session('this transaction began with an isolation level '
+                                               'left by an earlier scope');
+            end if;
+            perform pg_catalog.pg_advisory_unlock_all(),
+                    pg_catalog.set_config('role', 'none', false),
+                    pg_catalog.set_config('role', coalesce(role, 'none'), true),
+                    pg_catalog.set_config('request.jwt.claims', coalesce(claims, ''), true),
+                    pg_catalog.set_config('wedsync.claims_signature', coalesce(signature, ''), true),
+                    pg_catalog.set_config('application_name', application_name, true);
+            if read_only then
+                perform pg_catalog.set_config('transaction_read_only', 'on', true);
+            end if;
+        end
+        $$;
+    end if;
+end
+$do$;
 
 -- --- vendor links need consent ------------------------------------------------------------------
 -- Who may change what on a link, for user scopes (service code is trusted): the couple requests
@@ -617,9 +698,11 @@ begin
         wedsync.policy_owner());
 end
 $$;
--- the user pool's reset runs as whichever of its roles the session is in
+-- the user pool's first statement runs as whichever of its roles the session is in
 grant usage on schema wedsync to wedsync_authenticator;
-grant execute on function wedsync.assert_clean_session()
+grant execute on function
+    wedsync.begin_scope(text, text, text, text, boolean), wedsync.assert_clean_session(),
+    wedsync.refuse_session(text)
     to wedsync_authenticator, anon, authenticated, service_role;
 
 alter function wedsync.touch_row() set search_path = pg_catalog, pg_temp;
@@ -686,6 +769,24 @@ begin
              'service_role, wedsync_ops, ' || pg_catalog.quote_ident(wedsync.policy_owner())),
             ('signal backends', 'function', 'pg_catalog.pg_cancel_backend(integer)',
              'pg_signal_backend, service_role'),
+            -- a session-level advisory lock would outlive the scope and block whoever waits
+            -- for it (the migration lock among them); transaction-level ones stay available
+            ('session advisory locks', 'function', 'pg_catalog.pg_advisory_lock(bigint)',
+             'service_role'),
+            ('session advisory locks', 'function', 'pg_catalog.pg_advisory_lock(integer, integer)',
+             'service_role'),
+            ('session advisory locks', 'function', 'pg_catalog.pg_advisory_lock_shared(bigint)',
+             'service_role'),
+            ('session advisory locks', 'function',
+             'pg_catalog.pg_advisory_lock_shared(integer, integer)', 'service_role'),
+            ('session advisory locks', 'function', 'pg_catalog.pg_try_advisory_lock(bigint)',
+             'service_role'),
+            ('session advisory locks', 'function',
+             'pg_catalog.pg_try_advisory_lock(integer, integer)', 'service_role'),
+            ('session advisory locks', 'function',
+             'pg_catalog.pg_try_advisory_lock_shared(bigint)', 'service_role'),
+            ('session advisory locks', 'function',
+             'pg_catalog.pg_try_advisory_lock_shared(integer, integer)', 'service_role'),
             ('signal backends', 'function', 'pg_catalog.pg_terminate_backend(integer, bigint)',
              'pg_signal_backend, service_role'),
             ('pg_stat_statements', 'table',

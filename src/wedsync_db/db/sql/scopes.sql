@@ -1,7 +1,17 @@
 -- Statements of the clients' scopes. Minimum server version: PostgreSQL 15.
 
+-- name: begin_user_scope
+-- the first statement of a user scope on a connection another identity used last (see
+-- wedsync.begin_scope in migration 0005: it undoes what that scope left in the session)
+select wedsync.begin_scope(%s, %s, %s, %s, %s)
+
+-- name: begin_user_scope_checked
+-- the same where user roles can list prepared statements or create temporary objects
+select wedsync.begin_scope(%s, %s, %s, %s, %s), wedsync.assert_clean_session()
+
 -- name: begin_scope
--- a scope's first statement: role (NULL: the login's own), signed claims, application_name
+-- the first statement of a scope on a connection the same identity used last, and of service
+-- and ops scopes (trusted code): only the settings
 select pg_catalog.set_config('role', coalesce(%s, 'none'), true),
        pg_catalog.set_config('request.jwt.claims', %s, true),
        pg_catalog.set_config('wedsync.claims_signature', %s, true),
@@ -14,16 +24,6 @@ select pg_catalog.set_config('role', coalesce(%s, 'none'), true),
        pg_catalog.set_config('wedsync.claims_signature', %s, true),
        pg_catalog.set_config('application_name', %s, true),
        pg_catalog.set_config('transaction_read_only', 'on', true)
-
--- name: reset_session
--- what a user scope may have left in its session, undone before the pool hands it out again
-reset all; reset role; unlisten *; close all; select pg_catalog.pg_advisory_unlock_all()
-
--- name: reset_session_checked
--- the same where user roles can list prepared statements or create temporary objects: a
--- session holding either is refused (WS409) and the pool closes it
-reset all; reset role; unlisten *; close all;
-select pg_catalog.pg_advisory_unlock_all(), wedsync.assert_clean_session()
 
 -- name: connection_facts
 -- what a new pooled connection needs to know: the server's default isolation, whether this
