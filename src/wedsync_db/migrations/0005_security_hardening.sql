@@ -7,10 +7,10 @@
 -- * Claims are signed: the clients set request.jwt.claims together with an HMAC-SHA256 of it
 --   (wedsync.claims_signature) under a key only the service side can read, and every helper
 --   verifies it, so SQL running in a user scope cannot set another user's claims.
--- * wedsync.begin_scope() opens every user scope: it undoes whatever the previous scope left in
---   the session (settings, role, LISTEN, cursors, advisory locks); wedsync.assert_clean_session()
---   refuses a session holding prepared statements made with SQL PREPARE or temporary objects
---   where user roles can make them at all.
+-- * wedsync.begin_scope() opens a user scope on a connection another identity used last: it
+--   undoes whatever that scope left in the session (settings, role, LISTEN, cursors, advisory
+--   locks); wedsync.assert_clean_session() refuses a session holding prepared statements made
+--   with SQL PREPARE or temporary objects where user roles can make them at all.
 -- * Vendor links are requests until a member of the organization accepts them.
 -- * ops.harden_database() revokes what user roles must not have (TEMP, other sessions' query
 --   texts and pg_stat_statements, signalling backends); the runner re-applies it after every
