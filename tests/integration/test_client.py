@@ -614,3 +614,24 @@ async def test_scoped_connections_prepare_statements_under_unguessable_names(
         await conn.close()
     assert names, "psycopg no longer prepares through the connection's PrepareManager"
     assert all(re.fullmatch(r"_ws_[0-9a-f]{32}", n) for n in names), names
+
+
+async def test_the_user_pool_hands_out_the_most_recently_returned_connection(
+    shared_db: str, t: Tenants
+) -> None:
+    # LifoConnectionPool overrides psycopg_pool's _get_ready_connection (bounded <3.4)
+    db = make_database(shared_db, user_pool_size=3)
+    await db.open()
+    try:
+        async with db.as_user(couple(t.w1_partner)) as a, db.as_user(couple(t.w1_partner)) as b:
+            await a.fetch_val("select 1")
+            await b.fetch_val("select 1")
+            first, second = a.backend_pid, b.backend_pid
+        # b's scope ended first, a's last: every following scope gets a's connection, where a
+        # first-in first-out pool would hand out b's (and then rotate)
+        for _ in range(4):
+            async with db.as_user(couple(t.w1_partner)) as s:
+                await s.fetch_val("select 1")
+                assert s.backend_pid == first != second
+    finally:
+        await db.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -11,7 +12,7 @@ import logging
 import select
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 from uuid import UUID
 
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wedsync_db.db.errors import convert
 from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState
+from wedsync_db.db.pool import LifoConnectionPool
 from wedsync_db.db.queries import load_queries
 from wedsync_db.db.session import RESETTABLE_STATES, ScopedConnection, ScopeStart, Session
 from wedsync_db.errors import DatabaseUnavailable, InvalidClaims, WedsyncDBError
@@ -62,6 +64,105 @@ class Claims(BaseModel):
     def to_json(self) -> str:
         """The JSON stored in request.jwt.claims."""
         return json.dumps(self.model_dump(mode="json", exclude_none=True), separators=(",", ":"))
+
+
+class Scope:
+    """``async with`` one scope: a pooled connection whose next transaction starts with the
+    scope's role and claims; committed on a clean exit, rolled back on an error, then returned
+    to its pool. A class rather than a generator-based context manager: this is the hot path."""
+
+    __slots__ = ("_claims", "_conn", "_db", "_pool_name", "_session", "_start")
+
+    def __init__(
+        self,
+        db: Database,
+        pool_name: str,
+        start: ScopeStart | None = None,
+        *,
+        claims: Claims | Mapping[str, Any] | None = None,
+    ) -> None:
+        self._db = db
+        self._pool_name = pool_name
+        self._start = start
+        self._claims = claims
+        self._conn: AsyncConnection[Any] | None = None
+        self._session: Session | None = None
+
+    async def __aenter__(self) -> Session:
+        db = self._db
+        if self._claims is not None:
+            start = await db._user_start(self._claims)
+        else:
+            assert self._start is not None
+            start = self._start
+            if not start.signature and db._key is not None:
+                start = dataclasses.replace(start, signature=db._sign(start.claims))
+        conn = await db._getconn(self._pool_name)
+        self._conn = conn
+        self._session = Session(
+            conn, self._pool_name, start=start, fast_reads=self._claims is not None
+        )
+        return self._session
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        db, conn, session = self._db, self._conn, self._session
+        assert conn is not None and session is not None
+        pool_name = self._pool_name
+        cause = exc.__cause__ if isinstance(exc, WedsyncDBError) else exc
+        if isinstance(cause, psycopg.Error):
+            db._note_scope_error(conn, cause)
+        try:
+            await session.close_scope(exc is None)
+        finally:
+            db._checks[pool_name].returned(conn)
+            if isinstance(conn, ScopedConnection) and conn.discard:
+                # a session that could not be cleaned is never handed out again
+                await conn.close()
+            await db._pools[pool_name].putconn(conn)
+        if isinstance(exc, psycopg.Error):
+            raise convert(exc, pool=pool_name) from exc
+
+
+class _ScopeStartCache:
+    """Validated, serialised and signed claims by the mapping they came from, so that a user's
+    repeated scopes skip the work (bounded; the oldest entry goes first).
+
+    The key holds every claim with its type (``1`` and ``True`` are equal in Python but not as
+    JSON) and the signing key it was signed with; claims that cannot be hashed are not cached.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._entries: dict[Any, ScopeStart] = {}
+
+    @staticmethod
+    def _key(claims: Claims | Mapping[str, Any], signing_key: bytes | None) -> Any:
+        if isinstance(claims, Claims):
+            return None
+        try:
+            key = (signing_key, tuple((k, type(v), v) for k, v in claims.items()))
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def get(
+        self, claims: Claims | Mapping[str, Any], signing_key: bytes | None
+    ) -> ScopeStart | None:
+        key = self._key(claims, signing_key)
+        return None if key is None else self._entries.get(key)
+
+    def put(
+        self, claims: Claims | Mapping[str, Any], signing_key: bytes | None, start: ScopeStart
+    ) -> None:
+        key = self._key(claims, signing_key)
+        if key is None:
+            return
+        if len(self._entries) >= self.size:
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = start
 
 
 class _RecentUseCheck:
@@ -123,7 +224,7 @@ class Database:
         ):
             check = self._checks[name]
             self._conninfo[name] = make_conninfo(dsn, application_name=f"wedsync:{name}-pool")
-            self._pools[name] = AsyncConnectionPool(
+            self._pools[name] = LifoConnectionPool(
                 self._conninfo[name],
                 min_size=min(size, 2),
                 max_size=size,
@@ -146,6 +247,7 @@ class Database:
         self._key: bytes | None = None
         self._key_loaded = False
         self._key_lock = asyncio.Lock()
+        self._user_starts = _ScopeStartCache()
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def open(self, *, wait: bool = True, timeout: float = 30.0) -> None:
@@ -187,68 +289,37 @@ class Database:
         await self.close()
 
     # --- scopes -------------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def as_user(self, claims: Claims | Mapping[str, Any]) -> AsyncIterator[Session]:
+    def as_user(self, claims: Claims | Mapping[str, Any]) -> Scope:
         """One transaction as ``authenticated`` with the signed claims set locally; RLS
-        applies."""
-        c = Claims.coerce(claims)
-        text = c.to_json()
-        start = ScopeStart(
-            guarded=True,
-            role=c.role,
-            claims=text,
-            signature=self._sign(text, await self._claims_key()),
-            application_name=f"wedsync:{c.aud}",
-        )
-        async with self._scope("user", start, fast_reads=True) as s:
-            yield s
+        applies. Use as ``async with db.as_user(claims) as s``."""
+        return Scope(self, "user", claims=claims)
 
-    @contextlib.asynccontextmanager
-    async def service(self, reason: str) -> AsyncIterator[Session]:
+    def service(self, reason: str) -> Scope:
         """One transaction as ``service_role`` (bypasses RLS); ``reason`` is recorded in claims."""
         if not reason or not reason.strip():
             raise ValueError("db.service() needs a non-empty reason")
         text = json.dumps({"role": "service_role", "reason": reason.strip()})
-        start = ScopeStart(False, "service_role", text, self._sign(text), "wedsync:service")
-        async with self._scope("service", start) as s:
-            yield s
+        start = ScopeStart(False, "service_role", text, "", "wedsync:service")
+        return Scope(self, "service", start)
 
-    @contextlib.asynccontextmanager
-    async def ops(self, reason: str) -> AsyncIterator[Session]:
+    def ops(self, reason: str) -> Scope:
         """One transaction as the service pool's login (monitoring, administration)."""
         text = json.dumps({"role": "ops", "reason": reason})
-        start = ScopeStart(False, None, text, self._sign(text), "wedsync:ops")
-        async with self._scope("service", start) as s:
-            yield s
+        return Scope(self, "service", ScopeStart(False, None, text, "", "wedsync:ops"))
 
-    @contextlib.asynccontextmanager
-    async def _scope(
-        self, pool_name: str, start: ScopeStart, *, fast_reads: bool = False
-    ) -> AsyncIterator[Session]:
-        pool = self._pools[pool_name]
-        conn = await self._getconn(pool_name)
-        session = Session(conn, pool_name, start=start, fast_reads=fast_reads)
-        ok = False
-        try:
-            try:
-                yield session
-            except psycopg.Error as exc:
-                self._note_scope_error(conn, exc)
-                raise convert(exc, pool=pool_name) from exc
-            except WedsyncDBError as exc:
-                if isinstance(exc.__cause__, psycopg.Error):
-                    self._note_scope_error(conn, exc.__cause__)
-                raise
-            ok = True
-        finally:
-            try:
-                await session.close_scope(ok)
-            finally:
-                self._checks[pool_name].returned(conn)
-                if isinstance(conn, ScopedConnection) and conn.discard:
-                    # a session that could not be cleaned is never handed out again
-                    await conn.close()
-                await pool.putconn(conn)
+    async def _user_start(self, claims: Claims | Mapping[str, Any]) -> ScopeStart:
+        """The user scope's first-statement values: validated, serialised and signed once per
+        distinct claims."""
+        if self._key_loaded:
+            start = self._user_starts.get(claims, self._key)
+            if start is not None:
+                return start
+        c = Claims.coerce(claims)  # bad claims are refused before anything connects
+        key = self._key if self._key_loaded else await self._claims_key()
+        text = c.to_json()
+        start = ScopeStart(True, c.role, text, self._sign(text, key), f"wedsync:{c.aud}")
+        self._user_starts.put(claims, key, start)
+        return start
 
     def _note_scope_error(self, conn: AsyncConnection[Any], exc: psycopg.Error) -> None:
         if exc.sqlstate == "WS401":

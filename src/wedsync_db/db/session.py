@@ -32,7 +32,7 @@ import functools
 import re
 import secrets
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, LiteralString, TypeVar
 
 import psycopg
@@ -41,6 +41,7 @@ from psycopg import (
     AsyncCursor,
     AsyncTransaction,
     IsolationLevel,
+    adapt,
     generators,
     pq,
     sql,
@@ -104,6 +105,25 @@ class ScopeStart:
     claims: str
     signature: str
     application_name: str
+    # the statements and parameters, computed once (a user's cached ScopeStart serves every one
+    # of their scopes)
+    _plain: tuple[tuple[str, tuple[Any, ...]], ...] = field(init=False, repr=False, compare=False)
+    _guard: tuple[tuple[str, tuple[Any, ...]], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        base = (self.role, self.claims, self.signature, self.application_name)
+        plain = (
+            (_scope_sql("begin_scope"), base),
+            (_scope_sql("begin_read_scope"), base),
+        )
+        object.__setattr__(self, "_plain", plain)
+        if self.guarded:
+            guard = tuple(
+                (_scope_sql(name), (*base, read_only))
+                for name in ("begin_user_scope", "begin_user_scope_checked")
+                for read_only in (False, True)
+            )
+            object.__setattr__(self, "_guard", guard)
 
     @property
     def identity(self) -> tuple[str | None, str]:
@@ -115,12 +135,12 @@ class ScopeStart:
     ) -> tuple[str, tuple[Any, ...], bool]:
         """The first statement on ``conn`` (``%s`` placeholders), its parameters, and whether it
         may be prepared (never where the login can list prepared statements)."""
-        base = (self.role, self.claims, self.signature, self.application_name)
         checked = conn.session_check
         if self.guarded and (checked or conn.last_identity != self.identity):
-            name = "begin_user_scope_checked" if checked else "begin_user_scope"
-            return _scope_sql(name), (*base, read_only), not conn.prepared_visible
-        return _scope_sql("begin_read_scope" if read_only else "begin_scope"), base, True
+            query, params = self._guard[2 * checked + read_only]
+            return query, params, not conn.prepared_visible
+        query, params = self._plain[read_only]
+        return query, params, True
 
 
 class _UnguessableNames(PrepareManager):
@@ -149,6 +169,11 @@ def _may_be_read(query: QueryText) -> bool:
     question: the server enforces read-only, a wrong guess costs one round trip)."""
     if not isinstance(query, str):
         return True
+    return _starts_with_read_word(query)
+
+
+@functools.lru_cache(maxsize=1024)
+def _starts_with_read_word(query: str) -> bool:
     head = query.lstrip(" \t\r\n(").split(None, 1)
     return bool(head) and head[0].lower() in _READ_WORDS
 
@@ -176,9 +201,6 @@ class ScopedConnection(AsyncConnection[Any]):
         """Whether a user scope's first statement must check the session (see above)."""
         return self.prepared_visible or self.temp_allowed
 
-    # set while a one-round-trip read is in flight: its statements share an implicit
-    # transaction that ends at the pipeline's Sync, so no BEGIN may be sent
-    implicit_transaction: bool = False
     # set when the session could not be cleaned: the pool must not hand it out again
     discard: bool = False
 
@@ -200,8 +222,6 @@ class ScopedConnection(AsyncConnection[Any]):
     def _start_query(self) -> PQGen[None]:
         # psycopg's hook that sends BEGIN before the first statement of a transaction; here it
         # sends BEGIN and the scope's first statement in one round trip
-        if self.implicit_transaction:
-            return
         start = self.scope_start
         if (
             start is None
@@ -259,6 +279,100 @@ class ScopedConnection(AsyncConnection[Any]):
         if pgconn.transaction_status != pq.TransactionStatus.IDLE:
             yield from self._exec_command(b"ROLLBACK")
         return pgerr.error_from_result(first_error, encoding=pgconn._encoding)
+
+    async def pipelined_read(
+        self,
+        cur: AsyncCursor[Any],
+        first: tuple[str, tuple[Any, ...], bool],
+        query: QueryText,
+        params: Params,
+    ) -> None:
+        """The scope's first statement and ``query`` in one pipeline and one round trip; the
+        query's result lands on ``cur``. Raises the first error (the implicit transaction is
+        then rolled back and over)."""
+        async with self.lock:
+            await self.wait(self._pipelined_read_gen(cur, first, query, params))
+
+    def _pipelined_read_gen(
+        self,
+        cur: AsyncCursor[Any],
+        first: tuple[str, tuple[Any, ...], bool],
+        query: QueryText,
+        params: Params,
+    ) -> PQGen[None]:
+        # What psycopg's cursor does for one statement (convert, prepare per its cache, send,
+        # validate the cache, set the results), for two statements and a single Sync, driving
+        # libpq's pipeline mode directly: psycopg's Pipeline object costs more than the read.
+        self._check_connection_ok()
+        if cur.closed:
+            raise pgerr.InterfaceError("the cursor is closed")
+        cur._reset()
+        cur._tx = adapt.Transformer(cur)
+        first_query, first_params, first_prepare = first
+        statements = (
+            (cur._convert_query(_q(first_query), first_params), first_prepare),
+            (cur._convert_query(_q(query), params), None),
+        )
+        fmt = cur.format
+        pgconn = self.pgconn
+        manager = self._prepared
+        sent: list[tuple[Prepare, bytes, Any]] = []
+        groups: list[list[pq.abc.PGresult]] = []
+        pgconn.enter_pipeline_mode()
+        try:
+            for pgq, prepare in statements:
+                prep, name = manager.get(pgq, prepare)
+                if prep is Prepare.NO:
+                    pgconn.send_query_params(
+                        pgq.query,
+                        pgq.params,
+                        param_formats=pgq.formats,
+                        param_types=pgq.types,
+                        result_format=fmt,
+                    )
+                else:
+                    if prep is Prepare.SHOULD:
+                        pgconn.send_prepare(name, pgq.query, param_types=pgq.types)
+                    pgconn.send_query_prepared(
+                        name, pgq.params, param_formats=pgq.formats, result_format=fmt
+                    )
+                sent.append((prep, name, manager.maybe_add_to_cache(pgq, prep, name)))
+            pgconn.pipeline_sync()
+            yield from generators.send(pgconn)
+            # one group of results per command (a prepare is a command of its own), each
+            # ended by None, then the Sync
+            current: list[pq.abc.PGresult] = []
+            while True:
+                result = yield from generators.fetch(pgconn)
+                if result is None:
+                    groups.append(current)
+                    current = []
+                elif result.status == pq.ExecStatus.PIPELINE_SYNC:
+                    break
+                else:
+                    current.append(result)
+        finally:
+            pgconn.exit_pipeline_mode()
+        replies = iter(groups)
+        executed: list[list[pq.abc.PGresult]] = []
+        error: pq.abc.PGresult | None = None
+        for prep, name, key in sent:
+            if prep is Prepare.SHOULD:
+                for result in next(replies, []):
+                    if error is None and result.status == pq.ExecStatus.FATAL_ERROR:
+                        error = result
+            results = next(replies, [])
+            if key is not None:
+                manager.validate(key, prep, name, results)
+            for result in results:
+                if error is None and result.status == pq.ExecStatus.FATAL_ERROR:
+                    error = result
+            executed.append(results)
+        if error is not None:
+            raise pgerr.error_from_result(error, encoding=pgconn._encoding)
+        cur._check_results(executed[-1])
+        cur._set_results(executed[-1])
+        yield from manager.maintain_gen(self)
 
     def _discard_gen(self) -> PQGen[None]:
         # everything a session can hold, prepared statements included; the driver's cache of
@@ -393,20 +507,14 @@ class Session:
         factory: AsyncRowFactory[R],
     ) -> AsyncCursor[R] | None:
         assert self._fast is not None
-        start_query, start_params, prepare = self._fast.statement(conn, read_only=True)
         cur = conn.cursor(row_factory=factory)
-        conn.implicit_transaction = True
         try:
-            # leave the pipeline before fetching: its exit is the one Sync of this round trip
-            async with conn.pipeline():
-                await conn.execute(_q(start_query), start_params, prepare=prepare)
-                await cur.execute(_q(query), params)
+            first = self._fast.statement(conn, read_only=True)
+            await conn.pipelined_read(cur, first, query, params)
         except (pgerr.ReadOnlySqlTransaction, pgerr.ActiveSqlTransaction):
             # it writes (or manages transactions): nothing happened, so run it in the scope
             conn.last_identity = self._fast.identity
             return None
-        finally:
-            conn.implicit_transaction = False
         conn.last_identity = self._fast.identity
         return cur
 
