@@ -93,6 +93,7 @@ def database_for(settings: Settings, dsn: str) -> Database:
         transaction_pooler=settings.pooler == "transaction",
         heartbeat_interval=settings.heartbeat_interval,
         heartbeat_window=settings.heartbeat_window,
+        query_timeout=settings.query_timeout,
     )
 
 

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     connection_budget: int | None = Field(default=None, ge=2)
     user_pool_share: float = Field(default=0.8, gt=0, lt=1)
     pool_timeout: float = Field(default=5.0, gt=0)
+    # the longest the clients wait for any answer from the server (a statement, COMMIT); on
+    # expiry the connection is closed and the call raises DatabaseUnavailable
+    query_timeout: float = Field(default=60.0, gt=0)
     pool_max_waiting: int = Field(default=200, ge=0)
     pool_max_lifetime: float = Field(default=1800.0, gt=0)
     pool_check_after: float = Field(default=1.0, ge=0)

@@ -240,6 +240,8 @@ def test_rendered_document_is_reused_within_its_ttl() -> None:
 
 # --- the route's assembly from the app context (no server, no database) ---------------------
 class _Database:
+    heartbeat_stale_after = 35.0
+
     def __init__(self, heartbeats: dict[str, HeartbeatSnapshot]) -> None:
         self._heartbeats = heartbeats
 
@@ -290,3 +292,31 @@ def test_a_sample_from_yesterday_does_not_count_its_weddings() -> None:
     report = health_report(app_context(old), full=True)
     assert report["wedding_readiness"]["weddings_today"] is None
     assert report["checks"]["monitor:sampleAge"][0]["status"] == "warn"
+
+
+# --- a heartbeat that stopped answering -----------------------------------------------------------
+def test_a_pool_whose_probe_hangs_fails_once_the_probe_outlives_the_limit() -> None:
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    state = HeartbeatState(pool="user")
+    state.record_success(2.0, at=now - timedelta(seconds=31))
+    state.probe_started(at=now - timedelta(seconds=1))
+    fresh = heartbeat_checks({"user": state.snapshot()}, now, stale_after=35.0)
+    assert fresh["postgres:heartbeat"][0]["status"] == "pass"
+    # 36 s after the last success, with the probe still waiting: failing, and saying why
+    later = now + timedelta(seconds=5)
+    stale = heartbeat_checks({"user": state.snapshot()}, later, stale_after=35.0)
+    entry = stale["postgres:heartbeat"][0]
+    assert entry["status"] == "fail"
+    assert "no successful probe for 36 s" in entry["output"]
+
+
+def test_a_probe_stuck_longer_than_the_limit_fails_even_after_a_recent_success() -> None:
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    state = HeartbeatState(pool="service")
+    state.record_success(2.0, at=now - timedelta(seconds=2))
+    state.probe_started(at=now - timedelta(seconds=2))
+    snap = state.snapshot()
+    assert snap.stale(now, 1.5) == "a probe has had no answer for 2 s"
+    # the probe ends (either way) and the stuck state clears
+    state.record_success(3.0, at=now)
+    assert state.snapshot().stale(now, 1.5) is None

@@ -44,6 +44,7 @@ def create_app(
         await database.probe_all()
         database.start_heartbeat()
         ctx.monitor = MonitorState(settings, database)
+        ctx.monitor.health_status = lambda: routes_health.health_report(ctx, False)["status"]
         ctx.monitor.start_sampler()
         try:
             yield

@@ -130,6 +130,7 @@ def health_report(ctx: AppContext, full: bool) -> dict[str, Any]:
         thresholds=thresholds,
         now=now,
         max_sample_age=3 * settings.sample_interval,
+        heartbeat_stale_after=ctx.database.heartbeat_stale_after,
     )
     readiness: dict[str, Any] | None = None
     if full:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import hmac
 import json
 import logging
+import math
 import select
 import time
 import weakref
@@ -18,7 +20,7 @@ from uuid import UUID
 
 import psycopg
 import psycopg_pool
-from psycopg import AsyncConnection, pq
+from psycopg import AsyncConnection, generators, pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -28,7 +30,7 @@ from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState
 from wedsync_db.db.pool import LifoConnectionPool
 from wedsync_db.db.queries import load_queries
 from wedsync_db.db.session import RESETTABLE_STATES, ScopedConnection, ScopeStart, Session
-from wedsync_db.errors import DatabaseUnavailable, InvalidClaims, WedsyncDBError
+from wedsync_db.errors import DatabaseUnavailable, InvalidClaims, PoolExhausted, WedsyncDBError
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +102,37 @@ class Scope:
         conn = await db._getconn(self._pool_name)
         self._conn = conn
         self._session = Session(
-            conn, self._pool_name, start=start, fast_reads=self._claims is not None
+            conn,
+            self._pool_name,
+            start=start,
+            fast_reads=self._claims is not None,
+            reconnect=self._replace_connection,
         )
         return self._session
+
+    async def _replace_connection(self) -> AsyncConnection[Any]:
+        """Give the lost connection back (closed, so the pool replaces it) and take a fresh
+        one; counted as a retried read."""
+        db, old = self._db, self._conn
+        assert old is not None
+        if isinstance(old, ScopedConnection):
+            old.discard = True
+        with contextlib.suppress(Exception):
+            await old.close()
+        await db._pools[self._pool_name].putconn(old)
+        self._conn = None
+        new = await db._getconn(self._pool_name)
+        self._conn = new
+        db.read_retries[self._pool_name] += 1
+        return new
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
         db, conn, session = self._db, self._conn, self._session
-        assert conn is not None and session is not None
+        if conn is None or session is None:
+            # a retried read could not get a fresh connection: nothing is checked out
+            return
         pool_name = self._pool_name
         cause = exc.__cause__ if isinstance(exc, WedsyncDBError) else exc
         if isinstance(cause, psycopg.Error):
@@ -165,15 +189,21 @@ class _ScopeStartCache:
         self._entries[key] = start
 
 
-class _RecentUseCheck:
-    """Check connections on checkout unless they were returned moments ago.
+class _LivenessCheck:
+    """Check connections on checkout unless they were returned moments ago, within a bound.
 
     A connection used within ``window`` seconds is known to be alive; skipping the probe saves a
-    round trip on the hot path (HikariCP's aliveBypassWindowMs makes the same trade-off).
+    round trip on the hot path (HikariCP's aliveBypassWindowMs makes the same trade-off). The
+    probe itself waits at most ``timeout`` seconds: psycopg_pool's own check has no deadline,
+    so a hung server would hold a checkout far past the pool timeout. A failed check is
+    remembered: a checkout that then times out is an outage, not a busy pool.
     """
 
-    def __init__(self, window: float) -> None:
+    def __init__(self, window: float, timeout: float) -> None:
         self.window = window
+        self.timeout = timeout
+        self.last_failure: float | None = None
+        self.last_error: str | None = None
         self._returned: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = (
             weakref.WeakKeyDictionary()
         )
@@ -182,10 +212,48 @@ class _RecentUseCheck:
         last = self._returned.get(conn)
         if last is not None and time.monotonic() - last < self.window:
             return
-        await AsyncConnectionPool.check_connection(conn)
+        try:
+            await conn.wait(_empty_query(conn.pgconn), timeout=self.timeout)
+        except BaseException as exc:
+            self.last_failure = time.monotonic()
+            self.last_error = (
+                _first_line(exc)
+                if not isinstance(exc, psycopg.errors._WaitTimeout)
+                else (f"no answer within {self.timeout:g}s")
+            )
+            raise
 
     def returned(self, conn: AsyncConnection[Any]) -> None:
         self._returned[conn] = time.monotonic()
+
+    def failed_within(self, seconds: float) -> bool:
+        """Whether a check failed in the last ``seconds``."""
+        return self.last_failure is not None and time.monotonic() - self.last_failure <= seconds
+
+
+def _empty_query(pgconn: Any) -> Any:
+    # the cheapest round trip: an empty query needs no transaction and returns EMPTY_QUERY
+    pgconn.send_query(b"")
+    results = yield from generators.execute(pgconn)
+    for result in results:
+        if result.status == pq.ExecStatus.FATAL_ERROR:
+            raise psycopg.OperationalError(
+                (result.error_message or b"liveness check failed").decode(errors="replace")
+            )
+
+
+# libpq settings that bound a connection's life on a network that drops it silently: a connect
+# attempt, idle detection (keepalives) and unacknowledged writes (tcp_user_timeout). A value in
+# the DSN wins.
+def _network_bounds(pool_timeout: float) -> dict[str, str]:
+    return {
+        "connect_timeout": str(max(2, math.ceil(pool_timeout))),
+        "keepalives": "1",
+        "keepalives_idle": "10",
+        "keepalives_interval": "5",
+        "keepalives_count": "3",
+        "tcp_user_timeout": str(int(max(pool_timeout, 10.0) * 1000)),
+    }
 
 
 class Database:
@@ -205,16 +273,20 @@ class Database:
         transaction_pooler: bool = False,
         heartbeat_interval: float = 30.0,
         heartbeat_window: int = 120,
+        query_timeout: float = 60.0,
     ) -> None:
         self.pool_timeout = pool_timeout
         self.heartbeat_interval = heartbeat_interval
+        self.query_timeout = query_timeout
+        self.read_retries = {"user": 0, "service": 0}
         kwargs: dict[str, Any] = {"autocommit": False}
         if transaction_pooler:
             # a transaction pooler hands each transaction to a different server connection
             kwargs["prepare_threshold"] = None
+        check_timeout = min(1.0, pool_timeout)
         self._checks = {
-            "user": _RecentUseCheck(check_after),
-            "service": _RecentUseCheck(check_after),
+            "user": _LivenessCheck(check_after, check_timeout),
+            "service": _LivenessCheck(check_after, check_timeout),
         }
         self._pools: dict[str, AsyncConnectionPool[Any]] = {}
         self._conninfo: dict[str, str] = {}
@@ -223,14 +295,18 @@ class Database:
             ("service", service_dsn, service_pool_size),
         ):
             check = self._checks[name]
-            self._conninfo[name] = make_conninfo(dsn, application_name=f"wedsync:{name}-pool")
+            given = conninfo_to_dict(dsn)
+            bounds = {k: v for k, v in _network_bounds(pool_timeout).items() if k not in given}
+            self._conninfo[name] = make_conninfo(
+                dsn, application_name=f"wedsync:{name}-pool", **bounds
+            )
             self._pools[name] = LifoConnectionPool(
                 self._conninfo[name],
                 min_size=min(size, 2),
                 max_size=size,
                 kwargs=kwargs,
                 connection_class=ScopedConnection,
-                configure=_configure,
+                configure=functools.partial(_configure, query_timeout=query_timeout),
                 open=False,
                 name=f"wedsync-{name}",
                 timeout=pool_timeout,
@@ -248,6 +324,7 @@ class Database:
         self._key_loaded = False
         self._key_lock = asyncio.Lock()
         self._user_starts = _ScopeStartCache()
+        self._conn_errors = {"user": 0, "service": 0}
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def open(self, *, wait: bool = True, timeout: float = 30.0) -> None:
@@ -375,17 +452,36 @@ class Database:
             raise converted from exc
 
     def _checkout_error(self, pool_name: str, exc: BaseException) -> BaseException:
-        # a checkout timeout with no connection at all is an outage, not a busy pool
-        if isinstance(exc, psycopg_pool.PoolTimeout) and not isinstance(
-            exc, psycopg_pool.TooManyRequests
-        ):
-            stats = self._pools[pool_name].get_stats()
-            if stats.get("pool_size", 0) == 0:
+        """PoolExhausted for a busy pool; DatabaseUnavailable when the database is the reason."""
+        if isinstance(exc, psycopg_pool.TooManyRequests):
+            waiting = self._pools[pool_name].get_stats().get("requests_waiting")
+            return PoolExhausted(pool_name, self.pool_timeout, waiting=waiting, full_queue=True)
+        if isinstance(exc, psycopg_pool.PoolTimeout):
+            outage = self._outage(pool_name)
+            if outage is not None:
                 return DatabaseUnavailable(
-                    f"the {pool_name} pool could not connect to the database within "
-                    f"{self.pool_timeout:g}s"
+                    f"the {pool_name} pool got no working connection within "
+                    f"{self.pool_timeout:g}s: {outage}"
                 )
         return convert(exc, pool=pool_name, timeout=self.pool_timeout)
+
+    def _outage(self, pool_name: str) -> str | None:
+        """Why a checkout that timed out points at the database rather than a busy pool: a
+        liveness check failed meanwhile, the heartbeat is failing, or there is no connection."""
+        check = self._checks[pool_name]
+        if check.failed_within(self.pool_timeout + 1.0):
+            return f"connections failed their liveness check ({check.last_error})"
+        hb = self.heartbeats[pool_name]
+        if hb.consecutive_failures:
+            return f"the heartbeat is failing ({hb.last_error})"
+        stats = self._pools[pool_name].get_stats()
+        if (
+            stats.get("pool_size", 0) == 0
+            or stats.get("connections_errors", 0) > self._conn_errors[pool_name]
+        ):
+            self._conn_errors[pool_name] = stats.get("connections_errors", 0)
+            return "the pool cannot connect to the database"
+        return None
 
     # --- heartbeat ----------------------------------------------------------------------------
     async def probe(self, pool_name: str, *, record: bool = True) -> float:
@@ -396,8 +492,10 @@ class Database:
         the API's own backlog as database latency.
         """
         state = self.heartbeats[pool_name]
+        if record:
+            state.probe_started()
         try:
-            async with asyncio.timeout(self.pool_timeout + PROBE_TIMEOUT + 1.0):
+            async with asyncio.timeout(self.probe_bound):
                 async with self._pools[pool_name].connection(timeout=self.pool_timeout) as conn:
                     worker = asyncio.ensure_future(
                         asyncio.to_thread(_timed_round_trip, conn, PROBE_TIMEOUT)
@@ -424,11 +522,25 @@ class Database:
             state.record_success(latency)
         return latency
 
+    @property
+    def probe_bound(self) -> float:
+        """The longest a heartbeat probe can take (checkout, then the round trip)."""
+        return self.pool_timeout + PROBE_TIMEOUT + 1.0
+
+    @property
+    def heartbeat_stale_after(self) -> float:
+        """Seconds without a successful probe after which health reports the pool failing:
+        one interval plus the pool timeout."""
+        return self.heartbeat_interval + self.pool_timeout
+
     async def probe_all(self) -> None:
-        """Probe every pool once, recording failures instead of raising."""
-        for name in self._pools:
+        """Probe every pool once, concurrently, recording failures instead of raising."""
+
+        async def one(name: str) -> None:
             with contextlib.suppress(WedsyncDBError):
                 await self.probe(name)
+
+        await asyncio.gather(*(one(name) for name in self._pools))
 
     def start_heartbeat(self) -> None:
         """Probe both pools every ``heartbeat_interval`` seconds in the background."""
@@ -446,22 +558,31 @@ class Database:
     async def _heartbeat_loop(self) -> None:
         while True:
             await self.probe_all()
-            await asyncio.sleep(self.heartbeat_interval)
+            failing = any(not hb.healthy for hb in self.heartbeats.values())
+            # while a pool fails, probe every second so that recovery shows at once
+            await asyncio.sleep(
+                min(1.0, self.heartbeat_interval) if failing else self.heartbeat_interval
+            )
 
     def heartbeat_snapshots(self) -> dict[str, HeartbeatSnapshot]:
         """Current heartbeat summaries per pool (no I/O)."""
         return {name: state.snapshot() for name, state in self.heartbeats.items()}
 
     def pool_stats(self) -> dict[str, dict[str, int]]:
-        """psycopg_pool counters per pool (sizes, waits, errors)."""
-        return {name: dict(pool.get_stats()) for name, pool in self._pools.items()}
+        """psycopg_pool counters per pool (sizes, waits, errors), and reads retried."""
+        return {
+            name: {**pool.get_stats(), "read_retries": self.read_retries[name]}
+            for name, pool in self._pools.items()
+        }
 
 
-async def _configure(conn: AsyncConnection[Any]) -> None:
+async def _configure(conn: AsyncConnection[Any], *, query_timeout: float | None = None) -> None:
     # the one-round-trip read path relies on READ COMMITTED semantics (see db/session.py)
     cur = await conn.execute(_client_sql("connection_facts"))
     row = await cur.fetchone()
     await conn.commit()
+    if isinstance(conn, ScopedConnection):
+        conn.op_timeout = query_timeout
     if isinstance(conn, ScopedConnection) and row is not None:
         conn.read_committed = row[0] == "read committed"
         conn.default_isolation = str(row[0]).upper().encode()

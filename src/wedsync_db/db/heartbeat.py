@@ -30,6 +30,12 @@ class HeartbeatState:
     last_error: str | None = None
     last_success: datetime | None = None
     last_probe: datetime | None = None
+    # when the probe now running started (None: none is running)
+    in_flight_since: datetime | None = None
+
+    def probe_started(self, at: datetime | None = None) -> None:
+        """A probe began: a hung one shows as in flight for ever longer."""
+        self.in_flight_since = at or datetime.now(UTC)
 
     def record_success(self, latency_ms: float, at: datetime | None = None) -> None:
         """Add a latency sample and clear the failure streak."""
@@ -39,6 +45,7 @@ class HeartbeatState:
         self.consecutive_failures = 0
         self.total_probes += 1
         self.last_success = self.last_probe = at or datetime.now(UTC)
+        self.in_flight_since = None
 
     def record_failure(self, error: str, at: datetime | None = None) -> None:
         """Count a failed probe; the error text must already be free of secrets."""
@@ -47,6 +54,7 @@ class HeartbeatState:
         self.total_probes += 1
         self.last_error = error
         self.last_probe = at or datetime.now(UTC)
+        self.in_flight_since = None
 
     @property
     def healthy(self) -> bool:
@@ -69,6 +77,7 @@ class HeartbeatState:
             last_error=self.last_error,
             last_success=self.last_success,
             last_probe=self.last_probe,
+            in_flight_since=self.in_flight_since,
         )
 
 
@@ -88,11 +97,30 @@ class HeartbeatSnapshot:
     last_error: str | None
     last_success: datetime | None
     last_probe: datetime | None
+    in_flight_since: datetime | None = None
 
     @property
     def healthy(self) -> bool:
         """The latest probe succeeded."""
         return self.last_probe is not None and self.consecutive_failures == 0
+
+    def age(self, now: datetime) -> float | None:
+        """Seconds since the latest successful probe (None: never succeeded)."""
+        if self.last_success is None:
+            return None
+        return max(0.0, (now - self.last_success).total_seconds())
+
+    def stale(self, now: datetime, after: float) -> str | None:
+        """Why the pool must count as failing although the latest probe succeeded, if it must:
+        no success for ``after`` seconds, or a probe running for that long (a hung server)."""
+        if self.in_flight_since is not None:
+            running = (now - self.in_flight_since).total_seconds()
+            if running > after:
+                return f"a probe has had no answer for {running:.0f} s"
+        age = self.age(now)
+        if age is not None and age > after:
+            return f"no successful probe for {age:.0f} s (limit {after:g} s)"
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (NaN becomes None)."""
@@ -114,4 +142,5 @@ class HeartbeatSnapshot:
             "last_error": self.last_error,
             "last_success": self.last_success.isoformat() if self.last_success else None,
             "last_probe": self.last_probe.isoformat() if self.last_probe else None,
+            "in_flight_since": self.in_flight_since.isoformat() if self.in_flight_since else None,
         }

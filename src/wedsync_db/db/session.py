@@ -31,7 +31,7 @@ import contextlib
 import functools
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, LiteralString, TypeVar
 
@@ -53,9 +53,11 @@ from psycopg.rows import AsyncRowFactory, class_row, dict_row, tuple_row
 
 from wedsync_db.db.errors import awrap_errors, convert
 from wedsync_db.db.queries import load_queries
+from wedsync_db.errors import DatabaseUnavailable, QueryError
 
 T = TypeVar("T")
 R = TypeVar("R")
+RV = TypeVar("RV")
 QueryText = str | sql.SQL | sql.Composed
 Params = Sequence[Any] | Mapping[str, Any] | None
 
@@ -203,10 +205,32 @@ class ScopedConnection(AsyncConnection[Any]):
 
     # set when the session could not be cleaned: the pool must not hand it out again
     discard: bool = False
+    # the longest any operation waits for the server (None: no bound); on expiry the
+    # connection's state is unknown, so it is closed
+    op_timeout: float | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._prepared = _fresh_prepare_manager(self._prepared)
+
+    async def wait(
+        self, gen: PQGen[RV], interval: float | None = None, timeout: float | None = None
+    ) -> RV:
+        """psycopg's wait, bounded by ``op_timeout`` unless a tighter bound is given: a frozen
+        server keeps a socket open and silent, and nothing else would end the wait."""
+        bound = timeout if timeout is not None else self.op_timeout
+        try:
+            if interval is None:
+                return await super().wait(gen, timeout=bound)
+            return await super().wait(gen, interval=interval, timeout=bound)
+        except pgerr._WaitTimeout as exc:
+            self.discard = True
+            with contextlib.suppress(Exception):
+                await self.close()
+            raise DatabaseUnavailable(
+                f"the database gave no answer within {bound:g}s; the connection was closed"
+                + (" (WEDSYNC_QUERY_TIMEOUT)" if timeout is None else "")
+            ) from exc
 
     def _begin_command(self) -> bytes:
         level = (
@@ -405,6 +429,21 @@ class ScopedConnection(AsyncConnection[Any]):
             yield tx
 
 
+# the server ended the session (administrator command, crash, shutdown) or the link broke
+_LOST_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _connection_lost(exc: psycopg.Error, conn: AsyncConnection[Any]) -> bool:
+    """Whether ``exc`` means the connection itself is gone (so a fresh one may succeed)."""
+    state = exc.sqlstate or ""
+    return (
+        conn.closed
+        or conn.pgconn.status == pq.ConnStatus.BAD
+        or state in _LOST_STATES
+        or state.startswith("08")
+    )
+
+
 def _text_params(params: Iterable[Any]) -> list[bytes | None]:
     """Parameters of the scope's first statement in text format (strings and booleans)."""
     out: list[bytes | None] = []
@@ -428,9 +467,13 @@ class Session:
         *,
         start: ScopeStart | None = None,
         fast_reads: bool = False,
+        reconnect: Callable[[], Awaitable[AsyncConnection[Any]]] | None = None,
     ) -> None:
         self._conn = connection
         self.pool = pool
+        self._start = start
+        # gives a fresh connection in place of a lost one (the scope returns the lost one)
+        self._reconnect = reconnect
         self._fast: ScopeStart | None = None
         if start is not None and isinstance(connection, ScopedConnection):
             connection.scope_start = start
@@ -439,8 +482,14 @@ class Session:
 
     @property
     def connection(self) -> AsyncConnection[Any]:
-        """The psycopg connection; its next transaction starts with the scope's settings."""
+        """The psycopg connection; its next transaction starts with the scope's settings. After
+        a read retried on a fresh connection this is the new one."""
         return self._conn
+
+    def _adopt(self, connection: AsyncConnection[Any]) -> None:
+        self._conn = connection
+        if isinstance(connection, ScopedConnection):
+            connection.scope_start = self._start
 
     async def close_scope(self, ok: bool) -> None:
         """Commit (``ok``) or roll back the scope's transaction, and forget its first statement."""
@@ -479,6 +528,8 @@ class Session:
             return cur
         except psycopg.Error as exc:
             raise convert(exc, pool=self.pool) from exc
+        except UnicodeEncodeError as exc:
+            raise QueryError(f"a parameter holds text that is not valid Unicode: {exc}") from exc
 
     async def _try_fast_read(
         self, query: QueryText, params: Params, factory: AsyncRowFactory[R]
@@ -488,6 +539,12 @@ class Session:
         try:
             return await self._fast_read_once(conn, query, params, factory)
         except psycopg.Error as exc:
+            if _connection_lost(exc, conn) and self._reconnect is not None:
+                # a read outside any transaction is safe to repeat: once, on a fresh connection
+                conn = await self._reconnect()
+                assert isinstance(conn, ScopedConnection)
+                self._adopt(conn)
+                return await self._fast_read_once(conn, query, params, factory)
             if exc.sqlstate not in RESETTABLE_STATES:
                 raise
         # the session was left in a state no scope of ours creates: clean it and try again

@@ -35,18 +35,30 @@ def heartbeat_checks(
     heartbeats: Mapping[str, HeartbeatSnapshot],
     now: datetime,
     thresholds: Thresholds = NORMAL,
+    stale_after: float | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """health+json checks for each pool's heartbeat: reachability and latency (p95)."""
+    """health+json checks for each pool's heartbeat: reachability and latency (p95).
+
+    ``stale_after``: seconds without a successful probe (or with one probe still waiting) after
+    which a pool fails even though its latest completed probe passed: a frozen server leaves a
+    probe hanging and nothing else would change the cached answer.
+    """
     reach: list[dict[str, Any]] = []
     latency: list[dict[str, Any]] = []
     for name, hb in sorted(heartbeats.items()):
         when = (hb.last_probe or now).isoformat()
-        if hb.last_probe is None:
-            reach_status: Status = "warn"
-            output = "no heartbeat yet"
-        elif hb.consecutive_failures >= thresholds.heartbeat_failures_fail:
-            reach_status = "fail"
+        stale = hb.stale(now, stale_after) if stale_after is not None else None
+        if hb.last_probe is not None and hb.consecutive_failures >= (
+            thresholds.heartbeat_failures_fail
+        ):
+            reach_status: Status = "fail"
             output = f"{hb.consecutive_failures} consecutive failed probe(s): {hb.last_error}"
+        elif stale is not None:
+            reach_status = "fail"
+            output = stale
+        elif hb.last_probe is None:
+            reach_status = "warn"
+            output = "no heartbeat yet"
         else:
             reach_status = "pass"
             output = ""
@@ -102,6 +114,8 @@ class HealthInputs:
     now: datetime
     # seconds after which a sample is too old to trust (None: never)
     max_sample_age: float | None = None
+    # seconds without a successful heartbeat after which a pool fails (None: never)
+    heartbeat_stale_after: float | None = None
 
 
 def wedding_readiness(
@@ -169,7 +183,11 @@ def health_document(
                 ]
     for key in HEARTBEAT_KEYS:
         checks.pop(key, None)
-    checks.update(heartbeat_checks(inputs.heartbeats, inputs.now, inputs.thresholds))
+    checks.update(
+        heartbeat_checks(
+            inputs.heartbeats, inputs.now, inputs.thresholds, inputs.heartbeat_stale_after
+        )
+    )
     status = worst(c["status"] for entries in checks.values() for c in entries)
     doc: dict[str, Any] = {
         "status": status,

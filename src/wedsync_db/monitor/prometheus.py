@@ -56,6 +56,12 @@ _POOL_COUNTERS = (
     ("connections_ms", "pool_connect_seconds", "Time spent opening connections", 1e-3),
     ("connections_errors", "pool_connection_errors", "Failed connection attempts", 1.0),
     ("connections_lost", "pool_connections_lost", "Connections found broken", 1.0),
+    (
+        "read_retries",
+        "read_retries",
+        "Reads retried once on a fresh connection after the connection failed",
+        1.0,
+    ),
 )
 
 
@@ -83,11 +89,19 @@ def families(
     pool_stats: Mapping[str, Mapping[str, int]],
     health_status: str | None = None,
     now: datetime | None = None,
+    heartbeat_stale_after: float | None = None,
 ) -> Iterator[Metric]:
     """Every metric family for one scrape (pure: all inputs are in memory)."""
     now = now or datetime.now(UTC)
-    f = _g("up", "1 when the latest collection reached the database")
-    f.add_metric([], 1.0 if up else 0.0)
+    # up tells the same story as health: the collection reached the database and every pool's
+    # heartbeat is passing and fresh
+    reachable = all(
+        hb.healthy
+        and (heartbeat_stale_after is None or hb.stale(now, heartbeat_stale_after) is None)
+        for hb in heartbeats.values()
+    )
+    f = _g("up", "1 when the database answers: the latest collection and every heartbeat")
+    f.add_metric([], 1.0 if up and reachable else 0.0)
     yield f
     c = _c("scrapes", "Prometheus scrapes served")
     c.add_metric([], float(scrapes))
@@ -100,7 +114,7 @@ def families(
         f = _g("health_status", "Latest assessment: 0 pass, 1 warn, 2 fail")
         f.add_metric([], _STATUS_VALUE.get(health_status, 2.0))
         yield f
-    yield from _heartbeat(heartbeats)
+    yield from _heartbeat(heartbeats, now)
     yield from _pools(pool_stats)
     if snap is None:
         return
@@ -125,7 +139,7 @@ def families(
         yield f
 
 
-def _heartbeat(heartbeats: Mapping[str, HeartbeatSnapshot]) -> Iterator[Metric]:
+def _heartbeat(heartbeats: Mapping[str, HeartbeatSnapshot], now: datetime) -> Iterator[Metric]:
     latency = _g(
         "heartbeat_latency_seconds",
         "Heartbeat round trip over the rolling window",
@@ -134,14 +148,18 @@ def _heartbeat(heartbeats: Mapping[str, HeartbeatSnapshot]) -> Iterator[Metric]:
     failures = _c("heartbeat_failures", "Failed heartbeat probes", ["pool"])
     streak = _g("heartbeat_consecutive_failures", "Failed probes in a row", ["pool"])
     healthy = _g("heartbeat_up", "1 when the latest probe succeeded", ["pool"])
+    age = _g("heartbeat_age_seconds", "Seconds since the latest successful probe", ["pool"])
     for name, hb in sorted(heartbeats.items()):
+        seconds = hb.age(now)
+        if seconds is not None:
+            age.add_metric([name], seconds)
         for q, v in (("0.5", hb.p50_ms), ("0.95", hb.p95_ms), ("0.99", hb.p99_ms)):
             if not math.isnan(v):
                 latency.add_metric([name, q], v / 1000.0)
         failures.add_metric([name], float(hb.total_failures))
         streak.add_metric([name], float(hb.consecutive_failures))
         healthy.add_metric([name], 1.0 if hb.healthy else 0.0)
-    yield from (latency, failures, streak, healthy)
+    yield from (latency, failures, streak, healthy, age)
 
 
 def _pools(pool_stats: Mapping[str, Mapping[str, int]]) -> Iterator[Metric]:
@@ -517,7 +535,11 @@ class SnapshotCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         st = self.state
         totals = st.query_totals
-        health = st.assessment.status if st.assessment is not None else None
+        if st.health_status is not None:
+            # the status /api/database/health answers with (heartbeats included)
+            health: str | None = st.health_status()
+        else:
+            health = st.assessment.status if st.assessment is not None else None
         return families(
             st.latest,
             up=st.up,
@@ -527,6 +549,7 @@ class SnapshotCollector(Collector):
             heartbeats=st.database.heartbeat_snapshots(),
             pool_stats=st.database.pool_stats(),
             health_status=health,
+            heartbeat_stale_after=st.database.heartbeat_stale_after,
         )
 
 

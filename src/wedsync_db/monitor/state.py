@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -117,6 +118,8 @@ class MonitorState:
         self._retry_at = 0.0
         self._last_purge: float | None = None
         self._exporter: MetricsExporter | None = None
+        # the current health status as the health endpoint computes it, when an API serves one
+        self.health_status: Callable[[], str] | None = None
 
     # --- reading --------------------------------------------------------------------------
     @property
