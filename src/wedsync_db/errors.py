@@ -26,6 +26,11 @@ class EmbeddedServerError(WedsyncDBError):
 class DatabaseUnavailable(WedsyncDBError):
     """The database cannot be reached (connection refused, server shutting down, timeouts)."""
 
+    def __init__(self, message: str, *, pool: str | None = None) -> None:
+        # the pool whose connection failed, when one is to blame
+        self.pool = pool
+        super().__init__(message)
+
 
 class PoolExhausted(DatabaseUnavailable):
     """No connection could be checked out in time; callers should retry later."""
@@ -49,7 +54,7 @@ class PoolExhausted(DatabaseUnavailable):
                 f"the {pool} pool had no free connection within {timeout:g}s{detail}; "
                 "retry later or raise the connection budget"
             )
-        super().__init__(message)
+        super().__init__(message, pool=pool)
 
 
 class InvalidClaims(WedsyncDBError, ValueError):

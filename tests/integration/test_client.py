@@ -461,11 +461,12 @@ async def test_a_full_waiting_queue_refuses_at_once(shared_db: str) -> None:
         queued = asyncio.create_task(waiter())
         await asyncio.sleep(0.1)  # let it join the queue
         started = time.monotonic()
-        with pytest.raises(PoolExhausted):
+        with pytest.raises(PoolExhausted, match="1 requests were already waiting") as full:
             async with asyncio.timeout(5):
                 async with db.as_user(couple(new_id())):
                     pass
         assert time.monotonic() - started < 0.3
+        assert "within" not in str(full.value)
         # the queued request is served as soon as the holder lets go
         release.set()
         await asyncio.wait_for(queued, 5)
@@ -635,3 +636,13 @@ async def test_the_user_pool_hands_out_the_most_recently_returned_connection(
                 assert s.backend_pid == first != second
     finally:
         await db.close()
+
+
+async def test_text_that_is_not_valid_unicode_is_a_query_error(
+    shared_database: Database, t: Tenants
+) -> None:
+    for query in ("select %s::text", "insert into guests (wedding_id, first_name) values (%s, %s)"):
+        params = ("\udcff",) if query.startswith("select") else (t.wedding_1, "\udcff")
+        with pytest.raises(QueryError, match="not valid Unicode"):
+            async with shared_database.as_user(couple(t.w1_partner)) as s:
+                await s.execute(query, params)

@@ -58,3 +58,22 @@ def test_unreachable_database_fails_with_exit_2(tmp_path: Path) -> None:
     assert doc["status"] == "fail"
     assert doc["wedding_readiness"]["weddings_today"] is None
     assert all(c["status"] == "fail" for c in doc["checks"]["postgres:heartbeat"])
+
+
+def test_a_missing_database_is_named_and_migrations_are_not_called_allowed(
+    pg_server: object, tmp_path: Path
+) -> None:
+    from conftest import Server
+
+    assert isinstance(pg_server, Server)
+    dsn = pg_server.dsn("wedsync_no_such_database")
+    code, output = run_health(dsn, tmp_path, "--json")
+    doc = json.loads(output)
+    assert code == 2
+    rows = {c["componentId"]: c for c in doc["checks"]["postgres:heartbeat"]}
+    # the service pool (the migrating login) is tried first, and names the real problem
+    assert 'database "wedsync_no_such_database" does not exist' in rows["service-pool"]["output"]
+    assert "not tried" in rows["user-pool"]["output"]
+    code, table = run_health(dsn, tmp_path)
+    assert "safe migrations: unknown (the database is unreachable)" in table
+    assert "allowed" not in table

@@ -18,6 +18,7 @@ from fixtures.migration_support import (
     builtin_top,
     execute,
     holding_migration_lock,
+    start_wedsync_db,
     table_exists,
     wedsync_db,
 )
@@ -197,6 +198,68 @@ def test_lint_refusal_exits_2(fresh_db: str, tmp_path: Path) -> None:
     assert "tenant-table-without-rls" in refused.stderr
     assert not table_exists(fresh_db, "tenant_no_rls")
     assert audit_events(fresh_db, "migrate.apply")[-1]["outcome"] == "refused:lint"
+
+
+def test_a_file_that_cannot_be_parsed_is_refused_with_exit_2_audited_and_in_json(
+    fresh_db: str, tmp_path: Path
+) -> None:
+    d = MigrationDir(tmp_path / "migrations")
+    d.add(1, "broken", "create tabel broken (id int);\n")
+    refused = wedsync_db(["migrate", "apply", "--json", "--dir", str(d.path)], fresh_db, tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    error = json.loads(refused.stdout)["error"]
+    assert error["type"] == "MigrationRefused" and error["exit"] == 2
+    assert "cannot be parsed" in error["message"]
+    assert audit_events(fresh_db, "migrate.apply")[-1]["outcome"] == "refused:syntax"
+
+
+def test_a_killed_runner_releases_the_lock_while_its_statement_still_runs(
+    fresh_db: str, tmp_path: Path
+) -> None:
+    import signal
+
+    slow = MigrationDir(tmp_path / "slow")
+    slow.add(1, "slow", "select pg_sleep(60);\n")
+    proc = start_wedsync_db(["migrate", "apply", "--dir", str(slow.path)], fresh_db, tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while not _sleeping(fresh_db):
+            assert time.monotonic() < deadline, "the runner never started its statement"
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        killed = time.monotonic()
+        # the lock's session notices its dead client within about a second, not in 60
+        while _lock_held(fresh_db):
+            assert time.monotonic() - killed < 10, "the lock outlived its runner"
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def _sleeping(dsn: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "select count(*) from pg_stat_activity where query like 'select pg_sleep(60)%%'"
+            " and datname = current_database()"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def _lock_held(dsn: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "select count(*) from pg_locks l join pg_database d on d.oid = l.database"
+            " where l.locktype = 'advisory' and d.datname = current_database()"
+        ).fetchone()
+    return bool(row and row[0])
 
 
 def test_a_held_lock_exits_4(fresh_db: str, tmp_path: Path) -> None:

@@ -37,13 +37,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 @contextlib.contextmanager
-def handled() -> Iterator[None]:
-    """Turn our exceptions into a one-line message and the documented exit code."""
+def handled(*, json_errors: bool = False) -> Iterator[None]:
+    """Turn our exceptions into a one-line message and the documented exit code; with
+    ``json_errors`` the error is also printed as JSON on stdout (for --json callers)."""
     try:
         yield
     except errors.WedsyncDBError as exc:
         code = next((c for cls, c in EXIT_CODES if isinstance(exc, cls)), 1)
         message = str(exc)
+        if json_errors:
+            print_json({"error": {"type": type(exc).__name__, "message": message, "exit": code}})
         err.print(f"[bold red]error:[/] {_escape(message)}", highlight=False)
         raise typer.Exit(code) from None
 
@@ -73,9 +76,9 @@ def target(s: Settings, *, start: bool = True, quiet: bool = False) -> Target:
     return t
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
+def run(coro: Coroutine[Any, Any, T], *, json_errors: bool = False) -> T:
     """Run a coroutine with our error handling."""
-    with handled():
+    with handled(json_errors=json_errors):
         return asyncio.run(coro)
 
 

@@ -17,7 +17,7 @@ from wedsync_db.cli import common
 from wedsync_db.cli.common import err, out
 from wedsync_db.db.client import Database
 from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState
-from wedsync_db.errors import ConfigError, WedsyncDBError
+from wedsync_db.errors import ConfigError, DatabaseUnavailable, WedsyncDBError
 from wedsync_db.monitor.assess import Assessment
 from wedsync_db.monitor.health import HealthInputs, health_document, wedding_readiness
 from wedsync_db.monitor.thresholds import thresholds_for
@@ -55,8 +55,8 @@ async def full_report(settings: Settings, target: Target) -> dict[str, Any]:
     database = database_for(settings, target.dsn)
     try:
         await database.open(wait=True, timeout=10.0)
-    except WedsyncDBError as exc:
-        return _document(settings, _unreachable(database, str(exc)), None)
+    except DatabaseUnavailable as exc:
+        return _document(settings, _unreachable(database, exc), None)
     try:
         for _ in range(PROBES):
             await database.probe_all()
@@ -76,12 +76,16 @@ async def full_report(settings: Settings, target: Target) -> dict[str, Any]:
         await database.close()
 
 
-def _unreachable(database: Database, error: str) -> dict[str, HeartbeatSnapshot]:
-    """Heartbeat records saying every pool failed to connect."""
+def _unreachable(database: Database, error: DatabaseUnavailable) -> dict[str, HeartbeatSnapshot]:
+    """Heartbeat records of a failed open: the pool that could not connect says why, the others
+    that they were not tried."""
     out: dict[str, HeartbeatSnapshot] = {}
     for name in database.heartbeats:
         state = HeartbeatState(name)
-        state.record_failure(error)
+        if error.pool in (None, name):
+            state.record_failure(str(error))
+        else:
+            state.record_failure(f"not tried: the {error.pool} pool could not connect first")
         out[name] = state.snapshot()
     return out
 
@@ -161,12 +165,16 @@ def print_report(doc: dict[str, Any]) -> None:
             )
     out.print(table)
     freeze = readiness.get("freeze") or {}
+    unreachable = any(c["status"] == "fail" for c in doc["checks"].get("postgres:heartbeat", ()))
     for label, key in (
         ("safe migrations", "safe_migration"),
         ("blocking migrations", "blocking_migration"),
     ):
         state = freeze.get(key)
         if state is None:
+            continue
+        if unreachable:
+            out.print(f"{label}: unknown (the database is unreachable)", highlight=False)
             continue
         verdict = "allowed" if state["allowed"] else "[bold red]frozen[/]"
         why = " ".join(state["messages"])

@@ -130,7 +130,8 @@ def apply(
             dry_run=dry_run,
             override_freeze_reason=override_freeze,
             progress=progress,
-        )
+        ),
+        json_errors=json_out,
     )
     if json_out:
         common.print_json(result.to_dict())

@@ -324,22 +324,25 @@ class Database:
         self._key_loaded = False
         self._key_lock = asyncio.Lock()
         self._user_starts = _ScopeStartCache()
-        self._conn_errors = {"user": 0, "service": 0}
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def open(self, *, wait: bool = True, timeout: float = 30.0) -> None:
         """Open both pools; with ``wait`` fail fast when the database is unreachable."""
         if wait:
             # one plain connection per pool first: a refused login fails at once with the
-            # server's reason instead of after the pool's retries
-            for name in self._pools:
+            # server's reason instead of after the pool's retries. The service pool first: its
+            # login (the migrating one) tells a missing database apart from a missing role
+            for name in sorted(self._pools, key=lambda n: n != "service"):
                 try:
                     async with asyncio.timeout(timeout):
                         conn = await AsyncConnection.connect(self._conninfo[name])
                     await conn.close()
                 except Exception as exc:
+                    reason = _first_line(exc)
+                    if name == "user" and f'role "{AUTHENTICATOR_ROLE}" does not exist' in reason:
+                        reason += " (wedsync-db migrate apply creates it)"
                     raise DatabaseUnavailable(
-                        f"cannot connect the {name} pool: {_first_line(exc)}"
+                        f"cannot connect the {name} pool: {reason}", pool=name
                     ) from exc
         for name, pool in self._pools.items():
             try:
@@ -433,7 +436,7 @@ class Database:
                     key = bytes(row[0]) if row else None
                 await conn.commit()
         except Exception as exc:
-            converted = self._checkout_error("service", exc)
+            converted = await self._checkout_error("service", exc)
             if isinstance(converted, WedsyncDBError):
                 raise converted from exc
             raise
@@ -446,18 +449,18 @@ class Database:
             )
             return conn
         except Exception as exc:
-            converted = self._checkout_error(pool_name, exc)
+            converted = await self._checkout_error(pool_name, exc)
             if converted is exc:
                 raise
             raise converted from exc
 
-    def _checkout_error(self, pool_name: str, exc: BaseException) -> BaseException:
+    async def _checkout_error(self, pool_name: str, exc: BaseException) -> BaseException:
         """PoolExhausted for a busy pool; DatabaseUnavailable when the database is the reason."""
         if isinstance(exc, psycopg_pool.TooManyRequests):
             waiting = self._pools[pool_name].get_stats().get("requests_waiting")
             return PoolExhausted(pool_name, self.pool_timeout, waiting=waiting, full_queue=True)
         if isinstance(exc, psycopg_pool.PoolTimeout):
-            outage = self._outage(pool_name)
+            outage = await self._outage(pool_name)
             if outage is not None:
                 return DatabaseUnavailable(
                     f"the {pool_name} pool got no working connection within "
@@ -465,22 +468,24 @@ class Database:
                 )
         return convert(exc, pool=pool_name, timeout=self.pool_timeout)
 
-    def _outage(self, pool_name: str) -> str | None:
+    async def _outage(self, pool_name: str) -> str | None:
         """Why a checkout that timed out points at the database rather than a busy pool: a
-        liveness check failed meanwhile, the heartbeat is failing, or there is no connection."""
+        liveness check failed meanwhile, the heartbeat is failing, or the server does not take
+        a new connection within a second (asked only here, on the failure path)."""
         check = self._checks[pool_name]
         if check.failed_within(self.pool_timeout + 1.0):
             return f"connections failed their liveness check ({check.last_error})"
         hb = self.heartbeats[pool_name]
         if hb.consecutive_failures:
             return f"the heartbeat is failing ({hb.last_error})"
-        stats = self._pools[pool_name].get_stats()
-        if (
-            stats.get("pool_size", 0) == 0
-            or stats.get("connections_errors", 0) > self._conn_errors[pool_name]
-        ):
-            self._conn_errors[pool_name] = stats.get("connections_errors", 0)
-            return "the pool cannot connect to the database"
+        try:
+            async with asyncio.timeout(1.0):
+                conn = await AsyncConnection.connect(self._conninfo[pool_name])
+            await conn.close()
+        except TimeoutError:
+            return "the server accepted no new connection within 1s"
+        except psycopg.Error as exc:
+            return f"the server takes no new connection: {_first_line(exc)}"
         return None
 
     # --- heartbeat ----------------------------------------------------------------------------
@@ -510,7 +515,7 @@ class Database:
                         await conn.close()
                         raise
         except Exception as exc:
-            converted = self._checkout_error(pool_name, exc)
+            converted = await self._checkout_error(pool_name, exc)
             if isinstance(exc, TimeoutError):
                 converted = DatabaseUnavailable(
                     f"the {pool_name} pool's probe got no answer within {PROBE_TIMEOUT:g}s"

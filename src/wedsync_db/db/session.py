@@ -297,7 +297,7 @@ class ScopedConnection(AsyncConnection[Any]):
                 if result.status == pq.ExecStatus.FATAL_ERROR and first_error is None:
                     first_error = result
         finally:
-            pgconn.exit_pipeline_mode()
+            _leave_pipeline_mode(pgconn)
         if first_error is None:
             return None
         if pgconn.transaction_status != pq.TransactionStatus.IDLE:
@@ -376,7 +376,7 @@ class ScopedConnection(AsyncConnection[Any]):
                 else:
                     current.append(result)
         finally:
-            pgconn.exit_pipeline_mode()
+            _leave_pipeline_mode(pgconn)
         replies = iter(groups)
         executed: list[list[pq.abc.PGresult]] = []
         error: pq.abc.PGresult | None = None
@@ -427,6 +427,15 @@ class ScopedConnection(AsyncConnection[Any]):
                 await self.wait(self._start_query())
         async with super().transaction(savepoint_name, force_rollback) as tx:
             yield tx
+
+
+def _leave_pipeline_mode(pgconn: Any) -> None:
+    # a connection closed meanwhile (an abandoned wait) has no pipeline to leave
+    try:
+        pgconn.exit_pipeline_mode()
+    except psycopg.OperationalError:
+        if pgconn.status == pq.ConnStatus.OK:
+            raise
 
 
 # the server ended the session (administrator command, crash, shutdown) or the link broke
@@ -501,8 +510,14 @@ class Session:
             if status == pq.TransactionStatus.IDLE:
                 return
             if ok and status == pq.TransactionStatus.INTRANS:
-                async with awrap_errors(self.pool):
-                    await conn.commit()
+                try:
+                    async with awrap_errors(self.pool):
+                        await conn.commit()
+                except DatabaseUnavailable as exc:
+                    # the COMMIT may have reached the server: say so, the caller must check
+                    raise DatabaseUnavailable(
+                        f"{exc}; the COMMIT's outcome is unknown (it may have been applied)"
+                    ) from exc
             else:
                 with contextlib.suppress(Exception):
                     await conn.rollback()

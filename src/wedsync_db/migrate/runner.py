@@ -332,6 +332,7 @@ class MigrationRunner:
         )
 
     async def _acquire_lock(self, s: Session, details: dict[str, Any]) -> None:
+        await s.execute(Q["watch_the_client"].sql)
         wait_ms = max(1, int(self.options.lock_wait * 1000))
         await s.execute(Q["set_lock_wait"].sql, (f"{wait_ms}ms",))
         try:

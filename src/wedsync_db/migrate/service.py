@@ -11,7 +11,7 @@ from wedsync_db.db import direct
 from wedsync_db.db.admin import set_role_password
 from wedsync_db.db.client import AUTHENTICATOR_ROLE
 from wedsync_db.db.session import Session
-from wedsync_db.errors import MigrationFrozen, MigrationRefused
+from wedsync_db.errors import MigrationFileError, MigrationFrozen, MigrationRefused
 from wedsync_db.migrate.files import MigrationFile, detect_drift, pending
 from wedsync_db.migrate.plan import MigrationPlan, analyze_pending, build_plan
 from wedsync_db.migrate.runner import ApplyResult, GuardReport, MigrationRunner, Progress
@@ -59,7 +59,14 @@ async def apply_migrations(
 
     async def guard(s: Session, todo: list[MigrationFile]) -> GuardReport:
         version = await runner.server_version(s)
-        planned = analyze_pending(todo, pg_version=version)
+        try:
+            planned = analyze_pending(todo, pg_version=version)
+        except MigrationFileError as exc:
+            # a file PostgreSQL's parser cannot split is refused like a lint error, and audited
+            await runner.audit(
+                s, "migrate.apply", "refused:syntax", details={**details, "error": str(exc)}
+            )
+            raise MigrationRefused(f"a migration file cannot be parsed: {exc}") from exc
         now = datetime.now(UTC)
         weddings = await runner.weddings_on(s, now.astimezone(config.zone).date())
         plan = build_plan(planned, (), at=now, config=config, weddings_today=weddings)

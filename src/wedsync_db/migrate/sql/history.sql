@@ -127,3 +127,7 @@ select to_regprocedure('ops.harden_database()') is not null
 -- name: harden_database
 -- re-apply the database-level revocations (not copied by CREATE DATABASE … TEMPLATE)
 select step, outcome, detail from ops.harden_database()
+
+-- name: watch_the_client
+-- the lock session ends soon after its client dies (kill -9) even mid-statement, releasing the lock
+select set_config('client_connection_check_interval', '1000', false)
