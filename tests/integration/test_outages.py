@@ -332,6 +332,10 @@ def test_health_fails_while_frozen_and_recovers_and_metrics_agree(own_server: Ow
             # /metrics tells the same story
             assert _metric(client, "wedsync_db_up") == 0.0
             assert _metric(client, "wedsync_db_health_status") == 2.0
+            # and readiness answers 503 within its own bound
+            started = time.monotonic()
+            assert client.get("/api/database/health/ready").status_code == 503
+            assert time.monotonic() - started <= database.probe_bound + 1.0
         thawed_at = time.monotonic()
         while _status(client)[0] == "fail":
             assert time.monotonic() - thawed_at <= database.heartbeat_interval + 3.0, (

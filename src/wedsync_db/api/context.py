@@ -60,7 +60,13 @@ class AppContext:
             cached = self._ready_cache
             if cached is not None and time.monotonic() - cached[0] < READY_CACHE_SECONDS:
                 return cached[1]
-            problems = await self._check_ready()
+            bound = self.database.probe_bound
+            try:
+                # one bound for the whole answer, whatever the server does meanwhile
+                async with asyncio.timeout(bound):
+                    problems = await self._check_ready()
+            except TimeoutError:
+                problems = [f"database unreachable: no answer within {bound:g}s"]
             self._ready_cache = (time.monotonic(), problems)
             return problems
 
