@@ -13,7 +13,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -24,6 +23,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from fixtures.environment import free_port
 from fixtures.migration_support import SERVICE_KEY, settings_for
 from fixtures.tenants import add_guests, add_wedding, couple, new_id
 from wedsync_db.api.app import create_app
@@ -39,19 +39,13 @@ QUERY_TIMEOUT = 2.0
 BOUND = max(POOL_TIMEOUT + 1.0, QUERY_TIMEOUT) + 1.5
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class OwnServer:
     """An embedded server of this module's own, and the processes it runs."""
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="wedsync-outage-pg-"))
         # durable (no fast mode): a killed server must keep every acknowledged commit
-        self.server = EmbeddedPostgres(self.dir, port=_free_port())
+        self.server = EmbeddedPostgres(self.dir, port=free_port())
         status, _ = self.server.ensure_running()
         self.dsn = status.dsn()
 
