@@ -115,3 +115,11 @@ class MigrationLockHeld(MigrationError):
 
 class MigrationFailed(MigrationError):
     """A migration file failed; its transaction was rolled back."""
+
+
+class BackupError(WedsyncDBError):
+    """A backup, verification, restore or prune could not be done; the message says why."""
+
+
+class BackupVerificationFailed(BackupError):
+    """A backup was checked and found wanting (manifest, amcheck or fingerprint)."""

@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, gt=0, le=1_073_741_824)
     history_retention_days: int | None = Field(default=None, ge=1)
     backup_retention_days: int | None = Field(default=None, ge=1)
+    # the backup repository (WAL archive, base backups, metadata); default <data dir>/backups
+    backup_dir: Path | None = None
+    # where the server's pg_basebackup & co. are, when they are not found by themselves
+    pg_bin_dir: Path | None = None
+    # `up` takes a backup / verifies the newest one this often (0: never); None: the profile's
+    backup_every_hours: float | None = Field(default=None, ge=0)
+    backup_verify_every_hours: float | None = Field(default=None, ge=0)
     disk_budget_gb: float = Field(default=50.0, gt=0)
 
     freeze_mode: FreezeMode | None = None
@@ -190,6 +197,25 @@ class Settings(BaseSettings):
     @property
     def effective_backup_retention_days(self) -> int:
         return self.backup_retention_days or self.profile.backup_retention_days
+
+    @property
+    def effective_backup_dir(self) -> Path:
+        """The backup repository."""
+        return (self.backup_dir or self.data_dir / "backups").expanduser().absolute()
+
+    @property
+    def effective_backup_every_hours(self) -> float:
+        """How often `up` takes a backup (0: it does not): daily outside development."""
+        if self.backup_every_hours is not None:
+            return self.backup_every_hours
+        return 0.0 if self.env == "development" else 24.0
+
+    @property
+    def effective_backup_verify_every_hours(self) -> float:
+        """How often `up` verifies the newest backup (0: it does not)."""
+        if self.backup_verify_every_hours is not None:
+            return self.backup_verify_every_hours
+        return 0.0 if self.env == "development" else 24.0
 
     @property
     def uses_embedded(self) -> bool:

@@ -27,6 +27,7 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (errors.MigrationLockHeld, 4),
     (errors.DriftDetected, 2),
     (errors.MigrationRefused, 2),
+    (errors.BackupVerificationFailed, 2),
 ]
 
 

@@ -1,0 +1,1 @@
+"""Backups and point-in-time recovery: repository, tools and use-cases."""

@@ -1,0 +1,786 @@
+"""Backup use-cases: set up archiving, take, list, verify, restore and prune backups.
+
+Physical backups (self-hosted and embedded servers) are pg_basebackup copies with SHA-256
+manifest checksums, incremental ones on PostgreSQL 17 and later, plus the WAL the server
+archives with basic_archive: together they restore any point in time since the oldest kept
+backup. A managed database (no REPLICATION, no archive) gets logical exports (pg_dump -Fc) that
+go through the same commands.
+
+Right after a backup, the fingerprint of every table is taken in one snapshot and a named
+restore point is written to the WAL; ``verify`` restores the backup into a scratch directory on
+a free loopback port up to that point and compares. A transaction that commits in the instant
+between the snapshot and the restore point shows as a difference (in the table it touched).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from wedsync_db.backup.repository import (
+    DIR_MODE,
+    BackupMeta,
+    Kind,
+    PrunePlan,
+    Repository,
+    TableFingerprint,
+    backup_for,
+    chain,
+    new_backup_id,
+    prune_plan,
+)
+from wedsync_db.backup.tools import Toolbox, find_bin_dir
+from wedsync_db.db import direct
+from wedsync_db.db.admin import psql_target
+from wedsync_db.db.queries import load_queries
+from wedsync_db.db.session import Session, compose, ident
+from wedsync_db.errors import BackupError, BackupVerificationFailed, WedsyncDBError
+
+Q = load_queries("wedsync_db.backup", "sql/backup.sql")
+
+# roles a logical export's policies and grants name (restored into a scratch server)
+STANDARD_ROLES = (
+    "anon",
+    "authenticated",
+    "service_role",
+    "wedsync_authenticator",
+    "wedsync_policy_owner",
+    "wedsync_ops",
+)
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """What the server says about archiving, and what this login may do."""
+
+    server_version: int
+    wal_level: str
+    archive_mode: str
+    archive_library: str
+    archive_command: str
+    archive_directory: str | None
+    summarize_wal: str | None
+    can_replicate: bool
+    superuser: bool
+    database: str
+
+    @property
+    def archiving(self) -> bool:
+        return self.archive_mode in ("on", "always") and bool(
+            self.archive_library or self.archive_command not in ("", "(disabled)")
+        )
+
+    @property
+    def incremental_possible(self) -> bool:
+        return self.server_version >= 170000 and self.summarize_wal == "on"
+
+    def problems(self, repo: Repository) -> list[str]:
+        """Why a physical backup with point-in-time recovery cannot be taken, if it cannot."""
+        out = []
+        if not self.can_replicate:
+            out.append(
+                "the login has neither REPLICATION nor SUPERUSER, so pg_basebackup cannot copy "
+                "the server (a managed database: use `wedsync-db backup create --logical` for a "
+                "pg_dump export; point-in-time recovery is the provider's)"
+            )
+        if self.wal_level == "minimal":
+            out.append("wal_level is minimal: set it to replica (needs a restart)")
+        if not self.archiving:
+            out.append(
+                "WAL archiving is off (archive_mode needs a restart): run "
+                "`wedsync-db backup setup`, which sets it up and says whether to restart"
+            )
+        elif (
+            self.archive_library == "basic_archive"
+            and self.archive_directory
+            and (Path(self.archive_directory) != repo.wal_dir)
+        ):
+            out.append(
+                f"the server archives into {self.archive_directory}, not into this "
+                f"repository's {repo.wal_dir}: set WEDSYNC_BACKUP_DIR accordingly"
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class BackupContext:
+    """Everything a backup command needs: the database, the repository, the tools."""
+
+    dsn: str
+    repo: Repository
+    tools: Toolbox
+    actor: str
+    # the embedded server when this process manages it (setup may restart it)
+    embedded: Any | None = None
+
+
+def default_actor() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+async def archive_settings(dsn: str) -> ArchiveSettings:
+    """Read the archive settings (and this login's privileges) from the server."""
+    async with direct.connect(dsn) as s:
+        row = (await s.fetch_dicts(Q["archive_settings"].sql))[0]
+    return ArchiveSettings(**row)
+
+
+def toolbox_for(server_version: int, configured: Path | None) -> Toolbox:
+    """The tools of the server in use; as root, scratch servers run as the embedded account."""
+    from wedsync_db.embedded import ROOT_RUN_AS
+
+    # scratch servers started by root run as the embedded convention's unprivileged account
+    run_as = ROOT_RUN_AS if os.geteuid() == 0 else None
+    return Toolbox(find_bin_dir(server_version, configured), run_as=run_as)
+
+
+# --- setup ------------------------------------------------------------------------------------
+async def setup(ctx: BackupContext) -> list[str]:
+    """Turn on WAL archiving into the repository (and WAL summaries where incremental backups
+    exist); restart the embedded server if it needs one, or say that the server does."""
+    ctx.repo.ensure()
+    before = await archive_settings(ctx.dsn)
+    if not before.superuser:
+        raise BackupError(
+            "setting up archiving needs a superuser (ALTER SYSTEM): on a managed database "
+            "point-in-time recovery is the provider's; use `backup create --logical` for exports"
+        )
+    statements = [
+        ("wal_level", "replica" if before.wal_level == "minimal" else before.wal_level),
+        ("archive_mode", "on"),
+        ("archive_library", "basic_archive"),
+        ("basic_archive.archive_directory", str(ctx.repo.wal_dir)),
+        # a quiet server still closes a segment a minute: the most WAL an outage can lose
+        ("archive_timeout", "60"),
+    ]
+    if before.server_version >= 170000:
+        statements.append(("summarize_wal", "on"))
+    async with direct.connect(ctx.dsn) as s:
+        for name, value in statements:
+            await s.execute(f"alter system set {name} = '{value}'")
+        await s.execute("select pg_reload_conf()")
+    notes = [f"{name} = {value}" for name, value in statements]
+    needs_restart = before.archive_mode not in ("on", "always") or before.wal_level == "minimal"
+    if needs_restart:
+        if ctx.embedded is not None:
+            await asyncio.to_thread(ctx.embedded.stop)
+            await asyncio.to_thread(ctx.embedded.ensure_running)
+            notes.append("the embedded server was restarted (archive_mode takes a restart)")
+        else:
+            notes.append("RESTART the server now: archive_mode and wal_level take effect only then")
+    return notes
+
+
+# --- fingerprints -----------------------------------------------------------------------------
+async def fingerprint(s: Session) -> tuple[TableFingerprint, ...]:
+    """Row count and order-independent hash sum of every user table, in the current snapshot
+    (call inside a REPEATABLE READ transaction for one moment across tables)."""
+    await s.execute(Q["fingerprint_settings"].sql)
+    out = []
+    for schema, name, qualified in await s.fetch_tuples(Q["user_tables"].sql):
+        query = compose(
+            "select count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric)"
+            " % 18446744073709551616, 0)::text from {table} t",
+            table=ident(schema, name),
+        )
+        rows, digest = (await s.fetch_tuples(query))[0]
+        out.append(TableFingerprint(qualified, int(rows), str(digest)))
+    return tuple(out)
+
+
+def fingerprint_differences(
+    expected: tuple[TableFingerprint, ...], got: tuple[TableFingerprint, ...]
+) -> list[str]:
+    """The tables whose rows differ, readable (pure)."""
+    want = {f.table: f for f in expected}
+    have = {f.table: f for f in got}
+    out = []
+    for table in sorted(set(want) | set(have)):
+        a, b = want.get(table), have.get(table)
+        if a is None:
+            out.append(f"{table}: not in the backup's fingerprint")
+        elif b is None:
+            out.append(f"{table}: missing from the restored copy")
+        elif (a.rows, a.hash_sum) != (b.rows, b.hash_sum):
+            out.append(f"{table}: {a.rows} rows expected, {b.rows} restored (or different rows)")
+    return out
+
+
+@contextlib.asynccontextmanager
+async def _snapshot(dsn: str) -> AsyncIterator[Session]:
+    async with direct.connect(dsn, application_name="wedsync:backup") as s:
+        # one moment for every table (not read only: the restore point is written in it)
+        await s.execute("begin isolation level repeatable read")
+        try:
+            yield s
+        finally:
+            await s.execute("rollback")
+
+
+# --- create -----------------------------------------------------------------------------------
+async def create(
+    ctx: BackupContext, *, incremental: bool = False, logical: bool = False
+) -> BackupMeta:
+    """Take a backup: physical (full or incremental) or a logical export."""
+    settings = await archive_settings(ctx.dsn)
+    ctx.repo.ensure()
+    backups = ctx.repo.all()
+    parent: BackupMeta | None = None
+    kind: Kind = "logical" if logical else "full"
+    if not logical:
+        problems = settings.problems(ctx.repo)
+        if problems:
+            raise BackupError("cannot take a physical backup: " + "; ".join(problems))
+        if incremental:
+            if not settings.incremental_possible:
+                raise BackupError(
+                    "incremental backups need PostgreSQL 17 or later with summarize_wal = on "
+                    f"(this server: {settings.server_version // 10000}, summarize_wal = "
+                    f"{settings.summarize_wal or 'unavailable'}); take a full backup"
+                )
+            physical = [b for b in backups if b.good and b.kind != "logical"]
+            if not physical:
+                raise BackupError("an incremental backup needs a complete earlier backup")
+            parent = physical[-1]
+            kind = "incremental"
+    started = datetime.now(UTC)
+    meta = BackupMeta(
+        id=new_backup_id(started),
+        kind=kind,
+        status="running",
+        started_at=started,
+        database=settings.database,
+        server_version=settings.server_version,
+        parent=parent.id if parent else None,
+        pid=os.getpid(),
+        actor=ctx.actor,
+    )
+    ctx.repo.save(meta)
+    try:
+        if logical:
+            meta = await _logical_export(ctx, meta)
+        else:
+            meta = await _base_backup(ctx, meta, parent)
+    except BaseException as exc:
+        failed = replace(meta, status="failed", finished_at=datetime.now(UTC), error=str(exc))
+        with contextlib.suppress(Exception):
+            ctx.repo.save(failed)
+            await _record(ctx, failed, "backup", "failed", started, {"error": str(exc)})
+        raise
+    ctx.repo.save(meta)
+    await _record(ctx, meta, "backup", "ok", started, {"size_bytes": meta.size_bytes})
+    return meta
+
+
+async def _base_backup(
+    ctx: BackupContext, meta: BackupMeta, parent: BackupMeta | None
+) -> BackupMeta:
+    target = ctx.repo.backup_path(meta)
+    dsn, env = psql_target(ctx.dsn)
+    args = [
+        "-D",
+        str(target),
+        "-d",
+        dsn,
+        "-Fp",
+        "-X",
+        "stream",
+        "-c",
+        "fast",
+        "--manifest-checksums=SHA256",
+        "--no-password",
+        "-l",
+        f"wedsync {meta.id}",
+    ]
+    if parent is not None:
+        args.append(f"--incremental={ctx.repo.backup_path(parent) / 'backup_manifest'}")
+    await asyncio.to_thread(ctx.tools.run, "pg_basebackup", args, env=env)
+    manifest = json.loads((target / "backup_manifest").read_text())
+    ranges = manifest.get("WAL-Ranges") or [{}]
+    start_lsn, end_lsn = ranges[0].get("Start-LSN"), ranges[-1].get("End-LSN")
+    timeline = ranges[0].get("Timeline")
+    point = f"wedsync-{meta.id}"
+    async with _snapshot(ctx.dsn) as s:
+        prints = await fingerprint(s)
+        start_wal = await s.fetch_val(Q["walfile_name"].sql, (start_lsn,)) if start_lsn else None
+        await s.fetch_val(Q["restore_point"].sql, (point,))
+    return replace(
+        meta,
+        status="complete",
+        finished_at=datetime.now(UTC),
+        start_lsn=start_lsn,
+        end_lsn=end_lsn,
+        timeline=timeline,
+        start_wal=start_wal,
+        restore_point=point,
+        fingerprint=prints,
+        size_bytes=_size(target),
+    )
+
+
+async def _logical_export(ctx: BackupContext, meta: BackupMeta) -> BackupMeta:
+    target = ctx.repo.backup_path(meta)
+    dsn, env = psql_target(ctx.dsn)
+    async with _snapshot(ctx.dsn) as s:
+        snapshot = await s.fetch_val(Q["export_snapshot"].sql)
+        prints = await fingerprint(s)
+        # the export runs while the snapshot's transaction stays open: the same rows
+        await asyncio.to_thread(
+            ctx.tools.run,
+            "pg_dump",
+            ["-Fc", "-f", str(target), "--snapshot", str(snapshot), "--no-password", "-d", dsn],
+            env=env,
+        )
+    os.chmod(target, 0o600)
+    return replace(
+        meta,
+        status="complete",
+        finished_at=datetime.now(UTC),
+        fingerprint=prints,
+        size_bytes=target.stat().st_size,
+    )
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# --- restore ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Restored:
+    """A server started from a backup: where, on which port, and up to what."""
+
+    data_dir: Path
+    port: int
+    backup: BackupMeta
+    target: str
+    pg_ctl: Path | None = None
+    run_as: str | None = None
+
+    @property
+    def stop_command(self) -> str:
+        """How to stop it (as the account it runs as)."""
+        command = f"{self.pg_ctl or 'pg_ctl'} -D {self.data_dir} stop -m fast"
+        return f"su -s /bin/sh {self.run_as} -c '{command}'" if self.run_as else command
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.backup.database}"
+
+
+async def restore(
+    ctx: BackupContext,
+    *,
+    into: Path,
+    to: datetime | None = None,
+    restore_point: str | None = None,
+    backup: BackupMeta | None = None,
+    port: int | None = None,
+    start_timeout: float = 300.0,
+) -> Restored:
+    """Rebuild a data directory from the backup (chain) before ``to`` and the WAL archive,
+    then start it on 127.0.0.1 and wait until it has recovered and been promoted.
+
+    ``to`` None (and no restore point): replay every archived segment (latest)."""
+    backups = ctx.repo.all()
+    chosen = backup or backup_for(backups, to)
+    links = chain(backups, chosen)
+    await _archive_current_wal(ctx)
+    port = port or _free_port()
+    data_dir, target = await asyncio.to_thread(
+        _build_data_dir, ctx, into, links, to, restore_point, port
+    )
+    await asyncio.to_thread(
+        ctx.tools.run,
+        "pg_ctl",
+        [
+            "-D",
+            str(data_dir),
+            "-l",
+            str(data_dir / "restore.log"),
+            "-w",
+            "-t",
+            str(int(start_timeout)),
+            "start",
+        ],
+        as_server=True,
+        timeout=start_timeout + 10,
+    )
+    restored = Restored(data_dir, port, chosen, target, ctx.tools.path("pg_ctl"), ctx.tools.run_as)
+    try:
+        await _wait_promoted(restored, start_timeout)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(stop_restored, ctx, restored)
+        raise
+    return restored
+
+
+def _build_data_dir(
+    ctx: BackupContext,
+    into: Path,
+    links: list[BackupMeta],
+    to: datetime | None,
+    restore_point: str | None,
+    port: int,
+) -> tuple[Path, str]:
+    """The data directory of a restore: the backup (or the combined chain) and the recovery
+    settings that replay the archive up to the target (blocking file work)."""
+    into = into.expanduser().absolute()
+    if into.exists() and any(into.iterdir()):
+        raise BackupError(f"{into} is not empty: restore into a new or empty directory")
+    chosen = links[-1]
+    into.parent.mkdir(parents=True, exist_ok=True)
+    if into.exists():
+        into.rmdir()
+    if len(links) == 1:
+        shutil.copytree(ctx.repo.backup_path(chosen), into, symlinks=True)
+    else:
+        ctx.tools.run(
+            "pg_combinebackup",
+            ["-o", str(into), *(str(ctx.repo.backup_path(b)) for b in links)],
+        )
+    if restore_point is not None:
+        target_conf = [f"recovery_target_name = '{restore_point}'"]
+        target = f"restore point {restore_point}"
+    elif to is not None:
+        target_conf = [f"recovery_target_time = '{to.isoformat()}'"]
+        target = to.isoformat()
+    else:
+        target_conf, target = [], "latest"
+    conf = [
+        "# written by wedsync-db backup restore",
+        f'restore_command = \'cp "{ctx.repo.wal_dir}/%f" "%p"\'',
+        *target_conf,
+        "recovery_target_action = 'promote'",
+        f"port = {port}",
+        "listen_addresses = '127.0.0.1'",
+        f"unix_socket_directories = '{into}'",
+        # a restored copy must never write into the live server's archive
+        "archive_mode = 'off'",
+    ]
+    if chosen.server_version >= 170000:
+        conf.append("summarize_wal = 'off'")
+    with open(into / "postgresql.auto.conf", "a") as fh:
+        fh.write("\n" + "\n".join(conf) + "\n")
+    (into / "recovery.signal").touch()
+    for stale in ("postmaster.pid", "postmaster.opts"):
+        (into / stale).unlink(missing_ok=True)
+    _own(into, ctx.tools.run_as)
+    return into, target
+
+
+def stop_restored(ctx: BackupContext, restored: Restored) -> None:
+    """Stop a server started by :func:`restore` (fast shutdown)."""
+    ctx.tools.run(
+        "pg_ctl",
+        ["-D", str(restored.data_dir), "-m", "fast", "-w", "-t", "60", "stop"],
+        as_server=True,
+        timeout=70,
+    )
+
+
+async def _wait_promoted(restored: Restored, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = "not yet accepting connections"
+    while time.monotonic() < deadline:
+        try:
+            async with direct.connect(restored.dsn, connect_timeout=5) as s:
+                if not await s.fetch_val(Q["in_recovery"].sql):
+                    return
+                last = "still replaying WAL"
+        except WedsyncDBError as exc:
+            last = str(exc)
+        await asyncio.sleep(0.2)
+    log = restored.data_dir / "restore.log"
+    tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+    raise BackupError(
+        f"the restored server did not finish recovery within {timeout:g}s ({last})\n"
+        + "\n".join(tail)
+    )
+
+
+def _log_tail(path: Path) -> list[str]:
+    try:
+        return path.read_text(errors="replace").splitlines()[-15:]
+    except OSError:
+        return []
+
+
+async def _archive_current_wal(ctx: BackupContext) -> None:
+    """Close and archive the live server's current segment, so a restore sees the newest WAL
+    (skipped when the live server cannot be reached: the archive is what it is)."""
+    try:
+        async with direct.connect(ctx.dsn, connect_timeout=5) as s:
+            segment = await s.fetch_val(Q["switch_wal"].sql)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                row = (await s.fetch_dicts(Q["archiver"].sql))[0]
+                last = row["last_archived_wal"]
+                if last is not None and last >= segment:
+                    return
+                await asyncio.sleep(0.2)
+    except WedsyncDBError:
+        return
+
+
+def _own(path: Path, run_as: str | None) -> None:
+    path.chmod(DIR_MODE)
+    if run_as is None:
+        return
+    import pwd
+
+    entry = pwd.getpwnam(run_as)
+    for root, dirs, files in os.walk(path):
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        for name in dirs + files:
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(
+                    os.path.join(root, name), entry.pw_uid, entry.pw_gid, follow_symlinks=False
+                )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- verify -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of one verification."""
+
+    backup: BackupMeta
+    ok: bool
+    steps: tuple[str, ...]
+    problems: tuple[str, ...]
+    duration_s: float
+    rpo_seconds: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backup": self.backup.id,
+            "ok": self.ok,
+            "steps": list(self.steps),
+            "problems": list(self.problems),
+            "duration_s": round(self.duration_s, 3),
+            "rpo_seconds": self.rpo_seconds,
+        }
+
+
+async def verify(ctx: BackupContext, backup_id: str) -> Verification:
+    """Check a backup end to end: manifests, a restore into a scratch directory on a free
+    loopback port, pg_amcheck, and the fingerprint; recorded in ops.backup_events. The scratch
+    server is stopped and its directory removed whatever happens."""
+    meta = ctx.repo.load(backup_id)
+    if not meta.good:
+        raise BackupError(f"backup {meta.id} is {meta.status}: there is nothing to verify")
+    started_at = datetime.now(UTC)
+    clock = time.monotonic()
+    steps: list[str] = []
+    problems: list[str] = []
+    scratch = Path(tempfile.mkdtemp(prefix=f"wedsync-verify-{meta.id}-"))
+    if ctx.tools.run_as is not None:
+        # the scratch server's account must reach its data directory inside
+        scratch.chmod(0o711)
+    restored: Restored | None = None
+    try:
+        if meta.kind == "logical":
+            got = await _verify_logical(ctx, meta, scratch, steps)
+        else:
+            for link in chain(ctx.repo.all(), meta):
+                path = ctx.repo.backup_path(link)
+                try:
+                    await asyncio.to_thread(
+                        ctx.tools.run, "pg_verifybackup", ["-n", "-q", str(path)]
+                    )
+                except BackupError as exc:
+                    problems.append(f"{link.id}: {exc}")
+            steps.append("pg_verifybackup: manifests and checksums")
+            if problems:
+                raise BackupVerificationFailed("; ".join(problems))
+            restored = await restore(
+                ctx, into=scratch / "data", restore_point=meta.restore_point, backup=meta
+            )
+            steps.append(f"restored to {restored.target} on 127.0.0.1:{restored.port}")
+            await asyncio.to_thread(
+                ctx.tools.run,
+                "pg_amcheck",
+                [
+                    "--all",
+                    "--install-missing",
+                    "--no-password",
+                    "--host=127.0.0.1",
+                    f"--port={restored.port}",
+                    "--username=postgres",
+                ],
+            )
+            steps.append("pg_amcheck: heap and B-tree indexes of every database")
+            async with _snapshot(restored.dsn) as s:
+                got = await fingerprint(s)
+        differences = fingerprint_differences(meta.fingerprint, got)
+        steps.append(f"fingerprint: {len(got)} tables compared")
+        problems.extend(differences)
+    except BackupVerificationFailed:
+        pass
+    except BackupError as exc:
+        problems.append(str(exc))
+    finally:
+        if restored is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(stop_restored, ctx, restored)
+        await asyncio.to_thread(_remove_scratch, scratch)
+    rpo = await _rpo_seconds(ctx)
+    result = Verification(
+        meta, not problems, tuple(steps), tuple(problems), time.monotonic() - clock, rpo
+    )
+    details = result.to_dict()
+    ctx.repo.save(
+        replace(
+            meta,
+            details={
+                **meta.details,
+                "last_verification": {
+                    "at": datetime.now(UTC).isoformat(),
+                    "ok": result.ok,
+                    "problems": list(problems),
+                },
+            },
+        )
+    )
+    await _record(ctx, meta, "verify", "ok" if result.ok else "failed", started_at, details, rpo)
+    return result
+
+
+async def _verify_logical(
+    ctx: BackupContext, meta: BackupMeta, scratch: Path, steps: list[str]
+) -> tuple[TableFingerprint, ...]:
+    """Restore a logical export into a scratch embedded server and fingerprint it."""
+    from wedsync_db.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(scratch / "server", port=_free_port(), fast=True)
+    try:
+        status, _ = await asyncio.to_thread(server.ensure_running)
+        admin = status.dsn("postgres")
+        async with direct.connect(admin) as s:
+            for role in STANDARD_ROLES:
+                await s.execute(
+                    "do $$ begin create role " + role + " nologin; exception when "
+                    "duplicate_object then null; end $$"
+                )
+            await s.execute(f'create database "{meta.database}_verify"')
+        target = status.dsn(f"{meta.database}_verify")
+        from wedsync_db.embedded import bin_dir
+
+        embedded_tools = Toolbox(bin_dir(), run_as=None)
+        await asyncio.to_thread(
+            embedded_tools.run,
+            "pg_restore",
+            ["--no-owner", "--exit-on-error", "-d", target, str(ctx.repo.backup_path(meta))],
+        )
+        steps.append("pg_restore into a scratch server")
+        async with _snapshot(target) as s:
+            return await fingerprint(s)
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(server.stop)
+
+
+def _remove_scratch(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def _rpo_seconds(ctx: BackupContext) -> float | None:
+    """Seconds since the newest WAL segment was archived: what a failure now would lose."""
+    try:
+        async with direct.connect(ctx.dsn, connect_timeout=5) as s:
+            row = (await s.fetch_dicts(Q["archiver"].sql))[0]
+    except WedsyncDBError:
+        return None
+    last = row.get("last_archived_time")
+    return None if last is None else max(0.0, (datetime.now(UTC) - last).total_seconds())
+
+
+async def _record(
+    ctx: BackupContext,
+    meta: BackupMeta,
+    action: str,
+    status: str,
+    started_at: datetime,
+    details: dict[str, Any],
+    rpo: float | None = None,
+) -> None:
+    """Tell the database (best effort: a backup of an unreachable database is still a backup)."""
+    with contextlib.suppress(WedsyncDBError):
+        async with direct.connect(ctx.dsn, connect_timeout=5) as s:
+            if not await s.fetch_val(Q["events_table_exists"].sql):
+                return
+            await s.execute(
+                Q["record_event"].sql,
+                {
+                    "backup_id": meta.id,
+                    "action": action,
+                    "status": status,
+                    "kind": meta.kind,
+                    "started_at": started_at,
+                    "finished_at": datetime.now(UTC),
+                    "actor": ctx.actor,
+                    "rpo_seconds": rpo,
+                    "details": json.dumps(details, default=str),
+                },
+            )
+
+
+# --- prune ------------------------------------------------------------------------------------
+async def prune(ctx: BackupContext, *, retention_days: int, dry_run: bool = False) -> PrunePlan:
+    """Remove backups older than the retention window that no kept point in time needs, and
+    the WAL segments before the oldest kept backup (pg_archivecleanup)."""
+    plan = prune_plan(
+        ctx.repo.all(),
+        ctx.repo.wal_segments(),
+        now=datetime.now(UTC),
+        retention_days=retention_days,
+    )
+    if dry_run:
+        return plan
+    for meta in plan.remove:
+        await asyncio.to_thread(ctx.repo.remove, meta)
+    if plan.oldest_wal_needed is not None and plan.wal_remove:
+        await asyncio.to_thread(
+            ctx.tools.run,
+            "pg_archivecleanup",
+            [str(ctx.repo.wal_dir), plan.oldest_wal_needed],
+        )
+    return plan
+
+
+__all__ = [
+    "ArchiveSettings",
+    "BackupContext",
+    "Restored",
+    "Verification",
+    "archive_settings",
+    "create",
+    "default_actor",
+    "prune",
+    "restore",
+    "setup",
+    "stop_restored",
+    "toolbox_for",
+    "verify",
+]

@@ -1,0 +1,68 @@
+-- Queries of the backup commands. Minimum server version: PostgreSQL 15.
+
+-- name: archive_settings
+-- what continuous archiving and incremental backups need, and whether this login may do them
+select current_setting('server_version_num')::int as server_version,
+       current_setting('wal_level') as wal_level,
+       current_setting('archive_mode') as archive_mode,
+       current_setting('archive_library') as archive_library,
+       current_setting('archive_command') as archive_command,
+       current_setting('basic_archive.archive_directory', true) as archive_directory,
+       current_setting('summarize_wal', true) as summarize_wal,
+       (select rolsuper or rolreplication from pg_roles where rolname = current_user)
+           as can_replicate,
+       (select rolsuper from pg_roles where rolname = current_user) as superuser,
+       current_database() as database
+
+-- name: user_tables
+-- every table the fingerprint covers (extension members and system schemas left out)
+select n.nspname::text, c.relname::text, format('%I.%I', n.nspname, c.relname) as qualified
+from pg_class c
+join pg_namespace n on n.oid = c.relnamespace
+where c.relkind in ('r', 'p', 'm')
+  and n.nspname not in ('pg_catalog', 'information_schema')
+  and n.nspname !~ '^pg_(toast|temp)'
+  and not exists (select 1 from pg_depend d
+                  where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
+order by 3
+
+-- name: fingerprint_settings
+-- the fingerprint reads every row once: no parallel workers, whatever the server's defaults
+select set_config('max_parallel_workers_per_gather', '0', true),
+       set_config('statement_timeout', '0', true)
+
+-- name: restore_point
+-- a named point in the WAL a restore can stop at: right after the fingerprint's snapshot
+select pg_create_restore_point(%s)::text
+
+-- name: export_snapshot
+-- the snapshot pg_dump is given, so that the export and the fingerprint see the same rows
+select pg_export_snapshot()
+
+-- name: walfile_name
+-- the WAL segment holding an LSN (on this server's timeline)
+select pg_walfile_name(%s::pg_lsn)
+
+-- name: switch_wal
+-- close the current WAL segment so that it is archived (a restore needs it)
+select pg_walfile_name(pg_switch_wal())
+
+-- name: archiver
+-- the archiver's progress: the newest segment archived, when, and failures
+select last_archived_wal, last_archived_time, failed_count, last_failed_wal, last_failed_time
+from pg_stat_archiver
+
+-- name: in_recovery
+-- whether a server is still replaying WAL
+select pg_is_in_recovery()
+
+-- name: record_event
+-- a backup or a verification, for health, metrics and history
+insert into ops.backup_events
+    (backup_id, action, status, kind, started_at, finished_at, actor, rpo_seconds, details)
+values (%(backup_id)s, %(action)s, %(status)s, %(kind)s, %(started_at)s, %(finished_at)s,
+        %(actor)s, %(rpo_seconds)s, %(details)s)
+
+-- name: events_table_exists
+-- whether migration 0006 created the backup events table yet
+select to_regclass('ops.backup_events') is not null
