@@ -9,26 +9,20 @@ Signals go only to the processes of this module's own embedded server, by PID.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import shutil
 import signal
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from fixtures.environment import free_port
 from fixtures.migration_support import SERVICE_KEY, settings_for
+from fixtures.own_server import OwnServer
 from fixtures.tenants import add_guests, add_wedding, couple, new_id
 from wedsync_db.api.app import create_app
 from wedsync_db.db.client import Database, user_dsn_for
-from wedsync_db.embedded import EmbeddedPostgres
 from wedsync_db.errors import DatabaseUnavailable, PoolExhausted
 from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
 
@@ -37,72 +31,6 @@ QUERY_TIMEOUT = 2.0
 # any call: a checkout gives up after the pool timeout (plus one liveness check), a statement
 # after the query timeout; the slack covers a loaded test machine
 BOUND = max(POOL_TIMEOUT + 1.0, QUERY_TIMEOUT) + 1.5
-
-
-class OwnServer:
-    """An embedded server of this module's own, and the processes it runs."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="wedsync-outage-pg-"))
-        # durable (no fast mode): a killed server must keep every acknowledged commit
-        self.server = EmbeddedPostgres(self.dir, port=free_port())
-        status, _ = self.server.ensure_running()
-        self.dsn = status.dsn()
-
-    @property
-    def postmaster(self) -> int:
-        pid = self.server.status().pid
-        assert pid is not None, "the server is not running"
-        return pid
-
-    def processes(self) -> list[int]:
-        """The postmaster and its children (backends, background workers)."""
-        root = self.postmaster
-        pids = [root]
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            # the fields after the command name, which is in parentheses
-            if int(stat.rsplit(")", 1)[1].split()[1]) == root:
-                pids.append(int(entry))
-        return pids
-
-    def signal_all(self, sig: signal.Signals, pids: list[int]) -> None:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-
-    @contextlib.contextmanager
-    def frozen(self) -> Iterator[None]:
-        """SIGSTOP every process of the server; SIGCONT them whatever happens."""
-        pids = self.processes()
-        self.signal_all(signal.SIGSTOP, pids)
-        try:
-            yield
-        finally:
-            self.signal_all(signal.SIGCONT, pids)
-
-    def kill_postmaster(self) -> list[int]:
-        """kill -9 the postmaster; its children are left to notice."""
-        pids = self.processes()
-        os.kill(pids[0], signal.SIGKILL)
-        return pids
-
-    def restart_after_kill(self, pids: list[int], timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while any(Path(f"/proc/{pid}").exists() for pid in pids):
-            assert time.monotonic() < deadline, "the killed server's processes did not exit"
-            time.sleep(0.1)
-        self.server.ensure_running()
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.server.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -235,7 +235,6 @@ async def create(
 ) -> BackupMeta:
     """Take a backup: physical (full or incremental) or a logical export."""
     settings = await archive_settings(ctx.dsn)
-    ctx.repo.ensure()
     backups = ctx.repo.all()
     parent: BackupMeta | None = None
     kind: Kind = "logical" if logical else "full"
@@ -255,6 +254,7 @@ async def create(
                 raise BackupError("an incremental backup needs a complete earlier backup")
             parent = physical[-1]
             kind = "incremental"
+    ctx.repo.ensure()
     started = datetime.now(UTC)
     meta = BackupMeta(
         id=new_backup_id(started),
@@ -594,10 +594,7 @@ async def verify(ctx: BackupContext, backup_id: str) -> Verification:
     clock = time.monotonic()
     steps: list[str] = []
     problems: list[str] = []
-    scratch = Path(tempfile.mkdtemp(prefix=f"wedsync-verify-{meta.id}-"))
-    if ctx.tools.run_as is not None:
-        # the scratch server's account must reach its data directory inside
-        scratch.chmod(0o711)
+    scratch = await asyncio.to_thread(_scratch_dir, meta.id, ctx.tools.run_as)
     restored: Restored | None = None
     try:
         if meta.kind == "logical":
@@ -699,6 +696,14 @@ async def _verify_logical(
     finally:
         with contextlib.suppress(Exception):
             await asyncio.to_thread(server.stop)
+
+
+def _scratch_dir(backup_id: str, run_as: str | None) -> Path:
+    path = Path(tempfile.mkdtemp(prefix=f"wedsync-verify-{backup_id}-"))
+    if run_as is not None:
+        # the scratch server's account must reach its data directory inside
+        path.chmod(0o711)
+    return path
 
 
 def _remove_scratch(path: Path) -> None:

@@ -1,0 +1,311 @@
+"""Backups against an embedded server of this module's own (durable, archiving into a
+temporary repository): point-in-time restore, incremental chains, corruption caught by verify,
+prune keeping what a kept point in time needs, an interrupted backup never listed as good, and
+logical exports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from fixtures.migration_support import WEDSYNC_DB
+from fixtures.own_server import OwnServer
+from wedsync_db.backup import service
+from wedsync_db.backup.repository import BackupMeta, Repository, prune_plan
+from wedsync_db.errors import BackupError
+from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[OwnServer]:
+    own = OwnServer()
+    try:
+        asyncio.run(MigrationRunner(own.dsn, options=RunnerOptions(actor="tests")).apply())
+        with psycopg.connect(own.dsn, autocommit=True) as conn:
+            conn.execute("create table if not exists bk_rows (id serial primary key, note text)")
+        yield own
+    finally:
+        own.close()
+
+
+@pytest.fixture(scope="module")
+def repo_root() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="wedsync-backup-repo-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+async def ctx(server: OwnServer, repo_root: Path) -> AsyncIterator[service.BackupContext]:
+    owner = None
+    if os.geteuid() == 0:
+        import pwd
+
+        entry = pwd.getpwnam("embedded_postgres")
+        owner = (entry.pw_uid, entry.pw_gid)
+    settings = await service.archive_settings(server.dsn)
+    context = service.BackupContext(
+        dsn=server.dsn,
+        repo=Repository(repo_root, owner=owner),
+        tools=service.toolbox_for(settings.server_version, None),
+        actor="tests",
+        embedded=server.server,
+    )
+    if not settings.archiving:
+        await service.setup(context)
+    yield context
+
+
+def write(server: OwnServer, note: str, n: int = 5) -> None:
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        for i in range(n):
+            conn.execute("insert into bk_rows (note) values (%s)", (f"{note}-{i}",))
+
+
+def notes(dsn: str) -> set[str]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return {r[0] for r in conn.execute("select note from bk_rows").fetchall()}
+
+
+async def live_fingerprint(dsn: str) -> Any:
+    async with service._snapshot(dsn) as s:
+        return await service.fingerprint(s)
+
+
+async def restored(ctx: service.BackupContext, **kwargs: Any) -> AsyncIterator[service.Restored]:
+    into = Path(tempfile.mkdtemp(prefix="wedsync-restore-test-")) / "data"
+    if ctx.tools.run_as is not None:
+        into.parent.chmod(0o711)
+    copy = await service.restore(ctx, into=into, **kwargs)
+    try:
+        yield copy
+    finally:
+        service.stop_restored(ctx, copy)
+        shutil.rmtree(into.parent, ignore_errors=True)
+
+
+# --- point in time --------------------------------------------------------------------------
+async def test_restore_to_a_point_in_time_between_backups(
+    server: OwnServer, ctx: service.BackupContext
+) -> None:
+    write(server, "before-backup")
+    full = await service.create(ctx)
+    assert full.good and full.kind == "full" and full.fingerprint
+    write(server, "after-backup")
+    expected = await live_fingerprint(server.dsn)
+    expected_notes = notes(server.dsn)
+    await asyncio.sleep(0.2)
+    t = datetime.now(UTC)
+    await asyncio.sleep(0.2)
+    write(server, "after-t")
+    async for copy in restored(ctx, to=t):
+        assert notes(copy.dsn) == expected_notes
+        got = await live_fingerprint(copy.dsn)
+        assert service.fingerprint_differences(expected, got) == []
+        assert copy.backup.id == full.id
+
+
+async def test_an_incremental_chain_restores_and_verifies(
+    server: OwnServer, ctx: service.BackupContext
+) -> None:
+    write(server, "chain-0")
+    await service.create(ctx)
+    write(server, "chain-1")
+    first = await service.create(ctx, incremental=True)
+    write(server, "chain-2")
+    second = await service.create(ctx, incremental=True)
+    assert (second.kind, second.parent) == ("incremental", first.id)
+    write(server, "chain-3")
+    expected_notes = notes(server.dsn)
+    async for copy in restored(ctx):  # latest: the chain, then all archived WAL
+        assert notes(copy.dsn) == expected_notes
+    result = await service.verify(ctx, second.id)
+    assert result.ok, result.problems
+    assert any("pg_amcheck" in step for step in result.steps)
+    with psycopg.connect(server.dsn) as conn:
+        row = conn.execute(
+            "select status, actor from ops.backup_events where backup_id = %s"
+            " and action = 'verify' order by id desc limit 1",
+            (second.id,),
+        ).fetchone()
+    assert row == ("ok", "tests")
+
+
+async def test_a_corrupted_backup_fails_verification(
+    server: OwnServer, ctx: service.BackupContext
+) -> None:
+    write(server, "to-corrupt")
+    meta = await service.create(ctx)
+    victim = next(
+        p
+        for p in sorted((ctx.repo.backup_path(meta) / "base").rglob("*"))
+        if p.is_file() and p.stat().st_size > 8192
+    )
+    data = bytearray(victim.read_bytes())
+    data[4096] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    result = await service.verify(ctx, meta.id)
+    assert not result.ok
+    assert any("checksum" in p or "pg_verifybackup" in p for p in result.problems), result.problems
+    assert ctx.repo.load(meta.id).details["last_verification"]["ok"] is False
+
+
+# --- prune ---------------------------------------------------------------------------------------
+def _meta(
+    i: int,
+    days_ago: float,
+    *,
+    kind: str = "full",
+    parent: str | None = None,
+    status: str = "complete",
+) -> BackupMeta:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    when = now - timedelta(days=days_ago)
+    return BackupMeta(
+        id=f"b{i}",
+        kind=kind,  # type: ignore[arg-type]
+        status=status,  # type: ignore[arg-type]
+        started_at=when,
+        finished_at=when,
+        database="wedsync",
+        server_version=180000,
+        parent=parent,
+        start_wal=f"00000001000000000000{i:04X}",
+    )
+
+
+def test_prune_keeps_what_a_restore_within_the_window_needs_and_nothing_more() -> None:
+    backups = [
+        _meta(1, 10),  # old full: superseded by b3 for every point in the window
+        _meta(2, 9, kind="incremental", parent="b1"),
+        _meta(3, 8),  # the newest full backup before the 7-day window: restores start here
+        _meta(4, 7.5, kind="incremental", parent="b3"),  # before the window too, b5 needs it
+        _meta(5, 3, kind="incremental", parent="b4"),
+        _meta(6, 1),
+        _meta(7, 0.5, status="interrupted"),
+    ]
+    segments = [f"00000001000000000000{i:04X}" for i in range(1, 9)]
+    plan = prune_plan(backups, segments, now=datetime(2026, 12, 1, tzinfo=UTC), retention_days=7)
+    assert {b.id for b in plan.keep} == {"b3", "b4", "b5", "b6"}
+    assert {b.id for b in plan.remove} == {"b1", "b2", "b7"}
+    assert plan.oldest_wal_needed == "000000010000000000000003"
+    assert plan.wal_remove == ("000000010000000000000001", "000000010000000000000002")
+
+
+async def test_prune_removes_old_backups_and_their_wal(
+    server: OwnServer, ctx: service.BackupContext
+) -> None:
+    write(server, "prune-a")
+    old = await service.create(ctx)
+    ctx.repo.save(replace(old, finished_at=old.finished_at - timedelta(days=30)))  # type: ignore[operator]
+    write(server, "prune-b")
+    anchor = await service.create(ctx)
+    ctx.repo.save(replace(anchor, finished_at=anchor.finished_at - timedelta(days=20)))  # type: ignore[operator]
+    write(server, "prune-c")
+    recent = await service.create(ctx)
+    before = ctx.repo.wal_segments()
+    plan = await service.prune(ctx, retention_days=7)
+    ids = {b.id for b in ctx.repo.all()}
+    assert old.id not in ids and anchor.id in ids and recent.id in ids
+    assert not ctx.repo.backup_path(old).exists()
+    after = ctx.repo.wal_segments()
+    assert plan.oldest_wal_needed is not None
+    assert all(s[8:] >= plan.oldest_wal_needed[8:] for s in after)
+    assert len(after) <= len(before)
+    # what is left still restores
+    async for copy in restored(ctx):
+        assert "prune-c-0" in notes(copy.dsn)
+
+
+# --- an interrupted backup ---------------------------------------------------------------------
+def test_a_backup_killed_midway_is_never_listed_as_good(
+    server: OwnServer, ctx: service.BackupContext, tmp_path: Path
+) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "DATABASE_URL": server.dsn,
+        "WEDSYNC_BACKUP_DIR": str(ctx.repo.root),
+        "WEDSYNC_DATA_DIR": str(tmp_path / "data"),
+        "NO_COLOR": "1",
+    }
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        # enough data that the copy takes a moment
+        conn.execute(
+            "create table if not exists bk_bulk as"
+            " select g, repeat('x', 500) as pad from generate_series(1, 200000) g"
+        )
+    before = {b.id for b in ctx.repo.all()}
+    proc = subprocess.Popen(
+        [str(WEDSYNC_DB), "backup", "create"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            running = [b for b in ctx.repo.all() if b.id not in before]
+            if running and ctx.repo.backup_path(running[0]).exists():
+                break
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    listed = json.loads(
+        subprocess.run(
+            [str(WEDSYNC_DB), "backup", "list", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["backups"]
+    new = [b for b in listed if b["id"] not in before]
+    assert new and all(not b["good"] for b in new), new
+    assert new[0]["status"] == "interrupted"
+    # and a restore never starts from it
+    assert service.backup_for(ctx.repo.all(), None).id not in {b["id"] for b in new}
+
+
+# --- logical exports ---------------------------------------------------------------------------
+async def test_a_logical_export_is_verified_the_same_way(
+    server: OwnServer, ctx: service.BackupContext
+) -> None:
+    write(server, "logical")
+    meta = await service.create(ctx, logical=True)
+    assert meta.kind == "logical" and ctx.repo.backup_path(meta).stat().st_mode & 0o777 == 0o600
+    result = await service.verify(ctx, meta.id)
+    assert result.ok, result.problems
+
+
+async def test_incremental_needs_a_parent_and_unknown_ids_are_named(
+    ctx: service.BackupContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = replace(ctx, repo=Repository(tmp_path / "elsewhere"))
+    with pytest.raises(BackupError, match=r"archives into .* not into this repository"):
+        await service.create(elsewhere)
+    assert not elsewhere.repo.root.exists()
+    # only interrupted or failed backups so far: nothing an increment could build on
+    monkeypatch.setattr(ctx.repo, "all", lambda: [])
+    with pytest.raises(BackupError, match="needs a complete earlier backup"):
+        await service.create(ctx, incremental=True)
+    with pytest.raises(KeyError, match="no backup 'nope'"):
+        ctx.repo.load("nope")
