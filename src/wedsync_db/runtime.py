@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from wedsync_db.backup.repository import Repository
 from wedsync_db.db.client import Database, user_dsn_for
 from wedsync_db.embedded import DEFAULT_DATABASE, EmbeddedPostgres
 from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
 from wedsync_db.settings import Settings
+
+if TYPE_CHECKING:
+    from wedsync_db.backup.service import BackupContext
 
 
 @dataclass
@@ -69,6 +75,36 @@ def runner_for(
     )
 
 
+def backup_repository(settings: Settings, target: Target | None = None) -> Repository:
+    """The backup repository; its WAL archive is owned by the embedded server's account when
+    root runs the embedded server."""
+    owner = None
+    if target is not None and target.embedded is not None and os.geteuid() == 0:
+        import pwd
+
+        from wedsync_db.embedded import ROOT_RUN_AS
+
+        entry = pwd.getpwnam(ROOT_RUN_AS)
+        owner = (entry.pw_uid, entry.pw_gid)
+    return Repository(settings.effective_backup_dir, owner=owner)
+
+
+async def backup_context(settings: Settings, target: Target) -> BackupContext:
+    """What the backup commands need: the database (the migrating login: backups need
+    REPLICATION), the repository and the server's own tools."""
+    from wedsync_db.backup import service
+
+    dsn = migration_dsn(settings, target)
+    facts = await service.archive_settings(dsn)
+    return service.BackupContext(
+        dsn=dsn,
+        repo=backup_repository(settings, target),
+        tools=service.toolbox_for(facts.server_version, settings.pg_bin_dir),
+        actor=service.default_actor(),
+        embedded=target.embedded,
+    )
+
+
 def database_for(settings: Settings, dsn: str) -> Database:
     """The dual client for a DSN, sized from the connection budget."""
     user_size, service_size = settings.pool_sizes
@@ -99,6 +135,8 @@ def database_for(settings: Settings, dsn: str) -> Database:
 
 __all__ = [
     "Target",
+    "backup_context",
+    "backup_repository",
     "database_for",
     "embedded_server",
     "migration_dsn",

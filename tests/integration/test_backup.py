@@ -26,8 +26,15 @@ from fixtures.migration_support import WEDSYNC_DB
 from fixtures.own_server import OwnServer
 from wedsync_db.backup import service
 from wedsync_db.backup.repository import BackupMeta, Repository, prune_plan
+from wedsync_db.backup.schedule import BackupScheduler
+from wedsync_db.calendar import calendar_context
+from wedsync_db.db import direct
 from wedsync_db.errors import BackupError
 from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
+from wedsync_db.monitor.assess import Assessment, assess
+from wedsync_db.monitor.collectors import collect_backups
+from wedsync_db.monitor.snapshot import Snapshot
+from wedsync_db.monitor.thresholds import thresholds_for
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +75,12 @@ async def ctx(server: OwnServer, repo_root: Path) -> AsyncIterator[service.Backu
     if not settings.archiving:
         await service.setup(context)
     yield context
+
+
+def assess_in(env: Any, snap: Snapshot) -> Assessment:
+    context = calendar_context(snap.captured_at, "UTC", frozenset(), 0)
+    thresholds = thresholds_for(context.level, environment=env)
+    return assess(snap.to_assessment_input(), context, thresholds, now=snap.captured_at)
 
 
 def write(server: OwnServer, note: str, n: int = 5) -> None:
@@ -283,6 +296,57 @@ def test_a_backup_killed_midway_is_never_listed_as_good(
     assert new[0]["status"] == "interrupted"
     # and a restore never starts from it
     assert service.backup_for(ctx.repo.all(), None).id not in {b["id"] for b in new}
+
+
+# --- what monitoring sees, and the schedule of `up` -----------------------------------------------
+async def test_health_and_metrics_see_the_recorded_verification(
+    server: OwnServer, ctx: service.BackupContext
+) -> None:
+    meta = await service.create(ctx)
+    assert (await service.verify(ctx, meta.id)).ok
+    async with direct.connect(server.dsn) as s:
+        stats = await collect_backups(s)
+    assert stats.archiving and stats.can_replicate and not stats.provider_managed
+    assert stats.archived_count > 0 and not stats.archive_failing
+    assert stats.last_verified_at is not None and stats.verifications_ok >= 1
+    assert stats.last_backup_at is not None and stats.last_backup_bytes == meta.size_bytes
+    snap = Snapshot(captured_at=datetime.now(UTC), duration_ms=0.0, backups=stats)
+    checks = {c.key: c for c in assess_in("production", snap).checks if c.key.startswith("backup")}
+    assert checks["backup:lastVerifiedAge"].status == "pass"
+    assert checks["backup:walArchiving"].status == "pass"
+
+
+async def test_the_schedule_of_up_takes_verifies_and_prunes(
+    server: OwnServer, ctx: service.BackupContext, tmp_path: Path
+) -> None:
+    write(server, "scheduled")
+    scheduler = BackupScheduler(ctx, backup_every_hours=24, verify_every_hours=24, retention_days=7)
+    later = datetime.now(UTC) + timedelta(days=2)  # everything so far is old enough to redo
+    work = await scheduler.run_once(now=later)
+    assert work.backup in ("full", "incremental") and work.verify is not None
+    newest = max((b for b in ctx.repo.all() if b.good), key=lambda b: b.started_at)
+    assert newest.id == work.verify.id
+    assert newest.details["last_verification"]["ok"] is True
+    # nothing is due right after
+    again = await scheduler.run_once()
+    assert (again.backup, again.verify) == (None, None)
+
+
+async def test_a_login_without_replication_is_told_to_use_a_logical_export(
+    server: OwnServer, ctx: service.BackupContext
+) -> None:
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute("drop role if exists bk_managed")
+        conn.execute("create role bk_managed login")
+    try:
+        managed = replace(ctx, dsn=server.dsn.replace("postgres@", "bk_managed@"))
+        with pytest.raises(BackupError, match=r"neither REPLICATION nor SUPERUSER.*--logical"):
+            await service.create(managed)
+        with pytest.raises(BackupError, match="needs a superuser"):
+            await service.setup(managed)
+    finally:
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            conn.execute("drop role bk_managed")
 
 
 # --- logical exports ---------------------------------------------------------------------------

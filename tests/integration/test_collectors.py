@@ -414,6 +414,9 @@ async def test_full_collection_on_a_fresh_database(database: Database) -> None:
     assert snap.storage is not None and snap.storage.database_bytes > 0
     assert snap.storage.table_count >= 7
     assert snap.weddings_today == 0 and snap.full_captured_at == snap.captured_at
+    # no backups here: recorded as none, and nothing for development to judge
+    assert snap.backups is not None and snap.backups.events_recorded
+    assert snap.backups.backups_ok == 0 and snap.backups.last_verified_at is None
     inp = snap.to_assessment_input()
     assert inp.connections_max_usable == server.max_usable_connections
     assert inp.database_size_bytes == snap.storage.database_bytes

@@ -306,7 +306,7 @@ def test_thresholds_only_tighten_towards_wedding_day() -> None:
     for name in ("long_query_warn_s", "long_query_fail_s", "query_mean_warn_ms"):
         assert getattr(normal, name) > getattr(peak, name) > getattr(wedding, name)
     assert thresholds_for("wedding-day", disk_budget_bytes=10).disk_budget_bytes == 10
-    assert thresholds_for("normal") is NORMAL
+    assert thresholds_for("normal") == NORMAL
 
 
 def test_empty_input_passes_and_skips_unknown_measurements() -> None:

@@ -122,7 +122,7 @@ def health_report(ctx: AppContext, full: bool) -> dict[str, Any]:
     thresholds = (
         assessment.thresholds
         if assessment is not None and assessment.thresholds.level == context.level
-        else thresholds_for(context.level, disk_budget_bytes=budget)
+        else thresholds_for(context.level, disk_budget_bytes=budget, environment=settings.env)
     )
     inputs = HealthInputs(
         heartbeats=ctx.database.heartbeat_snapshots(),

@@ -17,14 +17,19 @@ the writing process's pid) before anything is copied, so one interrupted by a cr
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+
+from wedsync_db.errors import BackupError
 
 Kind = Literal["full", "incremental", "logical"]
 Status = Literal["running", "complete", "failed", "interrupted"]
@@ -100,6 +105,10 @@ class BackupMeta:
         return cls(**values)
 
 
+class RepositoryBusy(BackupError):
+    """Another backup command holds the repository."""
+
+
 def new_backup_id(now: datetime) -> str:
     """Sortable and unique: the UTC start time and a random suffix."""
     return now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
@@ -136,6 +145,31 @@ class Repository:
             os.chown(self.wal_dir, uid, gid)
             # the server account must reach the archive through the repository root
             self.root.chmod(0o711)
+
+    @contextlib.contextmanager
+    def lock(self, *, exclusive: bool, wait: float = 60.0) -> Iterator[None]:
+        """Taking, verifying and restoring backups share the repository; a prune (which
+        deletes) has it alone. Waits up to ``wait`` seconds, then says who holds it."""
+        self.ensure()
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+        try:
+            mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, mode)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        what = "any other backup command" if exclusive else "a prune"
+                        raise RepositoryBusy(
+                            f"the backup repository {self.root} is in use by {what}: waited "
+                            f"{wait:g}s; try again when it has finished"
+                        ) from None
+                    time.sleep(0.2)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def backup_path(self, meta: BackupMeta) -> Path:
         if meta.kind == "logical":

@@ -267,12 +267,13 @@ async def create(
         pid=os.getpid(),
         actor=ctx.actor,
     )
-    ctx.repo.save(meta)
     try:
-        if logical:
-            meta = await _logical_export(ctx, meta)
-        else:
-            meta = await _base_backup(ctx, meta, parent)
+        async with _locked(ctx.repo, exclusive=False):
+            ctx.repo.save(meta)
+            if logical:
+                meta = await _logical_export(ctx, meta)
+            else:
+                meta = await _base_backup(ctx, meta, parent)
     except BaseException as exc:
         failed = replace(meta, status="failed", finished_at=datetime.now(UTC), error=str(exc))
         with contextlib.suppress(Exception):
@@ -396,6 +397,19 @@ async def restore(
     then start it on 127.0.0.1 and wait until it has recovered and been promoted.
 
     ``to`` None (and no restore point): replay every archived segment (latest)."""
+    async with _locked(ctx.repo, exclusive=False):
+        return await _restore(ctx, into, to, restore_point, backup, port, start_timeout)
+
+
+async def _restore(
+    ctx: BackupContext,
+    into: Path,
+    to: datetime | None,
+    restore_point: str | None,
+    backup: BackupMeta | None,
+    port: int | None,
+    start_timeout: float,
+) -> Restored:
     backups = ctx.repo.all()
     chosen = backup or backup_for(backups, to)
     links = chain(backups, chosen)
@@ -554,6 +568,17 @@ def _own(path: Path, run_as: str | None) -> None:
                 )
 
 
+@contextlib.asynccontextmanager
+async def _locked(repo: Repository, *, exclusive: bool) -> AsyncIterator[None]:
+    """The repository lock, waited for off the event loop."""
+    held = repo.lock(exclusive=exclusive)
+    await asyncio.to_thread(held.__enter__)
+    try:
+        yield
+    finally:
+        held.__exit__(None, None, None)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -587,6 +612,11 @@ async def verify(ctx: BackupContext, backup_id: str) -> Verification:
     """Check a backup end to end: manifests, a restore into a scratch directory on a free
     loopback port, pg_amcheck, and the fingerprint; recorded in ops.backup_events. The scratch
     server is stopped and its directory removed whatever happens."""
+    async with _locked(ctx.repo, exclusive=False):
+        return await _verify(ctx, backup_id)
+
+
+async def _verify(ctx: BackupContext, backup_id: str) -> Verification:
     meta = ctx.repo.load(backup_id)
     if not meta.good:
         raise BackupError(f"backup {meta.id} is {meta.status}: there is nothing to verify")
@@ -755,14 +785,24 @@ async def _record(
 async def prune(ctx: BackupContext, *, retention_days: int, dry_run: bool = False) -> PrunePlan:
     """Remove backups older than the retention window that no kept point in time needs, and
     the WAL segments before the oldest kept backup (pg_archivecleanup)."""
+    if dry_run:
+        return prune_plan(
+            ctx.repo.all(),
+            ctx.repo.wal_segments(),
+            now=datetime.now(UTC),
+            retention_days=retention_days,
+        )
+    async with _locked(ctx.repo, exclusive=True):
+        return await _prune(ctx, retention_days)
+
+
+async def _prune(ctx: BackupContext, retention_days: int) -> PrunePlan:
     plan = prune_plan(
         ctx.repo.all(),
         ctx.repo.wal_segments(),
         now=datetime.now(UTC),
         retention_days=retention_days,
     )
-    if dry_run:
-        return plan
     for meta in plan.remove:
         await asyncio.to_thread(ctx.repo.remove, meta)
     if plan.oldest_wal_needed is not None and plan.wal_remove:

@@ -25,6 +25,9 @@ TOOLS = (
     "postgres",
 )
 
+# the environment variables a tool inherits
+PASSED_ENV = frozenset({"PATH", "HOME", "TMPDIR", "TZ", "LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH"})
+
 
 @dataclass(frozen=True)
 class Toolbox:
@@ -56,7 +59,9 @@ class Toolbox:
     ) -> subprocess.CompletedProcess[str]:
         """Run a tool; a failure raises BackupError with the tool's own message (passwords
         travel in ``env``, never in ``args``)."""
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        # only what a tool needs: no PG* variable may redirect it, and the process's
+        # secrets (service key, DSNs) never reach a tool or a server started from a backup
+        full_env = {k: v for k, v in os.environ.items() if k in PASSED_ENV}
         full_env["LC_ALL"] = "C"
         full_env.update(env or {})
         try:

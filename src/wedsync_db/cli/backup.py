@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,10 +11,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from wedsync_db.backup import service
-from wedsync_db.backup.repository import BackupMeta, Repository
+from wedsync_db.backup.repository import BackupMeta
 from wedsync_db.cli import common
 from wedsync_db.cli.common import err, out
-from wedsync_db.runtime import Target, migration_dsn
+from wedsync_db.runtime import Target, backup_context, backup_repository
 from wedsync_db.settings import Settings
 
 app = typer.Typer(
@@ -26,33 +25,6 @@ app = typer.Typer(
 
 EXIT_VERIFY_FAILED = 2
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
-
-
-def repository(s: Settings, target: Target | None = None) -> Repository:
-    """The repository, its WAL archive owned by the embedded server's account when root runs
-    the embedded server."""
-    owner = None
-    if target is not None and target.embedded is not None and os.geteuid() == 0:
-        import pwd
-
-        from wedsync_db.embedded import ROOT_RUN_AS
-
-        entry = pwd.getpwnam(ROOT_RUN_AS)
-        owner = (entry.pw_uid, entry.pw_gid)
-    return Repository(s.effective_backup_dir, owner=owner)
-
-
-async def context_for(s: Settings, t: Target) -> service.BackupContext:
-    """The database (the migrating login: backups need REPLICATION), repository and tools."""
-    dsn = migration_dsn(s, t)
-    settings = await service.archive_settings(dsn)
-    return service.BackupContext(
-        dsn=dsn,
-        repo=repository(s, t),
-        tools=service.toolbox_for(settings.server_version, s.pg_bin_dir),
-        actor=service.default_actor(),
-        embedded=t.embedded,
-    )
 
 
 def _setup() -> tuple[Settings, Target]:
@@ -67,7 +39,7 @@ def setup_cmd() -> None:
     s, t = _setup()
 
     async def run() -> list[str]:
-        return await service.setup(await context_for(s, t))
+        return await service.setup(await backup_context(s, t))
 
     for note in common.run(run()):
         out.print(escape(note), highlight=False)
@@ -89,7 +61,7 @@ def create_cmd(
 
     async def run() -> BackupMeta:
         return await service.create(
-            await context_for(s, t), incremental=incremental, logical=logical
+            await backup_context(s, t), incremental=incremental, logical=logical
         )
 
     meta = common.run(run(), json_errors=json_out)
@@ -107,24 +79,27 @@ def create_cmd(
 def list_cmd(json_out: JsonOpt = False) -> None:
     """Every backup in the repository, oldest first; only complete ones are good."""
     s = common.settings()
-    backups = repository(s).all()
+    backups = backup_repository(s).all()
     if json_out:
         common.print_json({"backups": [b.to_dict() for b in backups]})
         return
     if not backups:
         out.print(f"no backups in {s.effective_backup_dir}", highlight=False)
         return
-    table = Table("id", "kind", "status", "finished", "size", "parent", "verified")
+    table = Table("kind", "status", "finished (UTC)", "size", "verified")
+    table.add_column("id", no_wrap=True)  # first, as the column everything else names
+    table.columns.insert(0, table.columns.pop())
     for b in backups:
         verified = b.details.get("last_verification") or {}
+        kind = b.kind if b.parent is None else f"incr of …{b.parent[-6:]}"
         table.add_row(
             b.id,
-            b.kind,
+            kind,
             b.status if b.good else f"[red]{b.status}[/]",
-            b.finished_at.isoformat(timespec="seconds") if b.finished_at else "-",
+            f"{b.finished_at:%Y-%m-%d %H:%M}" if b.finished_at else "-",
             _size(b.size_bytes),
-            b.parent or "",
-            ("ok " if verified.get("ok") else "FAILED ") + verified.get("at", "")[:19]
+            ("ok " if verified.get("ok") else "[red]FAILED[/] ")
+            + verified.get("at", "")[5:16].replace("T", " ")
             if verified
             else "never",
         )
@@ -141,7 +116,7 @@ def verify_cmd(
     s, t = _setup()
 
     async def run() -> service.Verification:
-        return await service.verify(await context_for(s, t), backup_id)
+        return await service.verify(await backup_context(s, t), backup_id)
 
     try:
         result = common.run(run(), json_errors=json_out)
@@ -182,7 +157,9 @@ def restore_cmd(
     s, t = _setup()
 
     async def run() -> service.Restored:
-        return await service.restore(await context_for(s, t), into=into, to=target_time, port=port)
+        return await service.restore(
+            await backup_context(s, t), into=into, to=target_time, port=port
+        )
 
     try:
         restored = common.run(run(), json_errors=json_out)
@@ -218,7 +195,7 @@ def prune_cmd(
     days = s.effective_backup_retention_days
 
     async def run() -> Any:
-        return await service.prune(await context_for(s, t), retention_days=days, dry_run=dry_run)
+        return await service.prune(await backup_context(s, t), retention_days=days, dry_run=dry_run)
 
     plan = common.run(run(), json_errors=json_out)
     data = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Coroutine, Iterator
 from typing import Any, NoReturn, TypeVar
@@ -17,8 +18,22 @@ from wedsync_db.runtime import Target, resolve_target
 from wedsync_db.settings import Settings, load_settings, redact_dsn
 
 T = TypeVar("T")
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Piped or logged output is not squeezed into 80 columns (COLUMNS still wins when set).
+PIPED_WIDTH = 160
+
+
+def _console(stream: Any) -> Console:
+    piped = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(
+        file=stream if stream is sys.stderr else None,
+        stderr=stream is sys.stderr,
+        soft_wrap=True,
+        width=PIPED_WIDTH if piped else None,
+    )
+
+
+out = _console(sys.stdout)
+err = _console(sys.stderr)
 
 # exit codes (documented in the README): 0 ok, 1 error, 2 refused / health fail, 3 frozen,
 # 4 migration lock not obtained

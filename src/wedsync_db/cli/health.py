@@ -101,7 +101,7 @@ def _document(
     else:
         # without a collection the weddings table was not read: the clock alone decides
         context = calendar_context(now, settings.timezone, parse_months(settings.peak_months), 0)
-        thresholds = thresholds_for(context.level)
+        thresholds = thresholds_for(context.level, environment=settings.env)
     inputs = HealthInputs(
         heartbeats=heartbeats,
         assessment=assessment,

@@ -14,6 +14,7 @@ from rich.table import Table
 from wedsync_db.cli import common
 from wedsync_db.cli.common import err, out
 from wedsync_db.db.client import Database
+from wedsync_db.db.queries import load_queries
 from wedsync_db.errors import PermissionDenied, QueryError
 from wedsync_db.monitor import history
 from wedsync_db.monitor.collectors import CollectOptions, collect, hint_for, performance_report
@@ -26,6 +27,7 @@ T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 # rows printed per table in the terminal (--json has them all)
 ROWS = 25
+BACKUP_QUERIES = load_queries("wedsync_db.monitor", "sql/backups.sql")
 QUERY_CHARS = 80
 
 metrics_app = typer.Typer(
@@ -591,6 +593,79 @@ def inspect_recommendations(json_out: JsonOpt = False) -> None:
             objects += f"\n… {len(r.objects) - 5} more"
         remedy = escape(r.remedy) + (f"\n[dim]{escape(r.remedy_sql)}[/]" if r.remedy_sql else "")
         table.add_row(r.severity, escape(r.key), escape(r.title), objects, remedy)
+    out.print(table)
+
+
+@inspect_app.command("backups")
+def inspect_backups(
+    json_out: JsonOpt = False,
+    limit: Annotated[int, typer.Option(min=1, help="Recent backups and verifications shown")] = 10,
+) -> None:
+    """WAL archiving, the newest good backup and verification as the database records them,
+    the backup:* health checks of this environment, and the recent backup events
+    (the files themselves: `wedsync-db backup list`)."""
+
+    async def work(s: Settings, db: Database) -> tuple[Snapshot, Any, list[dict[str, Any]]]:
+        snap = await collect(db, parts=("backups",))
+        assessment = MonitorState(s, db, store_history=False).assess(snap)
+        events: list[dict[str, Any]] = []
+        if snap.backups is not None and snap.backups.events_recorded:
+            async with db.ops(reason="inspect backups") as session:
+                events = await session.fetch_dicts(
+                    BACKUP_QUERIES["recent_events"].sql, {"limit": limit}
+                )
+        checks = [c for c in assessment.checks if c.key.startswith("backup:")]
+        return snap, checks, events
+
+    snap, checks, events = _run(work)
+    if json_out:
+        data = _part(snap, "backups")
+        data["checks"] = [c.to_dict() | {"key": c.key} for c in checks]
+        data["events"] = events
+        common.print_json(data)
+        return
+    _exit_on_errors(snap, ("backups",))
+    bk = snap.backups
+    if bk is None:
+        return
+    if bk.provider_managed:
+        archiving = "provider-managed (no archiving, no REPLICATION: the provider's backups)"
+    elif bk.archiving:
+        archiving = f"on, {bk.archived_count:,} segments archived, {bk.failed_count:,} failures"
+        if bk.archive_failing:
+            archiving += " [red](the newest attempt FAILED)[/]"
+    else:
+        archiving = "off: `wedsync-db backup setup`"
+    out.print(f"WAL archiving      {archiving}", highlight=False)
+    out.print(f"last archived      {_when(bk.last_archived_time)}", highlight=False)
+    out.print(f"last good backup   {_when(bk.last_backup_at)}", highlight=False)
+    verified = _when(bk.last_verified_at)
+    if bk.last_verified_kind:
+        verified += f" ({bk.last_verified_kind})"
+    out.print(f"last verified      {verified}", highlight=False)
+    for c in checks:
+        colour = {"pass": "green", "warn": "yellow", "fail": "red"}[c.status]
+        out.print(
+            f"{c.key:<23}[{colour}]{c.status}[/] {escape(c.output)}".rstrip(), highlight=False
+        )
+    if not events:
+        out.print("no backups recorded in this database yet", highlight=False)
+        return
+    table = Table("finished (UTC)", "action", "kind", "status", "took", "RPO", "actor")
+    table.add_column("backup", no_wrap=True)
+    table.columns.insert(1, table.columns.pop())
+    for e in events:
+        status = e["status"] if e["status"] == "ok" else f"[red]{e['status']}[/]"
+        table.add_row(
+            f"{e['finished_at'].astimezone(UTC):%m-%d %H:%M:%S}",
+            e["backup_id"],
+            e["action"],
+            e["kind"],
+            status,
+            _seconds(e["duration_s"]),
+            _seconds(e["rpo_seconds"]),
+            escape(e["actor"]),
+        )
     out.print(table)
 
 

@@ -117,6 +117,20 @@ class CollectorIssue:
 
 
 @dataclass(frozen=True)
+class BackupItem:
+    """Backups as the assessment sees them (ages in seconds at the sample's time)."""
+
+    provider_managed: bool
+    in_use: bool
+    archive_failing: bool
+    verified_age_s: float | None
+    verified_kind: str | None
+    # the newest verification failed (a newer one than the last good)
+    latest_verification_failed: bool
+    backup_age_s: float | None
+
+
+@dataclass(frozen=True)
 class AssessmentInput:
     """Everything the assessment looks at; counters are already differences between samples."""
 
@@ -146,6 +160,7 @@ class AssessmentInput:
     collector_errors: tuple[CollectorIssue, ...] = ()
     heartbeat_p95_ms: float | None = None
     heartbeat_failures: int = 0
+    backups: BackupItem | None = None
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -158,7 +173,7 @@ class Check:
     observed_value: float | int | None
     observed_unit: str
     time: datetime
-    context: ContextLevel
+    context: ContextLevel | str
     output: str = ""
     component_id: str | None = None
     limits: Mapping[str, float | int] = field(default_factory=dict)
@@ -332,9 +347,10 @@ class _Builder:
         component_id: str | None = None,
         limits: Mapping[str, float | int] | None = None,
         details: Mapping[str, Any] | None = None,
+        limits_of: str | None = None,
     ) -> None:
         if output and status != "pass":
-            output = f"{output} ({self.t.level} limits)"
+            output = f"{output} ({limits_of or self.t.level} limits)"
         self.checks.append(
             Check(
                 key=key,
@@ -342,7 +358,7 @@ class _Builder:
                 observed_value=value,
                 observed_unit=unit,
                 time=self.now,
-                context=self.t.level,
+                context=limits_of or self.t.level,
                 output=output,
                 component_id=component_id,
                 limits=dict(limits or {}),
@@ -397,6 +413,7 @@ def assess(
     _indexes(b, inp)
     _security(b, inp)
     _slow_queries(b, inp)
+    _backups(b, inp)
     _collectors(b, inp)
     checks = tuple(b.checks)
     alerts = tuple(
@@ -930,6 +947,99 @@ def _slow_queries(b: _Builder, inp: AssessmentInput) -> None:
             [f"{q.queryid}: {_short(q.query)} ({q.calls_delta} calls, {q.mean_ms:.0f} ms mean)"],
             "EXPLAIN (ANALYZE, BUFFERS) the statement with realistic parameters; add the index "
             "it needs or narrow what it reads before the next Saturday.",
+        )
+
+
+def _hours(seconds: float) -> str:
+    hours = seconds / 3600.0
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def _backups(b: _Builder, inp: AssessmentInput) -> None:
+    """backup:lastVerifiedAge (the newest backup a restore proved good) and
+    backup:walArchiving; limits by environment, not by calendar."""
+    bk, t = inp.backups, b.t
+    if bk is None:
+        return
+    env = t.environment
+    warn_h, fail_h = t.backup_verified_warn_hours, t.backup_verified_fail_hours
+    if env == "development" and not bk.in_use and bk.verified_age_s is None:
+        return  # development without backups set up: nothing to judge
+    limits = {k: v * 3600.0 for k, v in (("warn", warn_h), ("fail", fail_h)) if v is not None}
+    age = bk.verified_age_s
+    if age is None:
+        status: Status = "fail" if fail_h is not None else "warn"
+        output = (
+            "every verification so far FAILED (`wedsync-db backup list`)"
+            if bk.latest_verification_failed
+            else "no backup has been verified yet: run `wedsync-db backup verify ID`"
+        )
+    else:
+        status = "pass"
+        if fail_h is not None and age >= fail_h * 3600.0:
+            status = "fail"
+        elif warn_h is not None and age >= warn_h * 3600.0:
+            status = "warn"
+        output = (
+            f"the newest verified backup ({bk.verified_kind or 'backup'}) is {_hours(age)} old"
+            + (f"; warn at {warn_h:g} h" if warn_h is not None else "")
+            + (f", fail at {fail_h:g} h" if fail_h is not None else "")
+        )
+        if bk.latest_verification_failed:
+            status = "fail" if status == "fail" else "warn"
+            output = "the latest verification FAILED (`wedsync-db backup list`); " + output
+    component = None
+    if bk.provider_managed:
+        # the provider's backups cannot be seen from here: never a pass
+        component = "provider-managed"
+        status = "fail" if status == "fail" else "warn"
+        output = (
+            "provider-managed: physical backups and point-in-time recovery are the provider's "
+            "and cannot be verified from here; "
+            + (
+                output.replace("backup has", "logical export has")
+                if age is None
+                else output + " (logical export)"
+            )
+        )
+    b.check(
+        "backup:lastVerifiedAge",
+        status,
+        None if age is None else round(age, 1),
+        "s",
+        output,
+        component_id=component,
+        limits=limits,
+        limits_of=env,
+    )
+    if not bk.provider_managed and bk.in_use:
+        failing = bk.archive_failing
+        b.check(
+            "backup:walArchiving",
+            ("warn" if env == "development" else "fail") if failing else "pass",
+            None,
+            "",
+            "the WAL archiver's newest attempt failed: point-in-time recovery stops at the "
+            "last archived segment (see the server log; is the archive directory writable "
+            "and not full?)"
+            if failing
+            else "",
+            limits_of=env,
+        )
+    if status != "pass":
+        b.recommend(
+            "backup.verify",
+            _severity(status) if not bk.provider_managed else "warning",
+            "Backups are not proven restorable",
+            ["backup"],
+            "A backup counts once a restore proved it: `wedsync-db backup create` then "
+            "`wedsync-db backup verify ID` (`wedsync-db up` does both on a schedule outside "
+            "development; WEDSYNC_BACKUP_EVERY_HOURS, WEDSYNC_BACKUP_VERIFY_EVERY_HOURS)."
+            + (
+                " On a managed database take logical exports: `wedsync-db backup create --logical`."
+                if bk.provider_managed
+                else ""
+            ),
         )
 
 

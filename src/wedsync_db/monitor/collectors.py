@@ -30,6 +30,7 @@ from wedsync_db.errors import (
 from wedsync_db.monitor.snapshot import (
     CHEAP_PARTS,
     BackgroundStats,
+    BackupStats,
     BlockingPair,
     CollectorError,
     ConnectionGroup,
@@ -72,6 +73,7 @@ FULL_PARTS = (
     "indexes",
     "security",
     "calendar",
+    "backups",
 )
 # Settings exposed with the server facts (the pg_settings families worth a dashboard).
 SETTINGS = (
@@ -497,6 +499,14 @@ CLAIMS_UNSIGNED = SecurityFinding(
 )
 
 
+async def collect_backups(s: Session) -> BackupStats:
+    """The WAL archiver's progress and the newest backups and verifications recorded."""
+    row = (await s.fetch_dicts(_sql("backups.sql", "archiving")))[0]
+    if row["events_recorded"]:
+        row.update((await s.fetch_dicts(_sql("backups.sql", "events")))[0])
+    return BackupStats(**row)
+
+
 async def collect_weddings_today(s: Session, today: date) -> int:
     """Weddings on ``today`` (platform-local), read as service_role so RLS cannot hide any."""
     await s.execute(_sql("database.sql", "become_service_role"))
@@ -576,6 +586,8 @@ async def collect(
             got["weddings_today"] = await run.guarded(
                 "calendar", lambda: collect_weddings_today(s, day)
             )
+        if "backups" in parts:
+            got["backups"] = await run.guarded("backups", lambda: collect_backups(s))
         errors = tuple(run.errors)
     database: DatabaseStats | None = got.get("database")
     heavy = any(p in parts for p in ("storage", "maintenance", "indexes", "security"))
@@ -599,6 +611,7 @@ async def collect(
         indexes=got.get("indexes"),
         security=got.get("security"),
         weddings_today=got.get("weddings_today"),
+        backups=got.get("backups"),
         errors=errors,
         full_captured_at=captured_at if heavy else None,
     )

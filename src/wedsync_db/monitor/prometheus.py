@@ -133,6 +133,7 @@ def families(
     yield from _replication(snap)
     yield from _storage(snap)
     yield from _advice(snap)
+    yield from _backups(snap, now)
     if snap.weddings_today is not None:
         f = _g("weddings_today", "Weddings scheduled today (platform time)")
         f.add_metric([], float(snap.weddings_today))
@@ -464,6 +465,69 @@ def _replication(snap: Snapshot) -> Iterator[Metric]:
         if slot.retained_bytes is not None:
             retained.add_metric([slot.slot_name], float(slot.retained_bytes))
     yield from (active, retained)
+
+
+def _backups(snap: Snapshot, now: datetime) -> Iterator[Metric]:
+    bk = snap.backups
+    if bk is None:
+        return
+    f = _g("backup_archiving", "1 when the server archives WAL (point-in-time recovery)")
+    f.add_metric([], 1.0 if bk.archiving else 0.0)
+    yield f
+    f = _g(
+        "backup_provider_managed",
+        "1 when backups are the provider's (no archiving, no REPLICATION for this login)",
+    )
+    f.add_metric([], 1.0 if bk.provider_managed else 0.0)
+    yield f
+    c = _c("wal_archived_segments", "WAL segments the archiver has archived")
+    c.add_metric([], float(bk.archived_count))
+    yield c
+    c = _c("wal_archive_failures", "Failed attempts to archive a WAL segment")
+    c.add_metric([], float(bk.failed_count))
+    yield c
+    if bk.archiving and bk.last_archived_time is not None:
+        f = _g(
+            "backup_rpo_seconds",
+            "Seconds since the newest WAL segment was archived: what losing the server now loses",
+        )
+        f.add_metric([], max(0.0, (now - bk.last_archived_time).total_seconds()))
+        yield f
+    for name, doc, moment in (
+        (
+            "backup_last_success_timestamp_seconds",
+            "When the newest good backup finished",
+            bk.last_backup_at,
+        ),
+        (
+            "backup_last_verified_timestamp_seconds",
+            "When the newest successful verification finished",
+            bk.last_verified_at,
+        ),
+    ):
+        if moment is not None:
+            f = _g(name, doc)
+            f.add_metric([], moment.timestamp())
+            yield f
+    if bk.last_verified_at is not None:
+        f = _g(
+            "backup_last_verified_age_seconds",
+            "Age of the newest verification that proved a backup restorable",
+        )
+        f.add_metric([], max(0.0, (now - bk.last_verified_at).total_seconds()))
+        yield f
+    if bk.last_backup_bytes is not None:
+        f = _g("backup_last_size_bytes", "Size of the newest good backup")
+        f.add_metric([], float(bk.last_backup_bytes))
+        yield f
+    c = _c("backups", "Backups taken, by result", ["result"])
+    c.add_metric(["ok"], float(bk.backups_ok))
+    c.add_metric(["failed"], float(bk.backups_failed))
+    yield c
+    c = _c("backup_verifications", "Backup verifications, by result", ["result"])
+    c.add_metric(["ok"], float(bk.verifications_ok))
+    c.add_metric(["failed"], float(bk.verifications_failed))
+    yield c
 
 
 def _storage(snap: Snapshot) -> Iterator[Metric]:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from wedsync_db.monitor.assess import AssessmentInput
+    from wedsync_db.monitor.assess import AssessmentInput, BackupItem
 
 # Who a connection serves, from the application_name set by wedsync-db's clients
 # (ops.connection_audience); "pool" is an idle connection parked in one of our pools.
@@ -603,6 +603,51 @@ class ReplicationStats:
         return max(lags) if lags else None
 
 
+# --- backups --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BackupStats:
+    """WAL archiving and what the backup commands recorded in ops.backup_events."""
+
+    archiving: bool
+    # the login could take a physical backup (REPLICATION or SUPERUSER)
+    can_replicate: bool
+    archived_count: int
+    failed_count: int
+    last_archived_time: datetime | None
+    last_failed_time: datetime | None
+    # whether ops.backup_events exists (migration 0006); the rest is None/0 without it
+    events_recorded: bool
+    last_backup_at: datetime | None = None
+    last_backup_failed_at: datetime | None = None
+    last_verified_at: datetime | None = None
+    last_verify_failed_at: datetime | None = None
+    last_verified_kind: str | None = None
+    last_verified_rpo_seconds: float | None = None
+    last_backup_bytes: int | None = None
+    backups_ok: int = 0
+    backups_failed: int = 0
+    verifications_ok: int = 0
+    verifications_failed: int = 0
+
+    @property
+    def provider_managed(self) -> bool:
+        """Neither archiving nor a login that could copy the server: a managed database,
+        whose physical backups and point-in-time recovery are its provider's."""
+        return not self.archiving and not self.can_replicate
+
+    @property
+    def archive_failing(self) -> bool:
+        """The archiver's newest attempt failed (WAL piles up and point-in-time recovery
+        stops at the last archived segment)."""
+        failed, ok = self.last_failed_time, self.last_archived_time
+        return failed is not None and (ok is None or failed > ok)
+
+    @property
+    def in_use(self) -> bool:
+        """Backups are set up or have been taken here."""
+        return self.archiving or self.backups_ok + self.backups_failed > 0
+
+
 # --- advice ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class IndexAdvice:
@@ -648,6 +693,7 @@ class Snapshot:
     indexes: tuple[IndexAdvice, ...] | None = None
     security: tuple[SecurityFinding, ...] | None = None
     weddings_today: int | None = None
+    backups: BackupStats | None = None
     errors: tuple[CollectorError, ...] = ()
     # when the expensive collectors (sizes, maintenance, advice) last ran
     full_captured_at: datetime | None = None
@@ -755,6 +801,17 @@ class Snapshot:
             m["tables_due_for_vacuum"] = self.maintenance.tables_due
         if self.weddings_today is not None:
             m["weddings_today"] = self.weddings_today
+        if self.backups is not None:
+            bk = self.backups
+            m["wal_archived_total"] = bk.archived_count
+            m["wal_archive_failed_total"] = bk.failed_count
+            for name, moment in (
+                ("backup_age_seconds", bk.last_backup_at),
+                ("backup_verified_age_seconds", bk.last_verified_at),
+                ("wal_archived_age_seconds", bk.last_archived_time),
+            ):
+                if moment is not None:
+                    m[name] = max(0.0, (self.captured_at - moment).total_seconds())
         return {k: float(v) for k, v in m.items() if v is not None and math.isfinite(float(v))}
 
     def to_dict(self) -> dict[str, Any]:
@@ -869,6 +926,28 @@ class Snapshot:
             ),
             heartbeat_p95_ms=heartbeat_p95_ms,
             heartbeat_failures=heartbeat_failures,
+            backups=self._backup_item(),
+        )
+
+    def _backup_item(self) -> BackupItem | None:
+        from wedsync_db.monitor import assess as a
+
+        bk = self.backups
+        if bk is None:
+            return None
+
+        def age(moment: datetime | None) -> float | None:
+            return None if moment is None else max(0.0, (self.captured_at - moment).total_seconds())
+
+        failed, ok = bk.last_verify_failed_at, bk.last_verified_at
+        return a.BackupItem(
+            provider_managed=bk.provider_managed,
+            in_use=bk.in_use,
+            archive_failing=bk.archive_failing,
+            verified_age_s=age(ok),
+            verified_kind=bk.last_verified_kind,
+            latest_verification_failed=failed is not None and (ok is None or failed > ok),
+            backup_age_s=age(bk.last_backup_at),
         )
 
 

@@ -242,7 +242,9 @@ class MonitorState:
             snap.captured_at, s.timezone, parse_months(s.peak_months), snap.weddings_today or 0
         )
         thresholds = thresholds_for(
-            context.level, disk_budget_bytes=round(s.disk_budget_gb * 2**30)
+            context.level,
+            disk_budget_bytes=round(s.disk_budget_gb * 2**30),
+            environment=s.env,
         )
         heartbeats = self.database.heartbeat_snapshots().values()
         p95s = [h.p95_ms for h in heartbeats if not math.isnan(h.p95_ms)]

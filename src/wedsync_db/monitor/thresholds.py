@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from wedsync_db.calendar import ContextLevel
+from wedsync_db.settings import Environment
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,14 @@ class Thresholds:
     disk_warn_fraction: float = 0.80
     disk_fail_fraction: float = 0.95
 
+    # Backups are judged by the environment, not the calendar: the age of the newest backup
+    # that a restore has proven good. Production verifies daily, so one missed run warns and
+    # two fail; staging verifies daily too but may miss a weekend; development never fails
+    # (None: no such limit).
+    environment: Environment = "development"
+    backup_verified_warn_hours: float | None = 8 * 24.0
+    backup_verified_fail_hours: float | None = None
+
 
 NORMAL = Thresholds()
 
@@ -126,12 +135,30 @@ _BY_LEVEL: dict[ContextLevel, Thresholds] = {
 }
 
 
-def thresholds_for(level: ContextLevel, *, disk_budget_bytes: int | None = None) -> Thresholds:
-    """The limits that apply in a calendar context (optionally with a disk budget)."""
-    base = _BY_LEVEL[level]
-    if disk_budget_bytes is None:
-        return base
-    return replace(base, disk_budget_bytes=disk_budget_bytes)
+# environment → (warn, fail) hours for the age of the newest verified backup
+BACKUP_VERIFIED_HOURS: dict[Environment, tuple[float | None, float | None]] = {
+    "development": (8 * 24.0, None),
+    "staging": (50.0, 8 * 24.0),
+    "production": (26.0, 50.0),
+}
+
+
+def thresholds_for(
+    level: ContextLevel,
+    *,
+    disk_budget_bytes: int | None = None,
+    environment: Environment = "development",
+) -> Thresholds:
+    """The limits that apply in a calendar context (optionally with a disk budget), with the
+    environment's backup limits."""
+    warn, fail = BACKUP_VERIFIED_HOURS[environment]
+    return replace(
+        _BY_LEVEL[level],
+        disk_budget_bytes=disk_budget_bytes,
+        environment=environment,
+        backup_verified_warn_hours=warn,
+        backup_verified_fail_hours=fail,
+    )
 
 
 def wedding_day_query_mean_ms() -> float:
