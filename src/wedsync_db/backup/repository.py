@@ -137,12 +137,16 @@ class Repository:
 
     def ensure(self) -> None:
         """Create the layout with private permissions (the WAL archive owned by the server)."""
-        for directory in (self.root, self.base_dir, self.meta_dir, self.wal_dir):
+        for directory in (self.root, self.base_dir, self.meta_dir):
             directory.mkdir(parents=True, exist_ok=True)
             directory.chmod(DIR_MODE)
+        if not self.wal_dir.exists():
+            self.wal_dir.mkdir()
+            self.wal_dir.chmod(DIR_MODE)
         if self.owner is not None:
             uid, gid = self.owner
             os.chown(self.wal_dir, uid, gid)
+        if self.wal_dir.stat().st_uid != os.geteuid():
             # the server account must reach the archive through the repository root
             self.root.chmod(0o711)
 

@@ -6,10 +6,11 @@ archives with basic_archive: together they restore any point in time since the o
 backup. A managed database (no REPLICATION, no archive) gets logical exports (pg_dump -Fc) that
 go through the same commands.
 
-Right after a backup, the fingerprint of every table is taken in one snapshot and a named
-restore point is written to the WAL; ``verify`` restores the backup into a scratch directory on
-a free loopback port up to that point and compares. A transaction that commits in the instant
-between the snapshot and the restore point shows as a difference (in the table it touched).
+Right after a backup, a named restore point is written to the WAL in the statement that takes
+a snapshot, and the fingerprint of every table is read in that snapshot; ``verify`` restores
+the backup into a scratch directory on a free loopback port up to that point and compares. A
+transaction that commits in the microseconds between the snapshot and the restore point's WAL
+record shows as a difference (in the table it touched).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import getpass
 import json
+import logging
 import os
 import shutil
 import socket
@@ -46,9 +48,10 @@ from wedsync_db.db import direct
 from wedsync_db.db.admin import psql_target
 from wedsync_db.db.queries import load_queries
 from wedsync_db.db.session import Session, compose, ident
-from wedsync_db.errors import BackupError, BackupVerificationFailed, WedsyncDBError
+from wedsync_db.errors import BackupError, BackupVerificationFailed, QueryError, WedsyncDBError
 
 Q = load_queries("wedsync_db.backup", "sql/backup.sql")
+log = logging.getLogger(__name__)
 
 # roles a logical export's policies and grants name (restored into a scratch server)
 STANDARD_ROLES = (
@@ -184,19 +187,48 @@ async def setup(ctx: BackupContext) -> list[str]:
 
 
 # --- fingerprints -----------------------------------------------------------------------------
-async def fingerprint(s: Session) -> tuple[TableFingerprint, ...]:
+# how a fingerprint's hashes are computed (recorded with each backup; a verification hashes the
+# restored copy the same way)
+FINGERPRINT_RECORD = "record-hash-sum"
+FINGERPRINT_TEXT = "text-hash-sum"
+_HASH_QUERIES = {
+    # the row as stored, hashed column by column with each type's own hash: no text output
+    FINGERPRINT_RECORD: "select count(*), (coalesce(sum(hash_record_extended(t, 0)), 0)"
+    " % 18446744073709551616)::text from {table} t",
+    # the row's text form: any type, slower
+    FINGERPRINT_TEXT: "select count(*), (coalesce(sum(hashtextextended(t::text, 0)), 0)"
+    " % 18446744073709551616)::text from {table} t",
+}
+UNDEFINED_FUNCTION = "42883"
+
+
+async def fingerprint(s: Session, method: str = FINGERPRINT_RECORD) -> tuple[TableFingerprint, ...]:
     """Row count and order-independent hash sum of every user table, in the current snapshot
-    (call inside a REPEATABLE READ transaction for one moment across tables)."""
+    (call inside a REPEATABLE READ transaction for one moment across tables).
+
+    A sum of 64-bit row hashes (mod 2^64) needs no sort and runs in parallel workers; two
+    copies of a table that differ in any row differ in it but for a 2^-64 chance. A table
+    with a column type that has no 64-bit hash (json, point, …) is hashed by its rows' text
+    form, in the live database and the restored copy alike."""
+    if method not in _HASH_QUERIES:
+        raise BackupError(f"unknown fingerprint method {method!r}")
     await s.execute(Q["fingerprint_settings"].sql)
     out = []
     for schema, name, qualified in await s.fetch_tuples(Q["user_tables"].sql):
-        query = compose(
-            "select count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric)"
-            " % 18446744073709551616, 0)::text from {table} t",
-            table=ident(schema, name),
-        )
-        rows, digest = (await s.fetch_tuples(query))[0]
-        out.append(TableFingerprint(qualified, int(rows), str(digest)))
+        table = ident(schema, name)
+        if method == FINGERPRINT_RECORD:
+            try:
+                async with s.savepoint():
+                    row = (await s.fetch_tuples(compose(_HASH_QUERIES[method], table=table)))[0]
+            except QueryError as exc:
+                if exc.sqlstate != UNDEFINED_FUNCTION:
+                    raise
+                row = (await s.fetch_tuples(compose(_HASH_QUERIES[FINGERPRINT_TEXT], table=table)))[
+                    0
+                ]
+        else:
+            row = (await s.fetch_tuples(compose(_HASH_QUERIES[method], table=table)))[0]
+        out.append(TableFingerprint(qualified, int(row[0]), str(row[1])))
     return tuple(out)
 
 
@@ -300,23 +332,46 @@ async def _base_backup(
         "stream",
         "-c",
         "fast",
-        "--manifest-checksums=SHA256",
+        # CRC32C, pg_basebackup's default: catches corruption; a tamperer could rewrite the
+        # manifest as easily as a SHA-256 in it
+        "--manifest-checksums=CRC32C",
         "--no-password",
+        # flushed to disk below, while the fingerprint is read (never marked complete before)
+        "--no-sync",
         "-l",
         f"wedsync {meta.id}",
     ]
     if parent is not None:
         args.append(f"--incremental={ctx.repo.backup_path(parent) / 'backup_manifest'}")
+    clock = time.monotonic()
     await asyncio.to_thread(ctx.tools.run, "pg_basebackup", args, env=env)
+    copy_s = time.monotonic() - clock
     manifest = json.loads((target / "backup_manifest").read_text())
     ranges = manifest.get("WAL-Ranges") or [{}]
     start_lsn, end_lsn = ranges[0].get("Start-LSN"), ranges[-1].get("End-LSN")
     timeline = ranges[0].get("Timeline")
     point = f"wedsync-{meta.id}"
     async with _snapshot(ctx.dsn) as s:
-        prints = await fingerprint(s)
-        start_wal = await s.fetch_val(Q["walfile_name"].sql, (start_lsn,)) if start_lsn else None
+        # the restore point first, in the statement that takes the snapshot: the fingerprint
+        # then reads exactly what a restore to that point holds, however long it takes (but
+        # for a commit landing in the microseconds between the two)
         await s.fetch_val(Q["restore_point"].sql, (point,))
+        flushed = asyncio.create_task(asyncio.to_thread(_fsync_tree, target))
+        clock = time.monotonic()
+        try:
+            prints = await fingerprint(s)
+            fingerprint_s = time.monotonic() - clock
+            start_wal = (
+                await s.fetch_val(Q["walfile_name"].sql, (start_lsn,)) if start_lsn else None
+            )
+        finally:
+            await flushed
+    timings = {
+        "copy_s": round(copy_s, 3),
+        "fingerprint_s": round(fingerprint_s, 3),
+        # the flush ran beside the fingerprint: this is how much longer it took
+        "flush_s": round(max(0.0, time.monotonic() - clock - fingerprint_s), 3),
+    }
     return replace(
         meta,
         status="complete",
@@ -328,6 +383,7 @@ async def _base_backup(
         restore_point=point,
         fingerprint=prints,
         size_bytes=_size(target),
+        details={**meta.details, "fingerprint_method": FINGERPRINT_RECORD, "timings": timings},
     )
 
 
@@ -351,7 +407,26 @@ async def _logical_export(ctx: BackupContext, meta: BackupMeta) -> BackupMeta:
         finished_at=datetime.now(UTC),
         fingerprint=prints,
         size_bytes=target.stat().st_size,
+        details={**meta.details, "fingerprint_method": FINGERPRINT_RECORD},
     )
+
+
+def _method_of(meta: BackupMeta) -> str:
+    """How the backup's fingerprint was hashed (backups recorded before the method was
+    stored hashed the rows' text)."""
+    return str(meta.details.get("fingerprint_method", FINGERPRINT_TEXT))
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file and directory of a copied backup to disk (what pg_basebackup does
+    itself without --no-sync)."""
+    for directory, _dirs, files in os.walk(root):
+        for name in (*files, "."):
+            fd = os.open(os.path.join(directory, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def _size(path: Path) -> int:
@@ -548,6 +623,11 @@ async def _archive_current_wal(ctx: BackupContext) -> None:
                 if last is not None and last >= segment:
                     return
                 await asyncio.sleep(0.2)
+            log.warning(
+                "WAL segment %s was not archived within 30 s: a restore to the latest point "
+                "ends before it (is the archiver failing? `wedsync-db inspect backups`)",
+                segment,
+            )
     except WedsyncDBError:
         return
 
@@ -659,7 +739,7 @@ async def _verify(ctx: BackupContext, backup_id: str) -> Verification:
             )
             steps.append("pg_amcheck: heap and B-tree indexes of every database")
             async with _snapshot(restored.dsn) as s:
-                got = await fingerprint(s)
+                got = await fingerprint(s, _method_of(meta))
         differences = fingerprint_differences(meta.fingerprint, got)
         steps.append(f"fingerprint: {len(got)} tables compared")
         problems.extend(differences)
@@ -722,7 +802,7 @@ async def _verify_logical(
         )
         steps.append("pg_restore into a scratch server")
         async with _snapshot(target) as s:
-            return await fingerprint(s)
+            return await fingerprint(s, _method_of(meta))
     finally:
         with contextlib.suppress(Exception):
             await asyncio.to_thread(server.stop)

@@ -23,12 +23,11 @@ PIPED_WIDTH = 160
 
 
 def _console(stream: Any) -> Console:
+    # the console looks its stream up at each write (so that captured output works); the
+    # width is decided once, from the stream at start-up
     piped = not stream.isatty() and "COLUMNS" not in os.environ
     return Console(
-        file=stream if stream is sys.stderr else None,
-        stderr=stream is sys.stderr,
-        soft_wrap=True,
-        width=PIPED_WIDTH if piped else None,
+        stderr=stream is sys.stderr, soft_wrap=True, width=PIPED_WIDTH if piped else None
     )
 
 

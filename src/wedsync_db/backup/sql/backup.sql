@@ -27,9 +27,9 @@ where c.relkind in ('r', 'p', 'm')
 order by 3
 
 -- name: fingerprint_settings
--- the fingerprint reads every row once: no parallel workers, whatever the server's defaults
-select set_config('max_parallel_workers_per_gather', '0', true),
-       set_config('statement_timeout', '0', true)
+-- the fingerprint reads every row once, as long as that takes (parallel workers as the
+-- server's settings allow)
+select set_config('statement_timeout', '0', true)
 
 -- name: restore_point
 -- a named point in the WAL a restore can stop at: right after the fingerprint's snapshot
@@ -44,8 +44,11 @@ select pg_export_snapshot()
 select pg_walfile_name(%s::pg_lsn)
 
 -- name: switch_wal
--- close the current WAL segment so that it is archived (a restore needs it)
-select pg_walfile_name(pg_switch_wal())
+-- close the current WAL segment so that it is archived (a restore needs it), and name the
+-- last segment with WAL in it: the switch returns the end of what was written, or the start
+-- of the empty current segment when there was nothing to switch (on that boundary
+-- pg_walfile_name names the empty segment on PostgreSQL 17 and later, hence the byte back)
+select pg_walfile_name(pg_switch_wal() - 1)
 
 -- name: archiver
 -- the archiver's progress: the newest segment archived, when, and failures

@@ -1,0 +1,208 @@
+"""`wedsync-db backup create` against a bare pg_basebackup of the same server, interleaved;
+then the time to restore the newest backup and replay the archive.
+
+The benchmark starts an embedded PostgreSQL of its own in a temporary directory (durable,
+archiving into a temporary repository), loads the demo seed and grows the guest list by
+doubling it until the database reaches --gb, and removes everything at the end. Each round
+runs both, in alternating order: the command as a user runs it (its own process: archive
+checks, the copy with its manifest, the fingerprint of every table, the restore point, the
+metadata), and `pg_basebackup -D DIR -X stream -c fast` alone.
+
+Prints the database size, each round's times and throughput, and the restore.
+Last line: `backup/pg_basebackup ratio: X.XX  restore_s=Y` (ratio = bare time / command time,
+i.e. the command's throughput relative to the bare copy; target ≥ 0.8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import migrate
+from wedsync_db.backup import service
+from wedsync_db.backup.repository import Repository
+from wedsync_db.db import direct
+from wedsync_db.db.admin import psql_target
+from wedsync_db.db.client import Database, user_dsn_for
+from wedsync_db.demo.seed import seed
+from wedsync_db.embedded import ROOT_RUN_AS, EmbeddedPostgres
+
+WEDSYNC_DB = Path(sys.executable).with_name("wedsync-db")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def load(dsn: str, gb: float) -> int:
+    """The demo seed, then the guests doubled until the database has ``gb`` GiB."""
+    db = Database(user_dsn=user_dsn_for(dsn), service_dsn=dsn, user_pool_size=1)
+    await db.open()
+    try:
+        await seed(db, organizations=20, weddings=400, guests_per_wedding=120, seed=7)
+    finally:
+        await db.close()
+    target = int(gb * 2**30)
+    async with direct.connect(dsn) as s:
+        while True:
+            size = int(await s.fetch_val("select pg_database_size(current_database())"))
+            if size >= target:
+                break
+            rows = int(await s.fetch_val("select count(*) from guests"))
+            # never more than needed: the last step copies only part of the list
+            share = min(1.0, (target - size) / max(size, 1) * 1.05)
+            await s.execute(
+                "insert into guests (wedding_id, first_name, last_name, email, rsvp_status,"
+                " dietary_requirements, table_number, plus_one, plus_one_name, notes)"
+                " select wedding_id, first_name, last_name, email, rsvp_status,"
+                " dietary_requirements, table_number, plus_one, plus_one_name, notes"
+                " from guests limit %s",
+                (max(1, int(rows * share)),),
+            )
+        await s.execute("vacuum analyze guests")
+        await s.execute("checkpoint")
+        return int(await s.fetch_val("select pg_database_size(current_database())"))
+
+
+def bare_basebackup(ctx: service.BackupContext, into: Path) -> float:
+    dsn, env = psql_target(ctx.dsn)
+    started = time.perf_counter()
+    ctx.tools.run(
+        "pg_basebackup", ["-D", str(into), "-d", dsn, "-X", "stream", "-c", "fast"], env=env
+    )
+    return time.perf_counter() - started
+
+
+def command_backup(dsn: str, repo: Path, home: Path) -> tuple[float, str, dict[str, float]]:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "DATABASE_URL": dsn,
+        "WEDSYNC_BACKUP_DIR": str(repo),
+        "WEDSYNC_DATA_DIR": str(home / "unused"),
+        "NO_COLOR": "1",
+    }
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(WEDSYNC_DB), "backup", "create", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    took = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"backup create failed: {done.stderr.strip()}")
+    meta = json.loads(done.stdout)
+    return took, str(meta["id"]), dict(meta["details"].get("timings", {}))
+
+
+def workdir() -> tuple[Path, tuple[int, int] | None]:
+    """A temporary directory, and the server's account when root runs it."""
+    base = Path(tempfile.mkdtemp(prefix="wedsync-backup-bench-"))
+    if os.geteuid() != 0:
+        return base, None
+    import pwd
+
+    entry = pwd.getpwnam(ROOT_RUN_AS)
+    base.chmod(0o711)  # the server's account reaches its directories inside
+    return base, (entry.pw_uid, entry.pw_gid)
+
+
+async def main(gb: float, rounds: int) -> None:
+    base, owner = workdir()
+    server = EmbeddedPostgres(base / "server", port=_free_port())
+    try:
+        status, _ = server.ensure_running()
+        dsn = status.dsn()
+        await migrate(dsn)
+        loaded = time.perf_counter()
+        size = await load(dsn, gb)
+        print(f"database: {size / 2**30:.2f} GiB (loaded in {time.perf_counter() - loaded:.0f} s)")
+        facts = await service.archive_settings(dsn)
+        ctx = service.BackupContext(
+            dsn=dsn,
+            repo=Repository(base / "repo", owner=owner),
+            tools=service.toolbox_for(facts.server_version, None),
+            actor="benchmark",
+            embedded=server,
+        )
+        await service.setup(ctx)
+        bare_s: list[float] = []
+        command_s: list[float] = []
+        copy_s: list[float] = []
+        fingerprint_s: list[float] = []
+        newest = ""
+        for i in range(rounds):
+            order = ("command", "bare") if i % 2 == 0 else ("bare", "command")
+            for which in order:
+                # each starts with nothing left to write back from the one before
+                await asyncio.to_thread(os.sync)
+                if which == "bare":
+                    into = base / f"bare-{i}"
+                    bare_s.append(await asyncio.to_thread(bare_basebackup, ctx, into))
+                    await asyncio.to_thread(shutil.rmtree, into)
+                else:
+                    took, newest_id, timings = await asyncio.to_thread(
+                        command_backup, dsn, ctx.repo.root, base
+                    )
+                    command_s.append(took)
+                    copy_s.append(timings["copy_s"])
+                    fingerprint_s.append(timings["fingerprint_s"])
+                    if newest:  # keep only the newest backup on disk
+                        ctx.repo.remove(ctx.repo.load(newest))
+                    newest = newest_id
+            print(
+                f"round {i + 1}: backup create {command_s[-1]:.2f} s "
+                f"({size / 2**20 / command_s[-1]:,.0f} MiB/s), pg_basebackup {bare_s[-1]:.2f} s "
+                f"({size / 2**20 / bare_s[-1]:,.0f} MiB/s); the command's copy "
+                f"{copy_s[-1]:.2f} s, fingerprint {fingerprint_s[-1]:.2f} s",
+                flush=True,
+            )
+        into = base / "restored" / "data"
+        into.parent.mkdir()
+        if owner is not None:
+            into.parent.chmod(0o711)
+        started = time.perf_counter()
+        restored = await service.restore(ctx, into=into, backup=ctx.repo.load(newest))
+        restore_s = time.perf_counter() - started
+        try:
+            async with direct.connect(restored.dsn) as s:
+                guests = int(await s.fetch_val("select count(*) from guests"))
+        finally:
+            service.stop_restored(ctx, restored)
+        print(f"restore of {newest} (latest): {restore_s:.2f} s, {guests:,} guests back")
+        ratio = statistics.median(bare_s) / statistics.median(command_s)
+        copy_ratio = statistics.median(bare_s) / statistics.median(copy_s)
+        print(
+            f"the command's copy alone vs pg_basebackup: {copy_ratio:.2f}; fingerprint "
+            f"{size / 2**30 / statistics.median(fingerprint_s):.2f} GiB/s"
+        )
+        print(f"backup/pg_basebackup ratio: {ratio:.2f}  restore_s={restore_s:.1f}")
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="a small database, one round")
+    parser.add_argument("--gb", type=float, default=3.0, help="database size (GiB)")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if args.smoke:
+        args.gb, args.rounds = 0.05, 1
+    asyncio.run(main(args.gb, args.rounds))
