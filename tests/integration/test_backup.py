@@ -118,6 +118,12 @@ async def test_restore_to_a_point_in_time_between_backups(
     write(server, "before-backup")
     full = await service.create(ctx)
     assert full.good and full.kind == "full" and full.fingerprint
+    # nothing in the repository is readable by others (the root may be 0711 so that the
+    # server's own account reaches its archive)
+    for path in [ctx.repo.root, *ctx.repo.root.rglob("*")]:
+        mode = path.stat().st_mode & 0o777
+        allowed = 0o711 if path == ctx.repo.root else 0o700 if path.is_dir() else 0o600
+        assert mode & ~allowed == 0, (path, oct(mode))
     write(server, "after-backup")
     expected = await live_fingerprint(server.dsn)
     expected_notes = notes(server.dsn)
