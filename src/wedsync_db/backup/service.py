@@ -366,6 +366,7 @@ async def _base_backup(
             )
         finally:
             await flushed
+    size = await asyncio.to_thread(_size, target)
     timings = {
         "copy_s": round(copy_s, 3),
         "fingerprint_s": round(fingerprint_s, 3),
@@ -382,7 +383,7 @@ async def _base_backup(
         start_wal=start_wal,
         restore_point=point,
         fingerprint=prints,
-        size_bytes=_size(target),
+        size_bytes=size,
         details={**meta.details, "fingerprint_method": FINGERPRINT_RECORD, "timings": timings},
     )
 
