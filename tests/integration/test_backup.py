@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -136,6 +137,30 @@ async def test_restore_to_a_point_in_time_between_backups(
         got = await live_fingerprint(copy.dsn)
         assert service.fingerprint_differences(expected, got) == []
         assert copy.backup.id == full.id
+
+
+async def test_a_backup_taken_under_writes_verifies(
+    server: OwnServer, ctx: service.BackupContext
+) -> None:
+    stop = threading.Event()
+
+    def writer() -> None:
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            while not stop.is_set():
+                conn.execute("insert into bk_rows (note) values ('during')")
+                conn.execute("update bk_rows set note = note || '.' where id = 1")
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        meta = await service.create(ctx)
+    finally:
+        stop.set()
+        thread.join()
+    # the table changed between the hashing beside the copy and the restore point
+    assert notes(server.dsn) and meta.good
+    result = await service.verify(ctx, meta.id)
+    assert result.ok, result.problems
 
 
 async def test_an_incremental_chain_restores_and_verifies(

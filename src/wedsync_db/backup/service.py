@@ -47,7 +47,7 @@ from wedsync_db.backup.tools import Toolbox, find_bin_dir
 from wedsync_db.db import direct
 from wedsync_db.db.admin import psql_target
 from wedsync_db.db.queries import load_queries
-from wedsync_db.db.session import Session, compose, ident
+from wedsync_db.db.session import Session, compose, ident, joined
 from wedsync_db.errors import BackupError, BackupVerificationFailed, QueryError, WedsyncDBError
 
 Q = load_queries("wedsync_db.backup", "sql/backup.sql")
@@ -209,27 +209,31 @@ async def fingerprint(s: Session, method: str = FINGERPRINT_RECORD) -> tuple[Tab
     A sum of 64-bit row hashes (mod 2^64) needs no sort and runs in parallel workers; two
     copies of a table that differ in any row differ in it but for a 2^-64 chance. A table
     with a column type that has no 64-bit hash (json, point, …) is hashed by its rows' text
-    form, in the live database and the restored copy alike."""
+    form, in the live database and the restored copy alike. Unlogged tables are left out: a
+    restored copy has them empty."""
     if method not in _HASH_QUERIES:
         raise BackupError(f"unknown fingerprint method {method!r}")
     await s.execute(Q["fingerprint_settings"].sql)
-    out = []
-    for schema, name, qualified in await s.fetch_tuples(Q["user_tables"].sql):
-        table = ident(schema, name)
-        if method == FINGERPRINT_RECORD:
-            try:
-                async with s.savepoint():
-                    row = (await s.fetch_tuples(compose(_HASH_QUERIES[method], table=table)))[0]
-            except QueryError as exc:
-                if exc.sqlstate != UNDEFINED_FUNCTION:
-                    raise
-                row = (await s.fetch_tuples(compose(_HASH_QUERIES[FINGERPRINT_TEXT], table=table)))[
-                    0
-                ]
-        else:
-            row = (await s.fetch_tuples(compose(_HASH_QUERIES[method], table=table)))[0]
-        out.append(TableFingerprint(qualified, int(row[0]), str(row[1])))
-    return tuple(out)
+    return tuple(
+        [
+            await _hash_table(s, ident(schema, name), qualified, method)
+            for schema, name, qualified in await s.fetch_tuples(Q["user_tables"].sql)
+        ]
+    )
+
+
+async def _hash_table(s: Session, table: Any, qualified: str, method: str) -> TableFingerprint:
+    if method == FINGERPRINT_RECORD:
+        try:
+            async with s.savepoint():
+                row = (await s.fetch_tuples(compose(_HASH_QUERIES[method], table=table)))[0]
+        except QueryError as exc:
+            if exc.sqlstate != UNDEFINED_FUNCTION:
+                raise
+            row = (await s.fetch_tuples(compose(_HASH_QUERIES[FINGERPRINT_TEXT], table=table)))[0]
+    else:
+        row = (await s.fetch_tuples(compose(_HASH_QUERIES[method], table=table)))[0]
+    return TableFingerprint(qualified, int(row[0]), str(row[1]))
 
 
 def fingerprint_differences(
@@ -352,10 +356,11 @@ async def _base_backup(
     timeline = ranges[0].get("Timeline")
     point = f"wedsync-{meta.id}"
     async with _snapshot(ctx.dsn) as s:
-        # the restore point first, in the statement that takes the snapshot: the fingerprint
-        # then reads exactly what a restore to that point holds, however long it takes (but
-        # for a commit landing in the microseconds between the two)
-        await s.fetch_val(Q["restore_point"].sql, (point,))
+        # the restore point in the statement that takes the snapshot, while writers are held
+        # off for those milliseconds: the fingerprint then reads exactly what a restore to
+        # that point holds, however long it takes
+        async with _writers_paused(ctx.dsn) as paused:
+            await s.fetch_val(Q["restore_point"].sql, (point,))
         flushed = asyncio.create_task(asyncio.to_thread(_fsync_tree, target))
         clock = time.monotonic()
         try:
@@ -384,7 +389,12 @@ async def _base_backup(
         restore_point=point,
         fingerprint=prints,
         size_bytes=size,
-        details={**meta.details, "fingerprint_method": FINGERPRINT_RECORD, "timings": timings},
+        details={
+            **meta.details,
+            "fingerprint_method": FINGERPRINT_RECORD,
+            "timings": timings,
+            **({} if paused.ok else {"fingerprint_window": paused.reason}),
+        },
     )
 
 
@@ -416,6 +426,55 @@ def _method_of(meta: BackupMeta) -> str:
     """How the backup's fingerprint was hashed (backups recorded before the method was
     stored hashed the rows' text)."""
     return str(meta.details.get("fingerprint_method", FINGERPRINT_TEXT))
+
+
+# Writers are held off with SHARE locks (readers are not): each try waits this long for
+# running writers (long enough that an autovacuum in the way is cancelled, after
+# deadlock_timeout), at most this many times.
+PAUSE_LOCK_TIMEOUT = "1500ms"
+PAUSE_TRIES = 4
+
+
+@dataclass
+class _Pause:
+    ok: bool = False
+    reason: str = ""
+
+
+@contextlib.asynccontextmanager
+async def _writers_paused(dsn: str) -> AsyncIterator[_Pause]:
+    """Hold off every writer of the fingerprinted tables while the body runs (a snapshot
+    and a restore point taken in one statement see the same commits only if none lands
+    between them). When the locks cannot be had, the body runs anyway and the reason is
+    returned: a commit in that instant would show as a difference in verify."""
+    pause = _Pause()
+    async with direct.connect(dsn, application_name="wedsync:backup pause") as s:
+        tables = [
+            ident(schema, name) for schema, name, _ in await s.fetch_tuples(Q["user_tables"].sql)
+        ]
+        statement = compose(Q["pause_writers"].sql, tables=joined(tables))
+        for attempt in range(PAUSE_TRIES):
+            await s.execute("begin")
+            try:
+                await s.execute(f"set local lock_timeout = '{PAUSE_LOCK_TIMEOUT}'")
+                if tables:
+                    await s.execute(statement)
+                pause.ok = True
+                break
+            except QueryError as exc:
+                await s.execute("rollback")
+                pause.reason = (
+                    f"writers could not be paused ({exc}); a commit in the instant between "
+                    "the snapshot and the restore point would show as a difference in verify"
+                )
+                await asyncio.sleep(0.2 * (attempt + 1))
+        try:
+            yield pause
+        finally:
+            if pause.ok:
+                await s.execute("commit")
+    if not pause.ok:
+        log.warning("backup fingerprint: %s", pause.reason)
 
 
 def _fsync_tree(root: Path) -> None:

@@ -79,6 +79,11 @@ def ident(*names: str) -> sql.Identifier:
     return sql.Identifier(*names)
 
 
+def joined(parts: Sequence[sql.Composable], separator: str = ", ") -> sql.Composed:
+    """Identifiers (or literals) separated by ``separator``, for a ``{name}`` placeholder."""
+    return sql.SQL(separator).join(parts)
+
+
 def compose(template: str, **parts: sql.Composable) -> sql.Composed:
     """Fill ``{name}`` placeholders of a trusted template with identifiers or literals."""
     return sql.SQL(template).format(**parts)

@@ -20,6 +20,8 @@ select n.nspname::text, c.relname::text, format('%I.%I', n.nspname, c.relname) a
 from pg_class c
 join pg_namespace n on n.oid = c.relnamespace
 where c.relkind in ('r', 'p', 'm')
+  -- unlogged tables are not in the WAL: a restored copy has them empty
+  and c.relpersistence = 'p'
   and n.nspname not in ('pg_catalog', 'information_schema')
   and n.nspname !~ '^pg_(toast|temp)'
   and not exists (select 1 from pg_depend d
@@ -30,6 +32,10 @@ order by 3
 -- the fingerprint reads every row once, as long as that takes (parallel workers as the
 -- server's settings allow)
 select set_config('statement_timeout', '0', true)
+
+-- name: pause_writers
+-- writers wait (readers do not) while a snapshot and a restore point are taken together
+lock table {tables} in share mode
 
 -- name: restore_point
 -- a named point in the WAL a restore can stop at: right after the fingerprint's snapshot
