@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from wedsync_db.db.session import Session
 from wedsync_db.embedded import EmbeddedPostgres
 from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
 
@@ -33,3 +38,35 @@ def benchmark_database() -> Iterator[str]:
 async def migrate(dsn: str) -> None:
     """Bring the schema up to date before measuring."""
     await MigrationRunner(dsn, options=RunnerOptions(actor="benchmark")).apply()
+
+
+def arguments(doc: str | None, smoke: str = "small size for CI") -> argparse.ArgumentParser:
+    """A benchmark's argument parser, with the `--smoke` size CI runs."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
+    parser.add_argument("--smoke", action="store_true", help=smoke)
+    return parser
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 15.0) -> None:
+    """Terminate a process this benchmark started; kill it if it does not exit in time."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def wedding_with_partner(
+    s: Session, title: str, days_ahead: int
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """A new wedding `days_ahead` days from now and its partner (ids), written as the service."""
+    wedding, partner = uuid.uuid4(), uuid.uuid4()
+    await s.execute(
+        "insert into weddings (id, title, wedding_date) values (%s, %s, current_date + %s)",
+        (wedding, title, days_ahead),
+    )
+    await s.execute("insert into wedding_members values (%s, %s, 'partner')", (wedding, partner))
+    return wedding, partner

@@ -15,7 +15,6 @@ i.e. the command's throughput relative to the bare copy; target ≥ 0.8).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -27,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import migrate
+from _common import arguments, migrate
 from wedsync_db.backup import service
 from wedsync_db.backup.repository import Repository
 from wedsync_db.db import direct
@@ -198,8 +197,7 @@ async def main(gb: float, rounds: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="a small database, one round")
+    parser = arguments(__doc__, smoke="a small database, one round")
     parser.add_argument("--gb", type=float, default=3.0, help="database size (GiB)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

@@ -8,14 +8,13 @@ last line `users/single p95 ratio: X.XX`. Targets: p95 ≤ 200 ms, 0 errors.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import time
 import uuid
 from dataclasses import dataclass, field
 
-from _common import benchmark_database, migrate
+from _common import arguments, benchmark_database, migrate
 from wedsync_db.db.client import Database, user_dsn_for
 from wedsync_db.demo.seed import seed
 from wedsync_db.errors import WedsyncDBError
@@ -152,10 +151,9 @@ async def main(users: int, seconds: float, weddings: int) -> float:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--smoke", action="store_true", help="small size for CI")
     args = parser.parse_args()
     if args.smoke:
         asyncio.run(main(users=100, seconds=3.0, weddings=50))

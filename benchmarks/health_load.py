@@ -17,7 +17,6 @@ Last line: `health/bare throughput ratio: X.XX` (target ≥ 0.8; p99 ≤ 50 ms; 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -297,7 +296,7 @@ def _summary(results: list[PhaseResult]) -> PhaseResult:
 def main(connections: int, seconds: float, rounds: int, rate: float) -> float:
     """Start the server, alternate the targets, print the results; returns the ratio."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import benchmark_database, migrate
+    from _common import benchmark_database, migrate, stop_process
 
     raise_open_file_limit()
     with benchmark_database() as dsn, tempfile.TemporaryDirectory() as data_dir:
@@ -327,12 +326,7 @@ def main(connections: int, seconds: float, rounds: int, rate: float) -> float:
                 for path in order:
                     saturation[path].append(run_phase(port, path, connections, seconds))
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_process(server, timeout=20)
 
     print(
         f"connections: {connections} keep-alive, {rounds} round(s) of {seconds:g} s per target "
@@ -362,14 +356,15 @@ if __name__ == "__main__":
         _, _, port_arg, path_arg, conns_arg, secs_arg, rate_arg = sys.argv
         load_main(int(port_arg), path_arg, int(conns_arg), float(secs_arg), float(rate_arg))
         sys.exit(0)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from _common import arguments
+
+    parser = arguments(__doc__)
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0, help="per target and phase")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per phase")
     parser.add_argument(
         "--rate", type=float, default=1000.0, help="total requests/s of the paced phase"
     )
-    parser.add_argument("--smoke", action="store_true", help="small size for CI")
     args = parser.parse_args()
     if args.smoke:
         main(connections=100, seconds=1.0, rounds=1, rate=200.0)

@@ -13,7 +13,6 @@ Last line: `outage: lost=0 max_call_s=X.XX recovery_s=Y.YY`
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import logging
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import psycopg
 
-from _common import migrate
+from _common import arguments, migrate, wedding_with_partner
 from wedsync_db.db.client import Database, user_dsn_for
 from wedsync_db.embedded import EmbeddedPostgres
 from wedsync_db.errors import WedsyncDBError
@@ -80,16 +79,8 @@ async def main(writers: int, cycles: int, load_seconds: float) -> None:
             heartbeat_interval=1.0,
         )
         await db.open()
-        wedding, partner = uuid.uuid4(), uuid.uuid4()
         async with db.service(reason="benchmark setup") as s:
-            await s.execute(
-                "insert into weddings (id, title, wedding_date) values (%s, 'Outage', "
-                "current_date + 30)",
-                (wedding,),
-            )
-            await s.execute(
-                "insert into wedding_members values (%s, %s, 'partner')", (wedding, partner)
-            )
+            wedding, partner = await wedding_with_partner(s, "Outage", 30)
         claims = {"sub": str(partner), "aud": "couple"}
         acknowledged: set[uuid.UUID] = set()
         errors: collections.Counter[str] = collections.Counter()
@@ -169,11 +160,10 @@ async def main(writers: int, cycles: int, load_seconds: float) -> None:
 if __name__ == "__main__":
     # the pool logs every failed reconnection attempt while the server is down
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__)
     parser.add_argument("--writers", type=int, default=16)
     parser.add_argument("--cycles", type=int, default=3)
     parser.add_argument("--load-seconds", type=float, default=3.0)
-    parser.add_argument("--smoke", action="store_true", help="small size for CI")
     args = parser.parse_args()
     if args.smoke:
         asyncio.run(main(writers=4, cycles=1, load_seconds=1.0))

@@ -15,7 +15,6 @@ Last line: `scoped/raw ratio: X.XX` (target ≤ 1.5).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import hmac
@@ -27,7 +26,7 @@ from collections.abc import Awaitable, Callable
 
 import psycopg
 
-from _common import benchmark_database, migrate
+from _common import arguments, benchmark_database, migrate, wedding_with_partner
 from wedsync_db.db.client import Database, user_dsn_for
 
 QUERY = (
@@ -38,14 +37,8 @@ GUESTS = 100
 
 
 async def setup(db: Database, guests: int) -> tuple[uuid.UUID, uuid.UUID]:
-    wedding, couple = uuid.uuid4(), uuid.uuid4()
     async with db.service(reason="benchmark setup") as s:
-        await s.execute(
-            "insert into weddings (id, title, wedding_date) "
-            "values (%s, 'Benchmark', current_date + 90)",
-            (wedding,),
-        )
-        await s.execute("insert into wedding_members values (%s, %s, 'partner')", (wedding, couple))
+        wedding, couple = await wedding_with_partner(s, "Benchmark", 90)
         await s.copy_rows(
             ("public", "guests"),
             ["wedding_id", "first_name", "last_name", "email", "rsvp_status"],
@@ -153,10 +146,9 @@ async def main(iterations: int, warmup: int, rounds: int) -> float:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = arguments(__doc__)
     parser.add_argument("--iterations", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--smoke", action="store_true", help="small size for CI")
     args = parser.parse_args()
     n = 200 if args.smoke else args.iterations
     asyncio.run(main(n, warmup=50 if args.smoke else 300, rounds=2 if args.smoke else args.rounds))

@@ -13,7 +13,6 @@ of the exporter's families ours covers. Last line: `scrape ours/exporter time ra
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -35,7 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from _common import benchmark_database, migrate
+from _common import arguments, benchmark_database, migrate, stop_process
 
 SCRATCH_DB = "wedsync_bench_scrape"
 EXPORTER_BINARIES = ("prometheus-postgres-exporter", "postgres_exporter")
@@ -213,13 +212,7 @@ def process(
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
 
 
 def wait_ready(client: httpx.Client, url: str, proc: subprocess.Popen[bytes], ready: str) -> None:
@@ -263,8 +256,7 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="small size for CI")
+    parser = arguments(__doc__)
     parser.add_argument("--tables", type=int, default=None, help="tables in the scratch database")
     parser.add_argument("--scrapes", type=int, default=None, help="scrapes per side")
     parser.add_argument("--max-seconds", type=float, default=None, help="time bound")
