@@ -88,6 +88,16 @@ async def guest_ids(db: Database, claims: dict[str, str]) -> set[UUID]:
         return {r[0] for r in await s.fetch_tuples("select id from guests")}
 
 
+async def refused_as_role_and_login(db: Database, claims: dict[str, str], query: str) -> None:
+    """The statement is refused in a user scope, as its role and after RESET ROLE (the login)."""
+    for as_login in (False, True):
+        with pytest.raises(PermissionDenied):
+            async with db.as_user(claims) as s:
+                if as_login:
+                    await s.execute("reset role")
+                await s.fetch_tuples(query)
+
+
 # --- finding 1: temporary objects shadow what SECURITY DEFINER functions call ------------------
 @pytest.mark.parametrize(
     "statement",
@@ -299,12 +309,9 @@ async def test_user_scopes_cannot_take_session_advisory_locks(
 
 
 async def test_user_scopes_cannot_list_prepared_statements(db: Database, t: Tenants) -> None:
-    for as_login in (False, True):
-        with pytest.raises(PermissionDenied):
-            async with db.as_user(couple(t.w1_partner)) as s:
-                if as_login:
-                    await s.execute("reset role")
-                await s.execute("select name from pg_prepared_statements")
+    await refused_as_role_and_login(
+        db, couple(t.w1_partner), "select name from pg_prepared_statements"
+    )
 
 
 async def test_deallocating_the_clients_statements_does_not_break_the_next_scope(
@@ -422,12 +429,7 @@ async def test_claims_travel_only_as_bound_parameters(
 async def test_user_scopes_cannot_read_other_sessions_query_texts(
     db: Database, t: Tenants, query: str
 ) -> None:
-    for as_login in (False, True):
-        with pytest.raises(PermissionDenied):
-            async with db.as_user(vendor(t.a_owner)) as s:
-                if as_login:
-                    await s.execute("reset role")
-                await s.fetch_tuples(query)
+    await refused_as_role_and_login(db, vendor(t.a_owner), query)
 
 
 # --- finding 4: no signalling other backends ---------------------------------------------------
@@ -456,13 +458,10 @@ async def test_user_scopes_cannot_read_pg_stat_statements(db: Database, t: Tenan
             pytest.skip("pg_stat_statements is not installed in the test database")
         # the service role keeps the privilege monitoring needs
         assert await s.fetch_val("select has_table_privilege('pg_stat_statements', 'select')")
-    for as_login in (False, True):
-        # refused before the view runs (also where the module is not preloaded)
-        with pytest.raises(PermissionDenied):
-            async with db.as_user(couple(t.w1_partner)) as s:
-                if as_login:
-                    await s.execute("reset role")
-                await s.fetch_val("select count(*) from pg_stat_statements")
+    # refused before the view runs (also where the module is not preloaded)
+    await refused_as_role_and_login(
+        db, couple(t.w1_partner), "select count(*) from pg_stat_statements"
+    )
 
 
 # --- finding 6: vendor links need the organization's consent --------------------------------
