@@ -12,12 +12,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from wedsync_db.errors import ConfigError
 
@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     maintenance_weekdays: str = "mon-thu"
     # extra freeze windows, e.g. "2026-12-24/2026-12-27 christmas, 2027-06-01/2027-06-02 launch"
     freeze_windows: str = ""
+    # team migration directories, applied after the built-in files; separated like PATH
+    # (os.pathsep: ":" on POSIX); `migrate … --dir` replaces them for one command
+    migration_dirs: Annotated[tuple[Path, ...], NoDecode] = ()
     migration_lock_wait: float = Field(default=60.0, ge=0)
     migration_lock_timeout: float = Field(default=2.0, gt=0)
     migration_statement_timeout: float = Field(default=600.0, gt=0)
@@ -147,6 +150,13 @@ class Settings(BaseSettings):
         # `export DATABASE_URL=` means "no database URL", as in most tools
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("migration_dirs", mode="before")
+    @classmethod
+    def _path_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(Path(p.strip()) for p in value.split(os.pathsep) if p.strip())
         return value
 
     @field_validator("timezone")
@@ -468,8 +478,10 @@ def validate_for_startup(settings: Settings) -> list[str]:
     return warnings
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read and validate settings; raises ConfigError naming the bad variable."""
+def load_settings(*, generate_key: bool = True, **overrides: Any) -> Settings:
+    """Read and validate settings; raises ConfigError naming the bad variable. In development
+    a missing service key is generated (and kept in the data directory) unless
+    ``generate_key`` is false (commands that never serve)."""
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
@@ -477,7 +489,7 @@ def load_settings(**overrides: Any) -> Settings:
         loc = str(err["loc"][0]) if err["loc"] else "settings"
         raise ConfigError(_env_name(loc), str(err["msg"])) from None
     validate_for_startup(settings)
-    if settings.service_key is None and settings.env == "development":
+    if generate_key and settings.service_key is None and settings.env == "development":
         settings.service_key = SecretStr(_development_service_key(settings.data_dir))
     return settings
 
