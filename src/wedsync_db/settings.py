@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -318,45 +320,7 @@ def parse_time_window(value: str) -> tuple[time, time]:
 
 
 _SECRET_KEYS = ("password", "sslpassword")
-
-
-def _kv_tokens(dsn: str) -> list[tuple[str, str, int, int]]:
-    """libpq key=value conninfo as (key, value, value start, value end); spaces may surround
-    '=' and a value may be single-quoted with backslash escapes."""
-    tokens: list[tuple[str, str, int, int]] = []
-    i, n = 0, len(dsn)
-    while i < n:
-        while i < n and dsn[i].isspace():
-            i += 1
-        start = i
-        while i < n and not dsn[i].isspace() and dsn[i] != "=":
-            i += 1
-        key = dsn[start:i]
-        while i < n and dsn[i].isspace():
-            i += 1
-        if not key or i >= n or dsn[i] != "=":
-            raise ValueError("not a key=value connection string")
-        i += 1
-        while i < n and dsn[i].isspace():
-            i += 1
-        vstart = i
-        value = []
-        if i < n and dsn[i] == "'":
-            i += 1
-            while i < n and dsn[i] != "'":
-                if dsn[i] == "\\" and i + 1 < n:
-                    i += 1
-                value.append(dsn[i])
-                i += 1
-            i += 1  # closing quote
-        else:
-            while i < n and not dsn[i].isspace():
-                if dsn[i] == "\\" and i + 1 < n:
-                    i += 1
-                value.append(dsn[i])
-                i += 1
-        tokens.append((key, "".join(value), vstart, i))
-    return tokens
+MASK = "****"
 
 
 def redact_dsn(dsn: str) -> str:
@@ -367,25 +331,19 @@ def redact_dsn(dsn: str) -> str:
         if "@" in netloc:
             userinfo, host = netloc.rsplit("@", 1)
             if ":" in userinfo:
-                userinfo = userinfo.split(":", 1)[0] + ":****"
+                userinfo = userinfo.split(":", 1)[0] + ":" + MASK
             netloc = f"{userinfo}@{host}"
         query = "&".join(
-            f"{k}={'****' if k.lower() in _SECRET_KEYS else v}"
+            f"{k}={MASK if k.lower() in _SECRET_KEYS else v}"
             for k, v in parse_qsl(parts.query, keep_blank_values=True)
         )
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     try:
-        tokens = _kv_tokens(dsn)
+        params = dsn_params(dsn)
     except ValueError:
         # unparseable: show nothing that could be a secret
         return "<unparseable connection string>"
-    out, last = [], 0
-    for key, _, vstart, vend in tokens:
-        if key.lower() in _SECRET_KEYS:
-            out.append(dsn[last:vstart] + "****")
-            last = vend
-    out.append(dsn[last:])
-    return "".join(out)
+    return make_conninfo("", **{k: MASK if k in _SECRET_KEYS else v for k, v in params.items()})
 
 
 def dsn_host_is_local(dsn: str) -> bool:
@@ -405,17 +363,13 @@ def dsn_host_is_local(dsn: str) -> bool:
 
 
 def dsn_params(dsn: str) -> dict[str, str]:
-    """The host and query/keyword parameters of a DSN, without the driver."""
-    params: dict[str, str] = {}
-    if "://" in dsn:
-        parts = urlsplit(dsn)
-        params.update(dict(parse_qsl(parts.query, keep_blank_values=True)))
-        if parts.hostname and "host" not in params:
-            params["host"] = parts.hostname
-    else:
-        for key, value, _, _ in _kv_tokens(dsn):
-            params[key] = value
-    return params
+    """The parameters of a URL or key/value DSN as libpq reads them (no defaults from the
+    environment); ValueError when libpq cannot parse it."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        raise ValueError("not a valid connection string") from None
+    return {k: str(v) for k, v in params.items() if v is not None}
 
 
 # --- start-up validation --------------------------------------------------------------------

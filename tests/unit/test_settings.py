@@ -15,6 +15,7 @@ from wedsync_db.settings import (
     KNOWN_DEFAULT_KEYS,
     Settings,
     dsn_host_is_local,
+    dsn_params,
     load_settings,
     parse_months,
     parse_weekdays,
@@ -360,3 +361,14 @@ def test_an_empty_database_url_means_the_embedded_server(monkeypatch: pytest.Mon
     settings = load_settings()
     assert settings.database_url is None and settings.uses_embedded
     assert settings.service_key is not None  # blank counts as unset: development generates one
+
+
+def test_a_redacted_key_value_dsn_keeps_every_other_parameter() -> None:
+    shown = redact_dsn("host = db.example.com port=6543 password='my s3cret' dbname=wedsync")
+    assert dsn_params(shown) == {
+        "host": "db.example.com",
+        "port": "6543",
+        "password": "****",
+        "dbname": "wedsync",
+    }
+    assert redact_dsn("host=db.example.com password") == "<unparseable connection string>"
