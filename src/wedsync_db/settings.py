@@ -9,8 +9,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -18,7 +19,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from wedsync_db.errors import ConfigError
@@ -61,6 +71,200 @@ PROFILES: dict[str, Profile] = {
     "staging": Profile(20, 3, 30, "warn", True),
     "production": Profile(100, 7, 90, "enforce", True),
 }
+
+
+# --- parsing helpers (pure) -----------------------------------------------------------------
+def parse_weekdays(value: str) -> frozenset[int]:
+    """Parse ``"sat"``, ``"fri,sat"`` or ``"mon-thu"`` into ISO weekday numbers (Mon=0)."""
+    days: set[int] = set()
+    for part in (p.strip().lower() for p in value.split(",")):
+        if not part:
+            continue
+        if "-" in part:
+            start, end = (x.strip()[:3] for x in part.split("-", 1))
+            if start not in WEEKDAYS or end not in WEEKDAYS:
+                raise ValueError(f"unknown weekday range {part!r} (use mon..sun)")
+            a, b = WEEKDAYS.index(start), WEEKDAYS.index(end)
+            days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+        else:
+            if part[:3] not in WEEKDAYS:
+                raise ValueError(f"unknown weekday {part!r} (use mon..sun)")
+            days.add(WEEKDAYS.index(part[:3]))
+    return frozenset(days)
+
+
+def parse_months(value: str) -> frozenset[int]:
+    """Parse ``"5-10"`` or ``"6,7,8"`` into month numbers; an empty string means none."""
+    months: set[int] = set()
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                a, b = (int(x) for x in part.split("-", 1))
+                rng = range(a, b + 1) if a <= b else [*range(a, 13), *range(1, b + 1)]
+                months.update(rng)
+            else:
+                months.add(int(part))
+        except ValueError as exc:
+            raise ValueError(f"bad month list {value!r} (use e.g. 5-10)") from exc
+    if any(m < 1 or m > 12 for m in months):
+        raise ValueError(f"months must be between 1 and 12: {value!r}")
+    return frozenset(months)
+
+
+def parse_time_window(value: str) -> tuple[time, time]:
+    """Parse ``"01:00-05:00"``; an end before the start wraps past midnight."""
+    try:
+        start, end = (time.fromisoformat(x.strip()) for x in value.split("-", 1))
+    except ValueError as exc:
+        raise ValueError(f"bad time window {value!r} (use HH:MM-HH:MM)") from exc
+    return start, end
+
+
+_WINDOW_EXAMPLE = "use START/END LABEL, e.g. 2026-12-24/2026-12-27 christmas"
+
+
+@dataclass(frozen=True)
+class FreezeWindow:
+    """A configured period [start, end) during which every migration is frozen."""
+
+    start: datetime
+    end: datetime
+    label: str
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError(f"freeze window {self.label!r} needs timezone-aware bounds")
+        if self.end <= self.start:
+            raise ValueError(f"freeze window {self.label!r} ends before it starts")
+
+    def contains(self, now: datetime) -> bool:
+        """True when ``now`` falls inside the window."""
+        return self.start <= now < self.end
+
+    def text(self) -> str:
+        """The window as WEDSYNC_FREEZE_WINDOWS writes it (whole days as dates)."""
+        midnight = time()
+        if self.start.time() == midnight == self.end.time():
+            last = (self.end - timedelta(days=1)).date()
+            return f"{self.start.date().isoformat()}/{last.isoformat()} {self.label}"
+        return f"{self.start.isoformat()}/{self.end.isoformat()} {self.label}"
+
+
+def parse_freeze_windows(value: str, tz: ZoneInfo) -> tuple[FreezeWindow, ...]:
+    """Parse ``WEDSYNC_FREEZE_WINDOWS`` (``START/END LABEL, ...``) in platform time."""
+    windows: list[FreezeWindow] = []
+    for item in (p.strip() for p in value.split(",")):
+        if not item:
+            continue
+        parts = item.split(None, 1)
+        if len(parts) != 2 or "/" not in parts[0]:
+            raise ValueError(f"bad freeze window {item!r} ({_WINDOW_EXAMPLE})")
+        span, label = parts[0], parts[1].strip()
+        start_text, end_text = span.split("/", 1)
+        try:
+            start = _parse_bound(start_text, tz, is_end=False)
+            end = _parse_bound(end_text, tz, is_end=True)
+            windows.append(FreezeWindow(start=start, end=end, label=label))
+        except ValueError as exc:
+            raise ValueError(f"bad freeze window {item!r}: {exc} ({_WINDOW_EXAMPLE})") from None
+    return tuple(windows)
+
+
+def _parse_bound(text: str, tz: ZoneInfo, *, is_end: bool) -> datetime:
+    """An ISO date or datetime; naive values are platform time, a date-only end is inclusive."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an ISO date or datetime") from None
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+    if is_end:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(), tzinfo=tz)
+
+
+# --- parsed values written back as a user writes them (config show) ------------------------
+def _runs(values: Iterable[int], cycle: range, name: Callable[[int], str]) -> str:
+    """``mon-thu``, ``fri,sat``, ``11-2``: runs of three or more as a range, read round the
+    cycle (a week, a year) so that a run may wrap."""
+    chosen = set(values)
+    order = list(cycle)
+    if chosen and len(chosen) < len(order):
+        # start right after a gap, so that a run over the end of the cycle stays whole
+        first = next(i for i, v in enumerate(order) if v in chosen and order[i - 1] not in chosen)
+        order = order[first:] + order[:first]
+    parts: list[str] = []
+    run: list[int] = []
+    for v in [*order, None]:
+        if v is not None and v in chosen:
+            run.append(v)
+            continue
+        if len(run) >= 3:
+            parts.append(f"{name(run[0])}-{name(run[-1])}")
+        else:
+            parts.extend(name(x) for x in run)
+        run = []
+    return ",".join(parts)
+
+
+def format_weekdays(days: Iterable[int]) -> str:
+    """ISO weekday numbers (Mon=0) as ``mon-thu`` / ``sat``."""
+    return _runs(days, range(7), lambda d: WEEKDAYS[d])
+
+
+def format_months(months: Iterable[int]) -> str:
+    """Month numbers as ``5-10`` / ``6,8``."""
+    return _runs(months, range(1, 13), str)
+
+
+def format_time_window(window: tuple[time, time]) -> str:
+    """``01:00-05:00``."""
+    return "-".join(t.isoformat(timespec="minutes" if not t.second else "seconds") for t in window)
+
+
+def _parsed_from_text(parse: Callable[[str], object]) -> BeforeValidator:
+    """Parse a setting written as text (environment, .env); parsed values pass through."""
+    return BeforeValidator(lambda value: parse(value) if isinstance(value, str) else value)
+
+
+def _split_paths(value: str) -> tuple[Path, ...]:
+    return tuple(Path(p.strip()) for p in value.split(os.pathsep) if p.strip())
+
+
+# NoDecode: pydantic-settings hands the raw text to the validator instead of reading JSON
+Weekdays = Annotated[
+    frozenset[int],
+    NoDecode,
+    _parsed_from_text(parse_weekdays),
+    PlainSerializer(format_weekdays, return_type=str),
+]
+Months = Annotated[
+    frozenset[int],
+    NoDecode,
+    _parsed_from_text(parse_months),
+    PlainSerializer(format_months, return_type=str),
+]
+TimeWindow = Annotated[
+    tuple[time, time],
+    NoDecode,
+    _parsed_from_text(parse_time_window),
+    PlainSerializer(format_time_window, return_type=str),
+]
+FreezeWindows = Annotated[
+    tuple[FreezeWindow, ...],
+    NoDecode,
+    PlainSerializer(lambda ws: ", ".join(w.text() for w in ws), return_type=str),
+]
+PathList = Annotated[
+    tuple[Path, ...],
+    NoDecode,
+    _parsed_from_text(_split_paths),
+    PlainSerializer(lambda ps: os.pathsep.join(str(p) for p in ps), return_type=str),
+]
 
 
 class Settings(BaseSettings):
@@ -122,16 +326,18 @@ class Settings(BaseSettings):
     backup_verify_every_hours: float | None = Field(default=None, ge=0)
     disk_budget_gb: float = Field(default=50.0, gt=0)
 
+    # parsed once here: "sat", "mon-thu", "5-10", "01:00-05:00" become the values below
     freeze_mode: FreezeMode | None = None
-    freeze_weekdays: str = "sat"
-    peak_months: str = "5-10"
-    maintenance_window: str = "01:00-05:00"
-    maintenance_weekdays: str = "mon-thu"
+    freeze_weekdays: Weekdays = frozenset({5})
+    peak_months: Months = frozenset(range(5, 11))
+    maintenance_window: TimeWindow = (time(1, 0), time(5, 0))
+    maintenance_weekdays: Weekdays = frozenset({0, 1, 2, 3})
     # extra freeze windows, e.g. "2026-12-24/2026-12-27 christmas, 2027-06-01/2027-06-02 launch"
-    freeze_windows: str = ""
+    # in platform time (WEDSYNC_TIMEZONE)
+    freeze_windows: FreezeWindows = ()
     # team migration directories, applied after the built-in files; separated like PATH
     # (os.pathsep: ":" on POSIX); `migrate … --dir` replaces them for one command
-    migration_dirs: Annotated[tuple[Path, ...], NoDecode] = ()
+    migration_dirs: PathList = ()
     migration_lock_wait: float = Field(default=60.0, ge=0)
     migration_lock_timeout: float = Field(default=2.0, gt=0)
     migration_statement_timeout: float = Field(default=600.0, gt=0)
@@ -154,13 +360,6 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("migration_dirs", mode="before")
-    @classmethod
-    def _path_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(Path(p.strip()) for p in value.split(os.pathsep) if p.strip())
-        return value
-
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -170,23 +369,14 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown timezone {value!r} (use an IANA name)") from exc
         return value
 
-    @field_validator("freeze_weekdays", "maintenance_weekdays")
+    @field_validator("freeze_windows", mode="before")
     @classmethod
-    def _weekdays(cls, value: str) -> str:
-        parse_weekdays(value)
-        return value
-
-    @field_validator("peak_months")
-    @classmethod
-    def _months(cls, value: str) -> str:
-        parse_months(value)
-        return value
-
-    @field_validator("maintenance_window")
-    @classmethod
-    def _window(cls, value: str) -> str:
-        parse_time_window(value)
-        return value
+    def _windows(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        # an unknown timezone is reported on its own variable; the windows are still checked
+        zone = ZoneInfo(info.data["timezone"]) if "timezone" in info.data else ZoneInfo("UTC")
+        return parse_freeze_windows(value, zone)
 
     # --- profile-derived values -------------------------------------------------------------
     @property
@@ -270,55 +460,6 @@ class Settings(BaseSettings):
         return out
 
 
-# --- parsing helpers (pure) -----------------------------------------------------------------
-def parse_weekdays(value: str) -> frozenset[int]:
-    """Parse ``"sat"``, ``"fri,sat"`` or ``"mon-thu"`` into ISO weekday numbers (Mon=0)."""
-    days: set[int] = set()
-    for part in (p.strip().lower() for p in value.split(",")):
-        if not part:
-            continue
-        if "-" in part:
-            start, end = (x.strip()[:3] for x in part.split("-", 1))
-            if start not in WEEKDAYS or end not in WEEKDAYS:
-                raise ValueError(f"unknown weekday range {part!r} (use mon..sun)")
-            a, b = WEEKDAYS.index(start), WEEKDAYS.index(end)
-            days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
-        else:
-            if part[:3] not in WEEKDAYS:
-                raise ValueError(f"unknown weekday {part!r} (use mon..sun)")
-            days.add(WEEKDAYS.index(part[:3]))
-    return frozenset(days)
-
-
-def parse_months(value: str) -> frozenset[int]:
-    """Parse ``"5-10"`` or ``"6,7,8"`` into month numbers; an empty string means none."""
-    months: set[int] = set()
-    for part in (p.strip() for p in value.split(",")):
-        if not part:
-            continue
-        try:
-            if "-" in part:
-                a, b = (int(x) for x in part.split("-", 1))
-                rng = range(a, b + 1) if a <= b else [*range(a, 13), *range(1, b + 1)]
-                months.update(rng)
-            else:
-                months.add(int(part))
-        except ValueError as exc:
-            raise ValueError(f"bad month list {value!r} (use e.g. 5-10)") from exc
-    if any(m < 1 or m > 12 for m in months):
-        raise ValueError(f"months must be between 1 and 12: {value!r}")
-    return frozenset(months)
-
-
-def parse_time_window(value: str) -> tuple[time, time]:
-    """Parse ``"01:00-05:00"``; an end before the start wraps past midnight."""
-    try:
-        start, end = (time.fromisoformat(x.strip()) for x in value.split("-", 1))
-    except ValueError as exc:
-        raise ValueError(f"bad time window {value!r} (use HH:MM-HH:MM)") from exc
-    return start, end
-
-
 _SECRET_KEYS = ("password", "sslpassword")
 MASK = "****"
 
@@ -373,7 +514,8 @@ def dsn_params(dsn: str) -> dict[str, str]:
 
 
 # --- start-up validation --------------------------------------------------------------------
-def _env_name(field: str) -> str:
+def variable_name(field: str) -> str:
+    """The environment variable of a settings field."""
     if field == "database_url":
         return "DATABASE_URL"
     if field == "direct_database_url":
@@ -381,54 +523,70 @@ def _env_name(field: str) -> str:
     return f"WEDSYNC_{field.upper()}"
 
 
-def validate_for_startup(settings: Settings) -> list[str]:
-    """Refuse unsafe combinations by name; returns warnings that do not stop start-up."""
+def startup_problems(settings: Settings) -> tuple[list[ConfigError], list[str]]:
+    """Every unsafe combination, by name (errors), and what does not stop start-up (warnings)."""
+    errors: list[ConfigError] = []
     warnings: list[str] = []
     env = settings.env
     key = settings.service_key.get_secret_value() if settings.service_key else None
     if env != "development":
         if not key:
-            raise ConfigError("WEDSYNC_SERVICE_KEY", f"is required in {env}")
-        if len(key) < MIN_KEY_LENGTH:
-            raise ConfigError(
-                "WEDSYNC_SERVICE_KEY", f"must be at least {MIN_KEY_LENGTH} characters in {env}"
+            errors.append(ConfigError("WEDSYNC_SERVICE_KEY", f"is required in {env}"))
+        elif len(key) < MIN_KEY_LENGTH:
+            errors.append(
+                ConfigError(
+                    "WEDSYNC_SERVICE_KEY", f"must be at least {MIN_KEY_LENGTH} characters in {env}"
+                )
             )
-        if env == "production" and key.strip().lower() in KNOWN_DEFAULT_KEYS:
-            raise ConfigError(
-                "WEDSYNC_SERVICE_KEY", "is a known default value; generate a random key"
+        elif env == "production" and key.strip().lower() in KNOWN_DEFAULT_KEYS:
+            errors.append(
+                ConfigError(
+                    "WEDSYNC_SERVICE_KEY", "is a known default value; generate a random key"
+                )
             )
     for field in ("database_url", "direct_database_url", "user_database_url"):
         value: SecretStr | None = getattr(settings, field)
         if value is None:
             continue
         dsn = value.get_secret_value()
+        name = variable_name(field)
         if not (dsn.startswith(("postgresql://", "postgres://")) or "=" in dsn):
-            raise ConfigError(
-                _env_name(field), "is not a PostgreSQL URL (postgresql://user@host/db)"
-            )
+            errors.append(ConfigError(name, "is not a PostgreSQL URL (postgresql://user@host/db)"))
+            continue
         try:
             sslmode = dsn_params(dsn).get("sslmode", "prefer")
         except ValueError:
-            raise ConfigError(_env_name(field), "is not a valid connection string") from None
+            errors.append(ConfigError(name, "is not a valid connection string"))
+            continue
         if settings.profile.tls_required and not dsn_host_is_local(dsn):
             allowed = ("verify-full", "verify-ca", "require")
             if sslmode not in allowed:
                 if env == "production":
-                    raise ConfigError(
-                        _env_name(field),
-                        f"leaves this machine without TLS (sslmode={sslmode}); "
-                        "add sslmode=verify-full or sslmode=require",
+                    errors.append(
+                        ConfigError(
+                            name,
+                            f"leaves this machine without TLS (sslmode={sslmode}); "
+                            "add sslmode=verify-full or sslmode=require",
+                        )
                     )
-                warnings.append(
-                    f"{_env_name(field)} leaves this machine without TLS (sslmode={sslmode})"
-                )
+                else:
+                    warnings.append(f"{name} leaves this machine without TLS (sslmode={sslmode})")
     if env == "production" and settings.database_url is None:
-        raise ConfigError("DATABASE_URL", "is required in production (no embedded server)")
+        errors.append(ConfigError("DATABASE_URL", "is required in production (no embedded server)"))
     if settings.pooler == "transaction" and settings.direct_database_url is None:
         warnings.append(
             "WEDSYNC_POOLER=transaction without DIRECT_DATABASE_URL: migrations will use "
             "DATABASE_URL, which must then reach PostgreSQL directly for advisory locks"
         )
+    return errors, warnings
+
+
+def validate_for_startup(settings: Settings) -> list[str]:
+    """Refuse the first unsafe combination by name; returns warnings that do not stop
+    start-up."""
+    errors, warnings = startup_problems(settings)
+    if errors:
+        raise errors[0]
     return warnings
 
 
@@ -441,7 +599,7 @@ def load_settings(*, generate_key: bool = True, **overrides: Any) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = str(err["loc"][0]) if err["loc"] else "settings"
-        raise ConfigError(_env_name(loc), str(err["msg"])) from None
+        raise ConfigError(variable_name(loc), str(err["msg"])) from None
     validate_for_startup(settings)
     if generate_key and settings.service_key is None and settings.env == "development":
         settings.service_key = SecretStr(_development_service_key(settings.data_dir))

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import stat
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fixtures.environment import isolate_settings
 from wedsync_db.errors import ConfigError
@@ -16,8 +20,12 @@ from wedsync_db.settings import (
     Settings,
     dsn_host_is_local,
     dsn_params,
+    format_months,
+    format_time_window,
+    format_weekdays,
     load_settings,
     parse_months,
+    parse_time_window,
     parse_weekdays,
     redact_dsn,
     validate_for_startup,
@@ -232,6 +240,9 @@ def test_a_database_url_that_is_not_postgres_is_refused(monkeypatch: pytest.Monk
         ("WEDSYNC_MAINTENANCE_WINDOW", "1am-5am"),
         ("WEDSYNC_CONNECTION_BUDGET", "1"),
         ("WEDSYNC_POOLER", "session"),
+        ("WEDSYNC_FREEZE_WINDOWS", "garbage"),
+        ("WEDSYNC_FREEZE_WINDOWS", "2026-12-27/2026-12-24 backwards"),
+        ("WEDSYNC_MAINTENANCE_WEEKDAYS", "weekdays"),
     ],
 )
 def test_bad_values_name_the_variable(
@@ -251,6 +262,53 @@ def test_weekdays_and_months_parse() -> None:
     assert parse_months("5-10") == set(range(5, 11))
     assert parse_months("11-2") == {11, 12, 1, 2}
     assert parse_months("") == set()
+
+
+def test_settings_hold_parsed_calendar_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEDSYNC_TIMEZONE", "America/New_York")
+    monkeypatch.setenv("WEDSYNC_FREEZE_WEEKDAYS", "fri,sat")
+    monkeypatch.setenv("WEDSYNC_PEAK_MONTHS", "11-2")
+    monkeypatch.setenv("WEDSYNC_MAINTENANCE_WINDOW", "22:00-02:30")
+    monkeypatch.setenv("WEDSYNC_MAINTENANCE_WEEKDAYS", "sun-wed")
+    monkeypatch.setenv("WEDSYNC_FREEZE_WINDOWS", "2026-11-26/2026-11-27 thanksgiving")
+    s = load_settings()
+    assert s.freeze_weekdays == {4, 5}
+    assert s.peak_months == {11, 12, 1, 2}
+    assert s.maintenance_window == (time(22, 0), time(2, 30))
+    assert s.maintenance_weekdays == {6, 0, 1, 2}
+    (window,) = s.freeze_windows
+    assert window.label == "thanksgiving"
+    assert window.start == datetime(2026, 11, 26, tzinfo=ZoneInfo("America/New_York"))
+    assert window.end == datetime(2026, 11, 28, tzinfo=ZoneInfo("America/New_York"))
+    # written back as a user writes them
+    shown = s.model_dump(mode="json")
+    assert shown["freeze_weekdays"] == "fri,sat"
+    assert shown["peak_months"] == "11-2"
+    assert shown["maintenance_window"] == "22:00-02:30"
+    assert shown["maintenance_weekdays"] == "sun-wed"
+    assert shown["freeze_windows"] == "2026-11-26/2026-11-27 thanksgiving"
+
+
+def test_defaults_are_parsed_values_too() -> None:
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert s.freeze_weekdays == {5} and s.peak_months == set(range(5, 11))
+    assert s.maintenance_window == (time(1), time(5)) and s.freeze_windows == ()
+    assert s.model_dump(mode="json")["maintenance_weekdays"] == "mon-thu"
+
+
+@given(st.frozensets(st.integers(0, 6)))
+def test_weekdays_written_back_parse_to_the_same_days(days: frozenset[int]) -> None:
+    assert parse_weekdays(format_weekdays(days)) == days
+
+
+@given(st.frozensets(st.integers(1, 12)))
+def test_months_written_back_parse_to_the_same_months(months: frozenset[int]) -> None:
+    assert parse_months(format_months(months)) == months
+
+
+def test_time_window_written_back() -> None:
+    assert format_time_window(parse_time_window(" 01:00 - 05:00")) == "01:00-05:00"
+    assert format_time_window(parse_time_window("23:15:30-02:00")) == "23:15:30-02:00"
 
 
 @pytest.mark.parametrize(
