@@ -6,6 +6,7 @@ and an optional ``.env``. Nothing is read at import time: call :func:`load_setti
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import secrets
@@ -438,28 +439,8 @@ class Settings(BaseSettings):
             raise ConfigError("WEDSYNC_SERVICE_KEY", "is not set")
         return self.service_key.get_secret_value()
 
-    def redacted(self) -> dict[str, Any]:
-        """Every setting with secrets replaced, for `config show`."""
-        out: dict[str, Any] = {}
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if isinstance(value, SecretStr):
-                if name.endswith("url"):
-                    out[name] = redact_dsn(value.get_secret_value())
-                else:
-                    out[name] = "********"
-            elif isinstance(value, Path):
-                out[name] = str(value)
-            else:
-                out[name] = value
-        out["effective_connection_budget"] = self.effective_connection_budget
-        out["effective_freeze_mode"] = self.effective_freeze_mode
-        out["effective_history_retention_days"] = self.effective_history_retention_days
-        out["effective_backup_retention_days"] = self.effective_backup_retention_days
-        out["pool_sizes"] = {"user": self.pool_sizes[0], "service": self.pool_sizes[1]}
-        return out
 
-
+# --- connection strings -------------------------------------------------------------------
 _SECRET_KEYS = ("password", "sslpassword")
 MASK = "****"
 
@@ -590,6 +571,157 @@ def validate_for_startup(settings: Settings) -> list[str]:
     return warnings
 
 
+# --- what config show / config check report ------------------------------------------------
+# settings that take the environment profile's value while unset, and the property giving it
+_PROFILE_VALUES = {
+    "connection_budget": "effective_connection_budget",
+    "freeze_mode": "effective_freeze_mode",
+    "history_retention_days": "effective_history_retention_days",
+    "backup_retention_days": "effective_backup_retention_days",
+    "backup_every_hours": "effective_backup_every_hours",
+    "backup_verify_every_hours": "effective_backup_verify_every_hours",
+}
+# WEDSYNC_* names read by the test suite and the benchmarks, not by the settings
+TOOLING_VARIABLES = frozenset(
+    {"WEDSYNC_TEST_DATABASE_URL", "WEDSYNC_BENCH_DSN", "WEDSYNC_UPDATE_SNAPSHOT"}
+)
+ENV_FILE = Path(".env")
+PREFIX = "WEDSYNC_"
+
+
+@dataclass(frozen=True)
+class ShownSetting:
+    """One variable as `config show` prints it: the text a user would write (secrets
+    masked; None when unset) and where the value came from."""
+
+    variable: str
+    value: str | None
+    source: str
+
+
+def variable_names(field: str) -> tuple[str, ...]:
+    """Every environment variable that sets a field, the documented one first."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return tuple(str(choice) for choice in alias.choices)
+    return (variable_name(field),)
+
+
+def known_variables() -> frozenset[str]:
+    """Every variable name the settings read."""
+    return frozenset(n for field in Settings.model_fields for n in variable_names(field))
+
+
+def _written_variables(env_file: Path | None) -> tuple[dict[str, str], dict[str, str]]:
+    """(environment, .env file) variables by upper-case name, as the settings read them."""
+    environ = {k.upper(): v for k, v in os.environ.items()}
+    dotenv: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        from dotenv import dotenv_values
+
+        dotenv = {k.upper(): v or "" for k, v in dotenv_values(env_file).items()}
+    return environ, dotenv
+
+
+def show_settings(settings: Settings, *, env_file: Path | None = ENV_FILE) -> list[ShownSetting]:
+    """Every setting by variable name, with its effective value and its source."""
+    environ, dotenv = _written_variables(env_file)
+    dumped = settings.model_dump(mode="json")
+    shown: list[ShownSetting] = []
+    for field in Settings.model_fields:
+        names = variable_names(field)
+        variable, source = names[0], "default"
+        for where, written in (("environment", environ), (".env file", dotenv)):
+            found = next((n for n in names if n in written), None)
+            if found is not None:
+                variable, source = found, where
+                break
+        value: object = getattr(settings, field)
+        if isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            text: str | None = redact_dsn(secret) if field.endswith("url") else "********"
+            if field == "service_key" and source == "default":
+                source = f"generated ({settings.data_dir / 'service_key'})"
+        elif value is None and field in _PROFILE_VALUES:
+            text = _as_text(getattr(settings, _PROFILE_VALUES[field]))
+            source = f"default ({settings.env} profile)" if source == "default" else source
+        elif value is None and field == "backup_dir":
+            text = str(settings.effective_backup_dir)
+        else:
+            text = None if value is None else _as_text(dumped[field])
+        shown.append(ShownSetting(variable, text, source))
+    return shown
+
+
+def _as_text(value: object) -> str:
+    """A value as it is written in the environment: 60 not 60.0, true not True."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def misspelt_variables(names: Iterable[str]) -> list[str]:
+    """A warning for each WEDSYNC_* name that no setting reads, naming the closest one."""
+    known = known_variables()
+    suffixes = sorted(n.removeprefix(PREFIX) for n in known if n.startswith(PREFIX))
+    warnings: list[str] = []
+    for name in sorted({n.upper() for n in names}):
+        if not name.startswith(PREFIX) or name in known or name in TOOLING_VARIABLES:
+            continue
+        # compared without the shared prefix, which would make every name look close
+        close = difflib.get_close_matches(name.removeprefix(PREFIX), suffixes, n=1, cutoff=0.6)
+        hint = f"; did you mean {PREFIX}{close[0]}?" if close else ""
+        warnings.append(f"{name} is not a setting and is ignored{hint}")
+    return warnings
+
+
+@dataclass(frozen=True)
+class SettingsCheck:
+    """What `config check` found: every bad variable, every warning, and the settings with
+    each bad value replaced by its default (for the checks that read them further)."""
+
+    errors: list[ConfigError]
+    warnings: list[str]
+    settings: Settings
+
+
+def check_settings(*, env_file: Path | None = ENV_FILE, **overrides: Any) -> SettingsCheck:
+    """Every bad variable at once (not only the first) and every warning, for `config check`;
+    nothing is written (no development key)."""
+    errors: list[ConfigError] = []
+    try:
+        settings = Settings(_env_file=env_file, **overrides)
+    except ValidationError as exc:
+        defaults: dict[str, Any] = {}
+        for field, error in _validation_errors(exc):
+            errors.append(error)
+            if field:
+                defaults[field] = Settings.model_fields[field].default
+        # the remaining checks run with the bad values replaced by their defaults
+        settings = Settings(_env_file=env_file, **{**overrides, **defaults})
+    startup_errors, warnings = startup_problems(settings)
+    environ, dotenv = _written_variables(env_file)
+    return SettingsCheck(
+        errors + startup_errors, warnings + misspelt_variables([*environ, *dotenv]), settings
+    )
+
+
+def _validation_errors(exc: ValidationError) -> list[tuple[str | None, ConfigError]]:
+    """(field, error naming its variable) for each problem pydantic found."""
+    found: list[tuple[str | None, ConfigError]] = []
+    for err in exc.errors():
+        loc = str(err["loc"][0]) if err["loc"] else ""
+        # a field name, or one of its variables (DATABASE_URL)
+        field = loc if loc in Settings.model_fields else None
+        field = field or next((f for f in Settings.model_fields if loc in variable_names(f)), None)
+        name = variable_name(field) if field else loc or "settings"
+        # without pydantic's "Value error," prefix
+        found.append((field, ConfigError(name, err["msg"].removeprefix("Value error, "))))
+    return found
+
+
 def load_settings(*, generate_key: bool = True, **overrides: Any) -> Settings:
     """Read and validate settings; raises ConfigError naming the bad variable. In development
     a missing service key is generated (and kept in the data directory) unless
@@ -597,9 +729,7 @@ def load_settings(*, generate_key: bool = True, **overrides: Any) -> Settings:
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = str(err["loc"][0]) if err["loc"] else "settings"
-        raise ConfigError(variable_name(loc), str(err["msg"])) from None
+        raise _validation_errors(exc)[0][1] from None
     validate_for_startup(settings)
     if generate_key and settings.service_key is None and settings.env == "development":
         settings.service_key = SecretStr(_development_service_key(settings.data_dir))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+from dataclasses import asdict
 from datetime import datetime, time
 from pathlib import Path
 from typing import Any
@@ -18,16 +19,19 @@ from wedsync_db.errors import ConfigError
 from wedsync_db.settings import (
     KNOWN_DEFAULT_KEYS,
     Settings,
+    check_settings,
     dsn_host_is_local,
     dsn_params,
     format_months,
     format_time_window,
     format_weekdays,
     load_settings,
+    misspelt_variables,
     parse_months,
     parse_time_window,
     parse_weekdays,
     redact_dsn,
+    show_settings,
     validate_for_startup,
 )
 
@@ -370,7 +374,7 @@ def test_redacted_settings_hide_every_secret(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("WEDSYNC_AUTHENTICATOR_PASSWORD", "authpass-666")
     monkeypatch.setenv("WEDSYNC_METRICS_TOKEN", "metrics-777")
     s = load_settings()
-    shown = json.dumps(s.redacted(), default=str)
+    shown = json.dumps([asdict(v) for v in show_settings(s)])
     for secret in (
         "dbpass-111",
         "dbpass-222",
@@ -382,10 +386,102 @@ def test_redacted_settings_hide_every_secret(monkeypatch: pytest.MonkeyPatch) ->
     ):
         assert secret not in shown
         assert secret not in repr(s)
-    redacted = s.redacted()
-    assert redacted["database_url"] == "postgresql://app:****@127.0.0.1/wedsync"
-    assert redacted["service_key"] == "********"
-    assert redacted["pool_sizes"] == {"user": 8, "service": 2}
+    by_name = {v.variable: v for v in show_settings(s)}
+    assert by_name["DATABASE_URL"].value == "postgresql://app:****@127.0.0.1/wedsync"
+    assert by_name["WEDSYNC_SERVICE_KEY"].value == "********"
+
+
+# --- config show: variable names, values as written, where each came from ---------------------
+def test_shown_settings_name_variables_and_sources(
+    monkeypatch: pytest.MonkeyPatch, clean_environment: Path
+) -> None:
+    monkeypatch.setenv("WEDSYNC_ENV", "staging")
+    monkeypatch.setenv("WEDSYNC_SERVICE_KEY", GOOD_KEY)
+    monkeypatch.setenv("WEDSYNC_DATABASE_URL", "postgresql://app@127.0.0.1/wedsync")
+    monkeypatch.setenv("WEDSYNC_POOL_TIMEOUT", "7.5")
+    (clean_environment / ".env").write_text("WEDSYNC_PEAK_MONTHS=6-8\nWEDSYNC_HTTP_PORT=9000\n")
+    shown = {v.variable: v for v in show_settings(load_settings())}
+    assert set(shown) >= {"WEDSYNC_ENV", "DIRECT_DATABASE_URL", "WEDSYNC_FREEZE_WINDOWS"}
+    assert not any(name.islower() for name in shown)  # no Python field names
+    assert (shown["WEDSYNC_ENV"].value, shown["WEDSYNC_ENV"].source) == ("staging", "environment")
+    # the alias actually set is the one shown
+    assert shown["WEDSYNC_DATABASE_URL"].source == "environment"
+    assert shown["WEDSYNC_POOL_TIMEOUT"].value == "7.5"
+    assert (shown["WEDSYNC_PEAK_MONTHS"].value, shown["WEDSYNC_PEAK_MONTHS"].source) == (
+        "6-8",
+        ".env file",
+    )
+    assert shown["WEDSYNC_HTTP_PORT"].value == "9000"
+    assert (shown["WEDSYNC_QUERY_TIMEOUT"].value, shown["WEDSYNC_QUERY_TIMEOUT"].source) == (
+        "60",
+        "default",
+    )
+    assert shown["WEDSYNC_CONNECTION_BUDGET"].value == "20"
+    assert shown["WEDSYNC_CONNECTION_BUDGET"].source == "default (staging profile)"
+    assert shown["WEDSYNC_FREEZE_MODE"].value == "warn"
+    assert shown["WEDSYNC_MAINTENANCE_WINDOW"].value == "01:00-05:00"
+    assert shown["DIRECT_DATABASE_URL"].value is None
+    assert shown["WEDSYNC_FREEZE_WEEKDAYS"].value == "sat"
+
+
+def test_a_generated_development_key_says_so(clean_environment: Path) -> None:
+    shown = {v.variable: v for v in show_settings(load_settings())}
+    key = shown["WEDSYNC_SERVICE_KEY"]
+    assert key.value == "********"
+    assert key.source == f"generated ({clean_environment / 'data' / 'service_key'})"
+
+
+# --- config check: every bad variable at once, misspelt names -----------------------------------
+def test_check_reports_every_bad_variable_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEDSYNC_ENV", "production")
+    monkeypatch.setenv("WEDSYNC_SERVICE_KEY", "too-short")
+    monkeypatch.setenv("WEDSYNC_FREEZE_WINDOWS", "garbage")
+    monkeypatch.setenv("WEDSYNC_PEAK_MONTHS", "13")
+    monkeypatch.setenv("WEDSYNC_HTTP_PORT", "eighty")
+    found = check_settings()
+    assert sorted(e.variable for e in found.errors) == [
+        "DATABASE_URL",
+        "WEDSYNC_FREEZE_WINDOWS",
+        "WEDSYNC_HTTP_PORT",
+        "WEDSYNC_PEAK_MONTHS",
+        "WEDSYNC_SERVICE_KEY",
+    ]
+    assert not any("Value error" in str(e) or "too-short" in str(e) for e in found.errors)
+    assert not (Path("data") / "service_key").exists()  # a check writes nothing
+
+
+def test_check_passes_good_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEDSYNC_FREEZE_WINDOWS", "2026-12-24/2026-12-27 christmas")
+    found = check_settings()
+    assert found.errors == [] and found.warnings == []
+
+
+def test_misspelt_variables_get_the_closest_name() -> None:
+    warnings = misspelt_variables(
+        [
+            "WEDSYNC_FREEZE_WINDOW",
+            "wedsync_timezon",
+            "WEDSYNC_TIMEZONE",
+            "WEDSYNC_TEST_DATABASE_URL",
+            "WEDSYNC_ZZZ",
+            "HOME",
+        ]
+    )
+    assert warnings == [
+        "WEDSYNC_FREEZE_WINDOW is not a setting and is ignored; did you mean "
+        "WEDSYNC_FREEZE_WINDOWS?",
+        "WEDSYNC_TIMEZON is not a setting and is ignored; did you mean WEDSYNC_TIMEZONE?",
+        "WEDSYNC_ZZZ is not a setting and is ignored",
+    ]
+
+
+def test_check_warns_about_misspelt_names_in_the_env_file(
+    monkeypatch: pytest.MonkeyPatch, clean_environment: Path
+) -> None:
+    (clean_environment / ".env").write_text("WEDSYNC_PEAK_MONTH=6-8\n")
+    assert check_settings().warnings == [
+        "WEDSYNC_PEAK_MONTH is not a setting and is ignored; did you mean WEDSYNC_PEAK_MONTHS?"
+    ]
 
 
 # --- development service key ------------------------------------------------------------------
