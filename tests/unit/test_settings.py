@@ -46,6 +46,12 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path
 
 
+def set_environment(mp: pytest.MonkeyPatch, **values: str) -> None:
+    """Set WEDSYNC_<NAME> for each keyword."""
+    for name, value in values.items():
+        mp.setenv(f"WEDSYNC_{name}", value)
+
+
 def refused(variable: str) -> Any:
     """pytest.raises for a ConfigError that names ``variable``."""
     return pytest.raises(ConfigError, match=f"^{variable}:")
@@ -268,13 +274,18 @@ def test_weekdays_and_months_parse() -> None:
     assert parse_months("") == set()
 
 
+# as a user writes them in the environment, and as config show writes them back
+CALENDAR_TEXT = {
+    "FREEZE_WEEKDAYS": "fri,sat",
+    "PEAK_MONTHS": "11-2",
+    "MAINTENANCE_WINDOW": "22:00-02:30",
+    "MAINTENANCE_WEEKDAYS": "sun-wed",
+    "FREEZE_WINDOWS": "2026-11-26/2026-11-27 thanksgiving",
+}
+
+
 def test_settings_hold_parsed_calendar_values(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WEDSYNC_TIMEZONE", "America/New_York")
-    monkeypatch.setenv("WEDSYNC_FREEZE_WEEKDAYS", "fri,sat")
-    monkeypatch.setenv("WEDSYNC_PEAK_MONTHS", "11-2")
-    monkeypatch.setenv("WEDSYNC_MAINTENANCE_WINDOW", "22:00-02:30")
-    monkeypatch.setenv("WEDSYNC_MAINTENANCE_WEEKDAYS", "sun-wed")
-    monkeypatch.setenv("WEDSYNC_FREEZE_WINDOWS", "2026-11-26/2026-11-27 thanksgiving")
+    set_environment(monkeypatch, TIMEZONE="America/New_York", **CALENDAR_TEXT)
     s = load_settings()
     assert s.freeze_weekdays == {4, 5}
     assert s.peak_months == {11, 12, 1, 2}
@@ -282,15 +293,13 @@ def test_settings_hold_parsed_calendar_values(monkeypatch: pytest.MonkeyPatch) -
     assert s.maintenance_weekdays == {6, 0, 1, 2}
     (window,) = s.freeze_windows
     assert window.label == "thanksgiving"
-    assert window.start == datetime(2026, 11, 26, tzinfo=ZoneInfo("America/New_York"))
-    assert window.end == datetime(2026, 11, 28, tzinfo=ZoneInfo("America/New_York"))
-    # written back as a user writes them
+    new_york = ZoneInfo("America/New_York")
+    assert (window.start, window.end) == (
+        datetime(2026, 11, 26, tzinfo=new_york),
+        datetime(2026, 11, 28, tzinfo=new_york),
+    )
     shown = s.model_dump(mode="json")
-    assert shown["freeze_weekdays"] == "fri,sat"
-    assert shown["peak_months"] == "11-2"
-    assert shown["maintenance_window"] == "22:00-02:30"
-    assert shown["maintenance_weekdays"] == "sun-wed"
-    assert shown["freeze_windows"] == "2026-11-26/2026-11-27 thanksgiving"
+    assert {name: shown[name.lower()] for name in CALENDAR_TEXT} == CALENDAR_TEXT
 
 
 def test_defaults_are_parsed_values_too() -> None:
@@ -395,10 +404,13 @@ def test_redacted_settings_hide_every_secret(monkeypatch: pytest.MonkeyPatch) ->
 def test_shown_settings_name_variables_and_sources(
     monkeypatch: pytest.MonkeyPatch, clean_environment: Path
 ) -> None:
-    monkeypatch.setenv("WEDSYNC_ENV", "staging")
-    monkeypatch.setenv("WEDSYNC_SERVICE_KEY", GOOD_KEY)
-    monkeypatch.setenv("WEDSYNC_DATABASE_URL", "postgresql://app@127.0.0.1/wedsync")
-    monkeypatch.setenv("WEDSYNC_POOL_TIMEOUT", "7.5")
+    set_environment(
+        monkeypatch,
+        ENV="staging",
+        SERVICE_KEY=GOOD_KEY,
+        DATABASE_URL="postgresql://app@127.0.0.1/wedsync",
+        POOL_TIMEOUT="7.5",
+    )
     (clean_environment / ".env").write_text("WEDSYNC_PEAK_MONTHS=6-8\nWEDSYNC_HTTP_PORT=9000\n")
     shown = {v.variable: v for v in show_settings(load_settings())}
     assert set(shown) >= {"WEDSYNC_ENV", "DIRECT_DATABASE_URL", "WEDSYNC_FREEZE_WINDOWS"}
@@ -433,11 +445,14 @@ def test_a_generated_development_key_says_so(clean_environment: Path) -> None:
 
 # --- config check: every bad variable at once, misspelt names -----------------------------------
 def test_check_reports_every_bad_variable_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WEDSYNC_ENV", "production")
-    monkeypatch.setenv("WEDSYNC_SERVICE_KEY", "too-short")
-    monkeypatch.setenv("WEDSYNC_FREEZE_WINDOWS", "garbage")
-    monkeypatch.setenv("WEDSYNC_PEAK_MONTHS", "13")
-    monkeypatch.setenv("WEDSYNC_HTTP_PORT", "eighty")
+    set_environment(
+        monkeypatch,
+        ENV="production",
+        SERVICE_KEY="too-short",
+        FREEZE_WINDOWS="garbage",
+        PEAK_MONTHS="13",
+        HTTP_PORT="eighty",
+    )
     found = check_settings()
     assert sorted(e.variable for e in found.errors) == [
         "DATABASE_URL",
