@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,10 +51,24 @@ def migration_dsn(settings: Settings, target: Target) -> str:
     return target.dsn
 
 
+def migration_dirs(
+    settings: Settings, explicit: Sequence[str | Path] | None = None
+) -> tuple[Path, ...]:
+    """The team migration directories: ``explicit`` ones (``--dir``) when given, else
+    WEDSYNC_MIGRATION_DIRS."""
+    if explicit:
+        return tuple(Path(d) for d in explicit)
+    return settings.migration_dirs
+
+
 def runner_for(
-    settings: Settings, target: Target, extra_dirs: tuple[str, ...] = (), **overrides: float | None
+    settings: Settings,
+    target: Target,
+    extra_dirs: Sequence[str | Path] | None = None,
+    **overrides: float | None,
 ) -> MigrationRunner:
-    """A migration runner configured from settings."""
+    """A migration runner configured from settings; ``extra_dirs`` (``--dir``) replace
+    WEDSYNC_MIGRATION_DIRS."""
     opts: dict[str, float] = {
         "lock_wait": settings.migration_lock_wait,
         "lock_timeout": settings.migration_lock_timeout,
@@ -65,7 +80,7 @@ def runner_for(
             opts[key] = value
     return MigrationRunner(
         migration_dsn(settings, target),
-        [Path(d) for d in extra_dirs],
+        migration_dirs(settings, extra_dirs),
         RunnerOptions(
             lock_wait=opts["lock_wait"],
             lock_timeout=opts["lock_timeout"],
@@ -139,6 +154,7 @@ __all__ = [
     "backup_repository",
     "database_for",
     "embedded_server",
+    "migration_dirs",
     "migration_dsn",
     "resolve_target",
     "runner_for",

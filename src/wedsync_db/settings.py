@@ -6,18 +6,31 @@ and an optional ``.env``. Nothing is read at import time: call :func:`load_setti
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from wedsync_db.errors import ConfigError
 
@@ -59,6 +72,200 @@ PROFILES: dict[str, Profile] = {
     "staging": Profile(20, 3, 30, "warn", True),
     "production": Profile(100, 7, 90, "enforce", True),
 }
+
+
+# --- parsing helpers (pure) -----------------------------------------------------------------
+def parse_weekdays(value: str) -> frozenset[int]:
+    """Parse ``"sat"``, ``"fri,sat"`` or ``"mon-thu"`` into ISO weekday numbers (Mon=0)."""
+    days: set[int] = set()
+    for part in (p.strip().lower() for p in value.split(",")):
+        if not part:
+            continue
+        if "-" in part:
+            start, end = (x.strip()[:3] for x in part.split("-", 1))
+            if start not in WEEKDAYS or end not in WEEKDAYS:
+                raise ValueError(f"unknown weekday range {part!r} (use mon..sun)")
+            a, b = WEEKDAYS.index(start), WEEKDAYS.index(end)
+            days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+        else:
+            if part[:3] not in WEEKDAYS:
+                raise ValueError(f"unknown weekday {part!r} (use mon..sun)")
+            days.add(WEEKDAYS.index(part[:3]))
+    return frozenset(days)
+
+
+def parse_months(value: str) -> frozenset[int]:
+    """Parse ``"5-10"`` or ``"6,7,8"`` into month numbers; an empty string means none."""
+    months: set[int] = set()
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                a, b = (int(x) for x in part.split("-", 1))
+                rng = range(a, b + 1) if a <= b else [*range(a, 13), *range(1, b + 1)]
+                months.update(rng)
+            else:
+                months.add(int(part))
+        except ValueError as exc:
+            raise ValueError(f"bad month list {value!r} (use e.g. 5-10)") from exc
+    if any(m < 1 or m > 12 for m in months):
+        raise ValueError(f"months must be between 1 and 12: {value!r}")
+    return frozenset(months)
+
+
+def parse_time_window(value: str) -> tuple[time, time]:
+    """Parse ``"01:00-05:00"``; an end before the start wraps past midnight."""
+    try:
+        start, end = (time.fromisoformat(x.strip()) for x in value.split("-", 1))
+    except ValueError as exc:
+        raise ValueError(f"bad time window {value!r} (use HH:MM-HH:MM)") from exc
+    return start, end
+
+
+_WINDOW_EXAMPLE = "use START/END LABEL, e.g. 2026-12-24/2026-12-27 christmas"
+
+
+@dataclass(frozen=True)
+class FreezeWindow:
+    """A configured period [start, end) during which every migration is frozen."""
+
+    start: datetime
+    end: datetime
+    label: str
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError(f"freeze window {self.label!r} needs timezone-aware bounds")
+        if self.end <= self.start:
+            raise ValueError(f"freeze window {self.label!r} ends before it starts")
+
+    def contains(self, now: datetime) -> bool:
+        """True when ``now`` falls inside the window."""
+        return self.start <= now < self.end
+
+    def text(self) -> str:
+        """The window as WEDSYNC_FREEZE_WINDOWS writes it (whole days as dates)."""
+        midnight = time()
+        if self.start.time() == midnight == self.end.time():
+            last = (self.end - timedelta(days=1)).date()
+            return f"{self.start.date().isoformat()}/{last.isoformat()} {self.label}"
+        return f"{self.start.isoformat()}/{self.end.isoformat()} {self.label}"
+
+
+def parse_freeze_windows(value: str, tz: ZoneInfo) -> tuple[FreezeWindow, ...]:
+    """Parse ``WEDSYNC_FREEZE_WINDOWS`` (``START/END LABEL, ...``) in platform time."""
+    windows: list[FreezeWindow] = []
+    for item in (p.strip() for p in value.split(",")):
+        if not item:
+            continue
+        parts = item.split(None, 1)
+        if len(parts) != 2 or "/" not in parts[0]:
+            raise ValueError(f"bad freeze window {item!r} ({_WINDOW_EXAMPLE})")
+        span, label = parts[0], parts[1].strip()
+        start_text, end_text = span.split("/", 1)
+        try:
+            start = _parse_bound(start_text, tz, is_end=False)
+            end = _parse_bound(end_text, tz, is_end=True)
+            windows.append(FreezeWindow(start=start, end=end, label=label))
+        except ValueError as exc:
+            raise ValueError(f"bad freeze window {item!r}: {exc} ({_WINDOW_EXAMPLE})") from None
+    return tuple(windows)
+
+
+def _parse_bound(text: str, tz: ZoneInfo, *, is_end: bool) -> datetime:
+    """An ISO date or datetime; naive values are platform time, a date-only end is inclusive."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an ISO date or datetime") from None
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=tz)
+    if is_end:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(), tzinfo=tz)
+
+
+# --- parsed values written back as a user writes them (config show) ------------------------
+def _runs(values: Iterable[int], cycle: range, name: Callable[[int], str]) -> str:
+    """``mon-thu``, ``fri,sat``, ``11-2``: runs of three or more as a range, read round the
+    cycle (a week, a year) so that a run may wrap."""
+    chosen = set(values)
+    order = list(cycle)
+    if chosen and len(chosen) < len(order):
+        # start right after a gap, so that a run over the end of the cycle stays whole
+        first = next(i for i, v in enumerate(order) if v in chosen and order[i - 1] not in chosen)
+        order = order[first:] + order[:first]
+    parts: list[str] = []
+    run: list[int] = []
+    for v in [*order, None]:
+        if v is not None and v in chosen:
+            run.append(v)
+            continue
+        if len(run) >= 3:
+            parts.append(f"{name(run[0])}-{name(run[-1])}")
+        else:
+            parts.extend(name(x) for x in run)
+        run = []
+    return ",".join(parts)
+
+
+def format_weekdays(days: Iterable[int]) -> str:
+    """ISO weekday numbers (Mon=0) as ``mon-thu`` / ``sat``."""
+    return _runs(days, range(7), lambda d: WEEKDAYS[d])
+
+
+def format_months(months: Iterable[int]) -> str:
+    """Month numbers as ``5-10`` / ``6,8``."""
+    return _runs(months, range(1, 13), str)
+
+
+def format_time_window(window: tuple[time, time]) -> str:
+    """``01:00-05:00``."""
+    return "-".join(t.isoformat(timespec="minutes" if not t.second else "seconds") for t in window)
+
+
+def _parsed_from_text(parse: Callable[[str], object]) -> BeforeValidator:
+    """Parse a setting written as text (environment, .env); parsed values pass through."""
+    return BeforeValidator(lambda value: parse(value) if isinstance(value, str) else value)
+
+
+def _split_paths(value: str) -> tuple[Path, ...]:
+    return tuple(Path(p.strip()) for p in value.split(os.pathsep) if p.strip())
+
+
+# NoDecode: pydantic-settings hands the raw text to the validator instead of reading JSON
+Weekdays = Annotated[
+    frozenset[int],
+    NoDecode,
+    _parsed_from_text(parse_weekdays),
+    PlainSerializer(format_weekdays, return_type=str),
+]
+Months = Annotated[
+    frozenset[int],
+    NoDecode,
+    _parsed_from_text(parse_months),
+    PlainSerializer(format_months, return_type=str),
+]
+TimeWindow = Annotated[
+    tuple[time, time],
+    NoDecode,
+    _parsed_from_text(parse_time_window),
+    PlainSerializer(format_time_window, return_type=str),
+]
+FreezeWindows = Annotated[
+    tuple[FreezeWindow, ...],
+    NoDecode,
+    PlainSerializer(lambda ws: ", ".join(w.text() for w in ws), return_type=str),
+]
+PathList = Annotated[
+    tuple[Path, ...],
+    NoDecode,
+    _parsed_from_text(_split_paths),
+    PlainSerializer(lambda ps: os.pathsep.join(str(p) for p in ps), return_type=str),
+]
 
 
 class Settings(BaseSettings):
@@ -120,13 +327,18 @@ class Settings(BaseSettings):
     backup_verify_every_hours: float | None = Field(default=None, ge=0)
     disk_budget_gb: float = Field(default=50.0, gt=0)
 
+    # parsed once here: "sat", "mon-thu", "5-10", "01:00-05:00" become the values below
     freeze_mode: FreezeMode | None = None
-    freeze_weekdays: str = "sat"
-    peak_months: str = "5-10"
-    maintenance_window: str = "01:00-05:00"
-    maintenance_weekdays: str = "mon-thu"
+    freeze_weekdays: Weekdays = frozenset({5})
+    peak_months: Months = frozenset(range(5, 11))
+    maintenance_window: TimeWindow = (time(1, 0), time(5, 0))
+    maintenance_weekdays: Weekdays = frozenset({0, 1, 2, 3})
     # extra freeze windows, e.g. "2026-12-24/2026-12-27 christmas, 2027-06-01/2027-06-02 launch"
-    freeze_windows: str = ""
+    # in platform time (WEDSYNC_TIMEZONE)
+    freeze_windows: FreezeWindows = ()
+    # team migration directories, applied after the built-in files; separated like PATH
+    # (os.pathsep: ":" on POSIX); `migrate … --dir` replaces them for one command
+    migration_dirs: PathList = ()
     migration_lock_wait: float = Field(default=60.0, ge=0)
     migration_lock_timeout: float = Field(default=2.0, gt=0)
     migration_statement_timeout: float = Field(default=600.0, gt=0)
@@ -158,23 +370,14 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown timezone {value!r} (use an IANA name)") from exc
         return value
 
-    @field_validator("freeze_weekdays", "maintenance_weekdays")
+    @field_validator("freeze_windows", mode="before")
     @classmethod
-    def _weekdays(cls, value: str) -> str:
-        parse_weekdays(value)
-        return value
-
-    @field_validator("peak_months")
-    @classmethod
-    def _months(cls, value: str) -> str:
-        parse_months(value)
-        return value
-
-    @field_validator("maintenance_window")
-    @classmethod
-    def _window(cls, value: str) -> str:
-        parse_time_window(value)
-        return value
+    def _windows(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        # an unknown timezone is reported on its own variable; the windows are still checked
+        zone = ZoneInfo(info.data["timezone"]) if "timezone" in info.data else ZoneInfo("UTC")
+        return parse_freeze_windows(value, zone)
 
     # --- profile-derived values -------------------------------------------------------------
     @property
@@ -236,117 +439,10 @@ class Settings(BaseSettings):
             raise ConfigError("WEDSYNC_SERVICE_KEY", "is not set")
         return self.service_key.get_secret_value()
 
-    def redacted(self) -> dict[str, Any]:
-        """Every setting with secrets replaced, for `config show`."""
-        out: dict[str, Any] = {}
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if isinstance(value, SecretStr):
-                if name.endswith("url"):
-                    out[name] = redact_dsn(value.get_secret_value())
-                else:
-                    out[name] = "********"
-            elif isinstance(value, Path):
-                out[name] = str(value)
-            else:
-                out[name] = value
-        out["effective_connection_budget"] = self.effective_connection_budget
-        out["effective_freeze_mode"] = self.effective_freeze_mode
-        out["effective_history_retention_days"] = self.effective_history_retention_days
-        out["effective_backup_retention_days"] = self.effective_backup_retention_days
-        out["pool_sizes"] = {"user": self.pool_sizes[0], "service": self.pool_sizes[1]}
-        return out
 
-
-# --- parsing helpers (pure) -----------------------------------------------------------------
-def parse_weekdays(value: str) -> frozenset[int]:
-    """Parse ``"sat"``, ``"fri,sat"`` or ``"mon-thu"`` into ISO weekday numbers (Mon=0)."""
-    days: set[int] = set()
-    for part in (p.strip().lower() for p in value.split(",")):
-        if not part:
-            continue
-        if "-" in part:
-            start, end = (x.strip()[:3] for x in part.split("-", 1))
-            if start not in WEEKDAYS or end not in WEEKDAYS:
-                raise ValueError(f"unknown weekday range {part!r} (use mon..sun)")
-            a, b = WEEKDAYS.index(start), WEEKDAYS.index(end)
-            days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
-        else:
-            if part[:3] not in WEEKDAYS:
-                raise ValueError(f"unknown weekday {part!r} (use mon..sun)")
-            days.add(WEEKDAYS.index(part[:3]))
-    return frozenset(days)
-
-
-def parse_months(value: str) -> frozenset[int]:
-    """Parse ``"5-10"`` or ``"6,7,8"`` into month numbers; an empty string means none."""
-    months: set[int] = set()
-    for part in (p.strip() for p in value.split(",")):
-        if not part:
-            continue
-        try:
-            if "-" in part:
-                a, b = (int(x) for x in part.split("-", 1))
-                rng = range(a, b + 1) if a <= b else [*range(a, 13), *range(1, b + 1)]
-                months.update(rng)
-            else:
-                months.add(int(part))
-        except ValueError as exc:
-            raise ValueError(f"bad month list {value!r} (use e.g. 5-10)") from exc
-    if any(m < 1 or m > 12 for m in months):
-        raise ValueError(f"months must be between 1 and 12: {value!r}")
-    return frozenset(months)
-
-
-def parse_time_window(value: str) -> tuple[time, time]:
-    """Parse ``"01:00-05:00"``; an end before the start wraps past midnight."""
-    try:
-        start, end = (time.fromisoformat(x.strip()) for x in value.split("-", 1))
-    except ValueError as exc:
-        raise ValueError(f"bad time window {value!r} (use HH:MM-HH:MM)") from exc
-    return start, end
-
-
+# --- connection strings -------------------------------------------------------------------
 _SECRET_KEYS = ("password", "sslpassword")
-
-
-def _kv_tokens(dsn: str) -> list[tuple[str, str, int, int]]:
-    """libpq key=value conninfo as (key, value, value start, value end); spaces may surround
-    '=' and a value may be single-quoted with backslash escapes."""
-    tokens: list[tuple[str, str, int, int]] = []
-    i, n = 0, len(dsn)
-    while i < n:
-        while i < n and dsn[i].isspace():
-            i += 1
-        start = i
-        while i < n and not dsn[i].isspace() and dsn[i] != "=":
-            i += 1
-        key = dsn[start:i]
-        while i < n and dsn[i].isspace():
-            i += 1
-        if not key or i >= n or dsn[i] != "=":
-            raise ValueError("not a key=value connection string")
-        i += 1
-        while i < n and dsn[i].isspace():
-            i += 1
-        vstart = i
-        value = []
-        if i < n and dsn[i] == "'":
-            i += 1
-            while i < n and dsn[i] != "'":
-                if dsn[i] == "\\" and i + 1 < n:
-                    i += 1
-                value.append(dsn[i])
-                i += 1
-            i += 1  # closing quote
-        else:
-            while i < n and not dsn[i].isspace():
-                if dsn[i] == "\\" and i + 1 < n:
-                    i += 1
-                value.append(dsn[i])
-                i += 1
-        tokens.append((key, "".join(value), vstart, i))
-    return tokens
+MASK = "****"
 
 
 def redact_dsn(dsn: str) -> str:
@@ -357,25 +453,19 @@ def redact_dsn(dsn: str) -> str:
         if "@" in netloc:
             userinfo, host = netloc.rsplit("@", 1)
             if ":" in userinfo:
-                userinfo = userinfo.split(":", 1)[0] + ":****"
+                userinfo = userinfo.split(":", 1)[0] + ":" + MASK
             netloc = f"{userinfo}@{host}"
         query = "&".join(
-            f"{k}={'****' if k.lower() in _SECRET_KEYS else v}"
+            f"{k}={MASK if k.lower() in _SECRET_KEYS else v}"
             for k, v in parse_qsl(parts.query, keep_blank_values=True)
         )
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     try:
-        tokens = _kv_tokens(dsn)
+        params = dsn_params(dsn)
     except ValueError:
         # unparseable: show nothing that could be a secret
         return "<unparseable connection string>"
-    out, last = [], 0
-    for key, _, vstart, vend in tokens:
-        if key.lower() in _SECRET_KEYS:
-            out.append(dsn[last:vstart] + "****")
-            last = vend
-    out.append(dsn[last:])
-    return "".join(out)
+    return make_conninfo("", **{k: MASK if k in _SECRET_KEYS else v for k, v in params.items()})
 
 
 def dsn_host_is_local(dsn: str) -> bool:
@@ -395,21 +485,18 @@ def dsn_host_is_local(dsn: str) -> bool:
 
 
 def dsn_params(dsn: str) -> dict[str, str]:
-    """The host and query/keyword parameters of a DSN, without the driver."""
-    params: dict[str, str] = {}
-    if "://" in dsn:
-        parts = urlsplit(dsn)
-        params.update(dict(parse_qsl(parts.query, keep_blank_values=True)))
-        if parts.hostname and "host" not in params:
-            params["host"] = parts.hostname
-    else:
-        for key, value, _, _ in _kv_tokens(dsn):
-            params[key] = value
-    return params
+    """The parameters of a URL or key/value DSN as libpq reads them (no defaults from the
+    environment); ValueError when libpq cannot parse it."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        raise ValueError("not a valid connection string") from None
+    return {k: str(v) for k, v in params.items() if v is not None}
 
 
 # --- start-up validation --------------------------------------------------------------------
-def _env_name(field: str) -> str:
+def variable_name(field: str) -> str:
+    """The environment variable of a settings field."""
     if field == "database_url":
         return "DATABASE_URL"
     if field == "direct_database_url":
@@ -417,67 +504,234 @@ def _env_name(field: str) -> str:
     return f"WEDSYNC_{field.upper()}"
 
 
-def validate_for_startup(settings: Settings) -> list[str]:
-    """Refuse unsafe combinations by name; returns warnings that do not stop start-up."""
+def startup_problems(settings: Settings) -> tuple[list[ConfigError], list[str]]:
+    """Every unsafe combination, by name (errors), and what does not stop start-up (warnings)."""
+    errors: list[ConfigError] = []
     warnings: list[str] = []
     env = settings.env
     key = settings.service_key.get_secret_value() if settings.service_key else None
     if env != "development":
         if not key:
-            raise ConfigError("WEDSYNC_SERVICE_KEY", f"is required in {env}")
-        if len(key) < MIN_KEY_LENGTH:
-            raise ConfigError(
-                "WEDSYNC_SERVICE_KEY", f"must be at least {MIN_KEY_LENGTH} characters in {env}"
+            errors.append(ConfigError("WEDSYNC_SERVICE_KEY", f"is required in {env}"))
+        elif len(key) < MIN_KEY_LENGTH:
+            errors.append(
+                ConfigError(
+                    "WEDSYNC_SERVICE_KEY", f"must be at least {MIN_KEY_LENGTH} characters in {env}"
+                )
             )
-        if env == "production" and key.strip().lower() in KNOWN_DEFAULT_KEYS:
-            raise ConfigError(
-                "WEDSYNC_SERVICE_KEY", "is a known default value; generate a random key"
+        elif env == "production" and key.strip().lower() in KNOWN_DEFAULT_KEYS:
+            errors.append(
+                ConfigError(
+                    "WEDSYNC_SERVICE_KEY", "is a known default value; generate a random key"
+                )
             )
     for field in ("database_url", "direct_database_url", "user_database_url"):
         value: SecretStr | None = getattr(settings, field)
         if value is None:
             continue
         dsn = value.get_secret_value()
+        name = variable_name(field)
         if not (dsn.startswith(("postgresql://", "postgres://")) or "=" in dsn):
-            raise ConfigError(
-                _env_name(field), "is not a PostgreSQL URL (postgresql://user@host/db)"
-            )
+            errors.append(ConfigError(name, "is not a PostgreSQL URL (postgresql://user@host/db)"))
+            continue
         try:
             sslmode = dsn_params(dsn).get("sslmode", "prefer")
         except ValueError:
-            raise ConfigError(_env_name(field), "is not a valid connection string") from None
+            errors.append(ConfigError(name, "is not a valid connection string"))
+            continue
         if settings.profile.tls_required and not dsn_host_is_local(dsn):
             allowed = ("verify-full", "verify-ca", "require")
             if sslmode not in allowed:
                 if env == "production":
-                    raise ConfigError(
-                        _env_name(field),
-                        f"leaves this machine without TLS (sslmode={sslmode}); "
-                        "add sslmode=verify-full or sslmode=require",
+                    errors.append(
+                        ConfigError(
+                            name,
+                            f"leaves this machine without TLS (sslmode={sslmode}); "
+                            "add sslmode=verify-full or sslmode=require",
+                        )
                     )
-                warnings.append(
-                    f"{_env_name(field)} leaves this machine without TLS (sslmode={sslmode})"
-                )
+                else:
+                    warnings.append(f"{name} leaves this machine without TLS (sslmode={sslmode})")
     if env == "production" and settings.database_url is None:
-        raise ConfigError("DATABASE_URL", "is required in production (no embedded server)")
+        errors.append(ConfigError("DATABASE_URL", "is required in production (no embedded server)"))
     if settings.pooler == "transaction" and settings.direct_database_url is None:
         warnings.append(
             "WEDSYNC_POOLER=transaction without DIRECT_DATABASE_URL: migrations will use "
             "DATABASE_URL, which must then reach PostgreSQL directly for advisory locks"
         )
+    return errors, warnings
+
+
+def validate_for_startup(settings: Settings) -> list[str]:
+    """Refuse the first unsafe combination by name; returns warnings that do not stop
+    start-up."""
+    errors, warnings = startup_problems(settings)
+    if errors:
+        raise errors[0]
     return warnings
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read and validate settings; raises ConfigError naming the bad variable."""
+# --- what config show / config check report ------------------------------------------------
+# settings that take the environment profile's value while unset, and the property giving it
+_PROFILE_VALUES = {
+    "connection_budget": "effective_connection_budget",
+    "freeze_mode": "effective_freeze_mode",
+    "history_retention_days": "effective_history_retention_days",
+    "backup_retention_days": "effective_backup_retention_days",
+    "backup_every_hours": "effective_backup_every_hours",
+    "backup_verify_every_hours": "effective_backup_verify_every_hours",
+}
+# WEDSYNC_* names read by the test suite and the benchmarks, not by the settings
+TOOLING_VARIABLES = frozenset(
+    {"WEDSYNC_TEST_DATABASE_URL", "WEDSYNC_BENCH_DSN", "WEDSYNC_UPDATE_SNAPSHOT"}
+)
+ENV_FILE = Path(".env")
+PREFIX = "WEDSYNC_"
+
+
+@dataclass(frozen=True)
+class ShownSetting:
+    """One variable as `config show` prints it: the text a user would write (secrets
+    masked; None when unset) and where the value came from."""
+
+    variable: str
+    value: str | None
+    source: str
+
+
+def variable_names(field: str) -> tuple[str, ...]:
+    """Every environment variable that sets a field, the documented one first."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return tuple(str(choice) for choice in alias.choices)
+    return (variable_name(field),)
+
+
+def known_variables() -> frozenset[str]:
+    """Every variable name the settings read."""
+    return frozenset(n for field in Settings.model_fields for n in variable_names(field))
+
+
+def _written_variables(env_file: Path | None) -> tuple[dict[str, str], dict[str, str]]:
+    """(environment, .env file) variables by upper-case name, as the settings read them."""
+    environ = {k.upper(): v for k, v in os.environ.items()}
+    dotenv: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        from dotenv import dotenv_values
+
+        dotenv = {k.upper(): v or "" for k, v in dotenv_values(env_file).items()}
+    return environ, dotenv
+
+
+def show_settings(settings: Settings, *, env_file: Path | None = ENV_FILE) -> list[ShownSetting]:
+    """Every setting by variable name, with its effective value and its source."""
+    environ, dotenv = _written_variables(env_file)
+    dumped = settings.model_dump(mode="json")
+    shown: list[ShownSetting] = []
+    for field in Settings.model_fields:
+        names = variable_names(field)
+        variable, source = names[0], "default"
+        for where, written in (("environment", environ), (".env file", dotenv)):
+            found = next((n for n in names if n in written), None)
+            if found is not None:
+                variable, source = found, where
+                break
+        value: object = getattr(settings, field)
+        if isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            text: str | None = redact_dsn(secret) if field.endswith("url") else "********"
+            if field == "service_key" and source == "default":
+                source = f"generated ({settings.data_dir / 'service_key'})"
+        elif value is None and field in _PROFILE_VALUES:
+            text = _as_text(getattr(settings, _PROFILE_VALUES[field]))
+            source = f"default ({settings.env} profile)" if source == "default" else source
+        elif value is None and field == "backup_dir":
+            text = str(settings.effective_backup_dir)
+        else:
+            text = None if value is None else _as_text(dumped[field])
+        shown.append(ShownSetting(variable, text, source))
+    return shown
+
+
+def _as_text(value: object) -> str:
+    """A value as it is written in the environment: 60 not 60.0, true not True."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def misspelt_variables(names: Iterable[str]) -> list[str]:
+    """A warning for each WEDSYNC_* name that no setting reads, naming the closest one."""
+    known = known_variables()
+    suffixes = sorted(n.removeprefix(PREFIX) for n in known if n.startswith(PREFIX))
+    warnings: list[str] = []
+    for name in sorted({n.upper() for n in names}):
+        if not name.startswith(PREFIX) or name in known or name in TOOLING_VARIABLES:
+            continue
+        # compared without the shared prefix, which would make every name look close
+        close = difflib.get_close_matches(name.removeprefix(PREFIX), suffixes, n=1, cutoff=0.6)
+        hint = f"; did you mean {PREFIX}{close[0]}?" if close else ""
+        warnings.append(f"{name} is not a setting and is ignored{hint}")
+    return warnings
+
+
+@dataclass(frozen=True)
+class SettingsCheck:
+    """What `config check` found: every bad variable, every warning, and the settings with
+    each bad value replaced by its default (for the checks that read them further)."""
+
+    errors: list[ConfigError]
+    warnings: list[str]
+    settings: Settings
+
+
+def check_settings(*, env_file: Path | None = ENV_FILE, **overrides: Any) -> SettingsCheck:
+    """Every bad variable at once (not only the first) and every warning, for `config check`;
+    nothing is written (no development key)."""
+    errors: list[ConfigError] = []
+    try:
+        settings = Settings(_env_file=env_file, **overrides)
+    except ValidationError as exc:
+        defaults: dict[str, Any] = {}
+        for field, error in _validation_errors(exc):
+            errors.append(error)
+            if field:
+                defaults[field] = Settings.model_fields[field].default
+        # the remaining checks run with the bad values replaced by their defaults
+        settings = Settings(_env_file=env_file, **{**overrides, **defaults})
+    startup_errors, warnings = startup_problems(settings)
+    environ, dotenv = _written_variables(env_file)
+    return SettingsCheck(
+        errors + startup_errors, warnings + misspelt_variables([*environ, *dotenv]), settings
+    )
+
+
+def _validation_errors(exc: ValidationError) -> list[tuple[str | None, ConfigError]]:
+    """(field, error naming its variable) for each problem pydantic found."""
+    found: list[tuple[str | None, ConfigError]] = []
+    for err in exc.errors():
+        loc = str(err["loc"][0]) if err["loc"] else ""
+        # a field name, or one of its variables (DATABASE_URL)
+        field = loc if loc in Settings.model_fields else None
+        field = field or next((f for f in Settings.model_fields if loc in variable_names(f)), None)
+        name = variable_name(field) if field else loc or "settings"
+        # without pydantic's "Value error," prefix
+        found.append((field, ConfigError(name, err["msg"].removeprefix("Value error, "))))
+    return found
+
+
+def load_settings(*, generate_key: bool = True, **overrides: Any) -> Settings:
+    """Read and validate settings; raises ConfigError naming the bad variable. In development
+    a missing service key is generated (and kept in the data directory) unless
+    ``generate_key`` is false (commands that never serve)."""
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = str(err["loc"][0]) if err["loc"] else "settings"
-        raise ConfigError(_env_name(loc), str(err["msg"])) from None
+        raise _validation_errors(exc)[0][1] from None
     validate_for_startup(settings)
-    if settings.service_key is None and settings.env == "development":
+    if generate_key and settings.service_key is None and settings.env == "development":
         settings.service_key = SecretStr(_development_service_key(settings.data_dir))
     return settings
 

@@ -32,14 +32,31 @@ def test_config_show_redacts_secrets(runner: CliRunner, monkeypatch: pytest.Monk
     assert KEY not in result.output
     assert "jwt-s3cret" not in result.output
     shown = json.loads(result.stdout)
-    assert shown["database_url"] == "postgresql://app:****@127.0.0.1:5432/wedsync"
-    assert shown["service_key"] == "********"
-    assert shown["env"] == "development"
-    assert shown["effective_connection_budget"] == 10
+    variables = {v["variable"]: v for v in shown["variables"]}
+    assert variables["DATABASE_URL"] == {
+        "variable": "DATABASE_URL",
+        "value": "postgresql://app:****@127.0.0.1:5432/wedsync",
+        "source": "environment",
+    }
+    assert variables["WEDSYNC_SERVICE_KEY"]["value"] == "********"
+    assert variables["WEDSYNC_ENV"] == {
+        "variable": "WEDSYNC_ENV",
+        "value": "development",
+        "source": "default",
+    }
+    assert variables["WEDSYNC_CONNECTION_BUDGET"]["value"] == "10"
+    assert variables["WEDSYNC_CONNECTION_BUDGET"]["source"] == "default (development profile)"
+    assert variables["WEDSYNC_PEAK_MONTHS"]["value"] == "5-10"
+    assert shown["pools"] == {"user": 8, "service": 2}
 
     table = runner.invoke(app, ["config", "show"])
     assert table.exit_code == 0
     assert "db-s3cret" not in table.output and KEY not in table.output
+    # variable names, values as written and sources; no Python field names or reprs
+    assert "WEDSYNC_PEAK_MONTHS" in table.output and "5-10" in table.output
+    assert "default (development profile)" in table.output
+    assert "peak_months" not in table.output
+    assert "None" not in table.output and "{'user'" not in table.output
 
 
 def test_config_check_names_the_variable_at_fault(
@@ -57,6 +74,45 @@ def test_config_check_names_the_variable_at_fault(
     ok = runner.invoke(app, ["config", "check"])
     assert ok.exit_code == 0, ok.output
     assert "production" in ok.output
+
+
+def test_config_check_reports_every_bad_variable_and_misspelt_names(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("WEDSYNC_FREEZE_WINDOWS", "garbage")
+    monkeypatch.setenv("WEDSYNC_MAINTENANCE_WINDOW", "1am-5am")
+    monkeypatch.setenv("WEDSYNC_MIGRATION_DIRS", "team")
+    monkeypatch.setenv("WEDSYNC_FREEZE_WEEKDAY", "sat")
+    result = runner.invoke(app, ["config", "check"])
+    assert result.exit_code == 1
+    for variable in ("WEDSYNC_FREEZE_WINDOWS", "WEDSYNC_MAINTENANCE_WINDOW"):
+        assert f"error: {variable}:" in result.stderr
+    assert "error: WEDSYNC_MIGRATION_DIRS: migration directory team does not exist" in (
+        result.stderr
+    )
+    assert "WEDSYNC_FREEZE_WEEKDAY is not a setting" in result.stderr
+    assert "did you mean WEDSYNC_FREEZE_WEEKDAYS?" in result.stderr
+    assert "configuration OK" not in result.output
+
+    as_json = runner.invoke(app, ["config", "check", "--json"])
+    assert as_json.exit_code == 1
+    body = json.loads(as_json.stdout)
+    assert body["ok"] is False
+    assert [e["variable"] for e in body["errors"]] == [
+        "WEDSYNC_MAINTENANCE_WINDOW",
+        "WEDSYNC_FREEZE_WINDOWS",
+        "WEDSYNC_MIGRATION_DIRS",
+    ]
+    assert len(body["warnings"]) == 1
+
+    # the command that used to fail later is now caught: with the fixes, all is well
+    (tmp_path / "team").mkdir()
+    monkeypatch.setenv("WEDSYNC_FREEZE_WINDOWS", "2026-12-24/2026-12-27 christmas")
+    monkeypatch.setenv("WEDSYNC_MAINTENANCE_WINDOW", "01:00-05:00")
+    monkeypatch.delenv("WEDSYNC_FREEZE_WEEKDAY")
+    ok = runner.invoke(app, ["config", "check"])
+    assert ok.exit_code == 0, ok.output
+    assert "configuration OK (development)" in ok.output
 
 
 def test_config_check_warns_about_tls_in_staging(

@@ -1,4 +1,4 @@
-"""Wedding calendar context and migration freeze policy: pure, no database."""
+"""Wedding calendar context and the migration freeze policy: pure, no database."""
 
 from __future__ import annotations
 
@@ -10,18 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wedsync_db.calendar import (
-    CalendarContext,
-    FreezeConfig,
+from wedsync_db.calendar import CalendarContext, calendar_context
+from wedsync_db.errors import ConfigError, MigrationFrozen
+from wedsync_db.migrate.freeze import FreezeConfig, apply_override, freeze_decision
+from wedsync_db.settings import (
+    FreezeMode,
     FreezeWindow,
-    apply_override,
-    calendar_context,
-    freeze_decision,
-    next_allowed_time,
+    Settings,
+    load_settings,
     parse_freeze_windows,
 )
-from wedsync_db.errors import ConfigError, MigrationFrozen
-from wedsync_db.settings import FreezeMode, Settings
 
 LONDON = "Europe/London"
 LONDON_TZ = ZoneInfo(LONDON)
@@ -463,58 +461,10 @@ def test_freeze_config_from_settings(env: str, mode: str) -> None:
     assert config.windows[0].start == at("2026-11-26T00:00", "America/New_York")
 
 
-def test_freeze_config_from_settings_names_bad_windows() -> None:
-    settings = Settings(_env_file=None, freeze_windows="next week")
-    with pytest.raises(ConfigError, match="WEDSYNC_FREEZE_WINDOWS"):
-        FreezeConfig.from_settings(settings)
-
-
-@pytest.mark.parametrize(
-    ("now", "blocking", "weddings_by_date", "expected"),
-    [
-        pytest.param("2026-06-10T14:07", False, {}, "2026-06-10T14:07", id="allowed-now-is-now"),
-        pytest.param(
-            "2026-06-13T10:07", False, {}, "2026-06-14T00:00", id="saturday-safe-sunday-midnight"
-        ),
-        pytest.param(
-            "2026-06-13T10:07", True, {}, "2026-06-15T01:00", id="saturday-blocking-monday-window"
-        ),
-        pytest.param(
-            "2026-06-13T10:07",
-            True,
-            {date(2026, 6, 15): 2},
-            "2026-06-16T01:00",
-            id="monday-has-weddings",
-        ),
-        pytest.param(
-            "2026-06-10T14:00", True, {}, "2026-06-11T01:00", id="peak-afternoon-next-night"
-        ),
-    ],
-)
-def test_next_allowed_time(
-    now: str, blocking: bool, weddings_by_date: dict[date, int], expected: str
-) -> None:
-    found = next_allowed_time(
-        at(now), PRODUCTION, weddings_by_date=weddings_by_date, blocking=blocking
-    )
-    assert found == at(expected)
-    assert found is not None and found.tzinfo == LONDON_TZ
-
-
-def test_next_allowed_time_uses_the_platform_timezone() -> None:
-    # Saturday 22:30 UTC is already Sunday in Auckland, so a safe run may go right away.
-    config = FreezeConfig(timezone="Pacific/Auckland")
-    now = at("2026-06-13T22:30", "UTC")
-    assert next_allowed_time(now, config, weddings_by_date={}, blocking=False) == now
-
-
-def test_next_allowed_time_none_beyond_horizon() -> None:
-    window = FreezeWindow(at("2026-06-01T00:00"), at("2026-07-01T00:00"), "migration pause")
-    config = FreezeConfig(timezone=LONDON, windows=(window,))
-    found = next_allowed_time(
-        at("2026-06-10T14:00"), config, weddings_by_date={}, blocking=False, horizon_days=14
-    )
-    assert found is None
+def test_bad_freeze_windows_are_refused_with_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEDSYNC_FREEZE_WINDOWS", "next week")
+    with pytest.raises(ConfigError, match=r"^WEDSYNC_FREEZE_WINDOWS:"):
+        load_settings(_env_file=None, generate_key=False)
 
 
 aware_datetimes = st.datetimes(

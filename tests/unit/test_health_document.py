@@ -11,8 +11,9 @@ import pytest
 
 from wedsync_db.api.context import AppContext
 from wedsync_db.api.routes_health import RenderedHealth, health_report
-from wedsync_db.calendar import CalendarContext, FreezeConfig, calendar_context
+from wedsync_db.calendar import CalendarContext, calendar_context
 from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState
+from wedsync_db.migrate.freeze import FreezeConfig
 from wedsync_db.monitor.assess import (
     Assessment,
     AssessmentInput,

@@ -4,21 +4,34 @@ from __future__ import annotations
 
 import json
 import stat
+from dataclasses import asdict
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fixtures.environment import isolate_settings
 from wedsync_db.errors import ConfigError
 from wedsync_db.settings import (
     KNOWN_DEFAULT_KEYS,
     Settings,
+    check_settings,
     dsn_host_is_local,
+    dsn_params,
+    format_months,
+    format_time_window,
+    format_weekdays,
     load_settings,
+    misspelt_variables,
     parse_months,
+    parse_time_window,
     parse_weekdays,
     redact_dsn,
+    show_settings,
     validate_for_startup,
 )
 
@@ -31,6 +44,12 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No real environment or .env file leaks into these tests."""
     isolate_settings(monkeypatch, tmp_path)
     return tmp_path
+
+
+def set_environment(mp: pytest.MonkeyPatch, **values: str) -> None:
+    """Set WEDSYNC_<NAME> for each keyword."""
+    for name, value in values.items():
+        mp.setenv(f"WEDSYNC_{name}", value)
 
 
 def refused(variable: str) -> Any:
@@ -231,6 +250,9 @@ def test_a_database_url_that_is_not_postgres_is_refused(monkeypatch: pytest.Monk
         ("WEDSYNC_MAINTENANCE_WINDOW", "1am-5am"),
         ("WEDSYNC_CONNECTION_BUDGET", "1"),
         ("WEDSYNC_POOLER", "session"),
+        ("WEDSYNC_FREEZE_WINDOWS", "garbage"),
+        ("WEDSYNC_FREEZE_WINDOWS", "2026-12-27/2026-12-24 backwards"),
+        ("WEDSYNC_MAINTENANCE_WEEKDAYS", "weekdays"),
     ],
 )
 def test_bad_values_name_the_variable(
@@ -250,6 +272,56 @@ def test_weekdays_and_months_parse() -> None:
     assert parse_months("5-10") == set(range(5, 11))
     assert parse_months("11-2") == {11, 12, 1, 2}
     assert parse_months("") == set()
+
+
+# as a user writes them in the environment, and as config show writes them back
+CALENDAR_TEXT = {
+    "FREEZE_WEEKDAYS": "fri,sat",
+    "PEAK_MONTHS": "11-2",
+    "MAINTENANCE_WINDOW": "22:00-02:30",
+    "MAINTENANCE_WEEKDAYS": "sun-wed",
+    "FREEZE_WINDOWS": "2026-11-26/2026-11-27 thanksgiving",
+}
+
+
+def test_settings_hold_parsed_calendar_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_environment(monkeypatch, TIMEZONE="America/New_York", **CALENDAR_TEXT)
+    s = load_settings()
+    assert s.freeze_weekdays == {4, 5}
+    assert s.peak_months == {11, 12, 1, 2}
+    assert s.maintenance_window == (time(22, 0), time(2, 30))
+    assert s.maintenance_weekdays == {6, 0, 1, 2}
+    (window,) = s.freeze_windows
+    assert window.label == "thanksgiving"
+    new_york = ZoneInfo("America/New_York")
+    assert (window.start, window.end) == (
+        datetime(2026, 11, 26, tzinfo=new_york),
+        datetime(2026, 11, 28, tzinfo=new_york),
+    )
+    shown = s.model_dump(mode="json")
+    assert {name: shown[name.lower()] for name in CALENDAR_TEXT} == CALENDAR_TEXT
+
+
+def test_defaults_are_parsed_values_too() -> None:
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert s.freeze_weekdays == {5} and s.peak_months == set(range(5, 11))
+    assert s.maintenance_window == (time(1), time(5)) and s.freeze_windows == ()
+    assert s.model_dump(mode="json")["maintenance_weekdays"] == "mon-thu"
+
+
+@given(st.frozensets(st.integers(0, 6)))
+def test_weekdays_written_back_parse_to_the_same_days(days: frozenset[int]) -> None:
+    assert parse_weekdays(format_weekdays(days)) == days
+
+
+@given(st.frozensets(st.integers(1, 12)))
+def test_months_written_back_parse_to_the_same_months(months: frozenset[int]) -> None:
+    assert parse_months(format_months(months)) == months
+
+
+def test_time_window_written_back() -> None:
+    assert format_time_window(parse_time_window(" 01:00 - 05:00")) == "01:00-05:00"
+    assert format_time_window(parse_time_window("23:15:30-02:00")) == "23:15:30-02:00"
 
 
 @pytest.mark.parametrize(
@@ -311,7 +383,7 @@ def test_redacted_settings_hide_every_secret(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("WEDSYNC_AUTHENTICATOR_PASSWORD", "authpass-666")
     monkeypatch.setenv("WEDSYNC_METRICS_TOKEN", "metrics-777")
     s = load_settings()
-    shown = json.dumps(s.redacted(), default=str)
+    shown = json.dumps([asdict(v) for v in show_settings(s)])
     for secret in (
         "dbpass-111",
         "dbpass-222",
@@ -323,10 +395,108 @@ def test_redacted_settings_hide_every_secret(monkeypatch: pytest.MonkeyPatch) ->
     ):
         assert secret not in shown
         assert secret not in repr(s)
-    redacted = s.redacted()
-    assert redacted["database_url"] == "postgresql://app:****@127.0.0.1/wedsync"
-    assert redacted["service_key"] == "********"
-    assert redacted["pool_sizes"] == {"user": 8, "service": 2}
+    by_name = {v.variable: v for v in show_settings(s)}
+    assert by_name["DATABASE_URL"].value == "postgresql://app:****@127.0.0.1/wedsync"
+    assert by_name["WEDSYNC_SERVICE_KEY"].value == "********"
+
+
+# --- config show: variable names, values as written, where each came from ---------------------
+def test_shown_settings_name_variables_and_sources(
+    monkeypatch: pytest.MonkeyPatch, clean_environment: Path
+) -> None:
+    set_environment(
+        monkeypatch,
+        ENV="staging",
+        SERVICE_KEY=GOOD_KEY,
+        DATABASE_URL="postgresql://app@127.0.0.1/wedsync",
+        POOL_TIMEOUT="7.5",
+    )
+    (clean_environment / ".env").write_text("WEDSYNC_PEAK_MONTHS=6-8\nWEDSYNC_HTTP_PORT=9000\n")
+    shown = {v.variable: v for v in show_settings(load_settings())}
+    assert set(shown) >= {"WEDSYNC_ENV", "DIRECT_DATABASE_URL", "WEDSYNC_FREEZE_WINDOWS"}
+    assert not any(name.islower() for name in shown)  # no Python field names
+    assert (shown["WEDSYNC_ENV"].value, shown["WEDSYNC_ENV"].source) == ("staging", "environment")
+    # the alias actually set is the one shown
+    assert shown["WEDSYNC_DATABASE_URL"].source == "environment"
+    assert shown["WEDSYNC_POOL_TIMEOUT"].value == "7.5"
+    assert (shown["WEDSYNC_PEAK_MONTHS"].value, shown["WEDSYNC_PEAK_MONTHS"].source) == (
+        "6-8",
+        ".env file",
+    )
+    assert shown["WEDSYNC_HTTP_PORT"].value == "9000"
+    assert (shown["WEDSYNC_QUERY_TIMEOUT"].value, shown["WEDSYNC_QUERY_TIMEOUT"].source) == (
+        "60",
+        "default",
+    )
+    assert shown["WEDSYNC_CONNECTION_BUDGET"].value == "20"
+    assert shown["WEDSYNC_CONNECTION_BUDGET"].source == "default (staging profile)"
+    assert shown["WEDSYNC_FREEZE_MODE"].value == "warn"
+    assert shown["WEDSYNC_MAINTENANCE_WINDOW"].value == "01:00-05:00"
+    assert shown["DIRECT_DATABASE_URL"].value is None
+    assert shown["WEDSYNC_FREEZE_WEEKDAYS"].value == "sat"
+
+
+def test_a_generated_development_key_says_so(clean_environment: Path) -> None:
+    shown = {v.variable: v for v in show_settings(load_settings())}
+    key = shown["WEDSYNC_SERVICE_KEY"]
+    assert key.value == "********"
+    assert key.source == f"generated ({clean_environment / 'data' / 'service_key'})"
+
+
+# --- config check: every bad variable at once, misspelt names -----------------------------------
+def test_check_reports_every_bad_variable_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_environment(
+        monkeypatch,
+        ENV="production",
+        SERVICE_KEY="too-short",
+        FREEZE_WINDOWS="garbage",
+        PEAK_MONTHS="13",
+        HTTP_PORT="eighty",
+    )
+    found = check_settings()
+    assert sorted(e.variable for e in found.errors) == [
+        "DATABASE_URL",
+        "WEDSYNC_FREEZE_WINDOWS",
+        "WEDSYNC_HTTP_PORT",
+        "WEDSYNC_PEAK_MONTHS",
+        "WEDSYNC_SERVICE_KEY",
+    ]
+    assert not any("Value error" in str(e) or "too-short" in str(e) for e in found.errors)
+    assert not (Path("data") / "service_key").exists()  # a check writes nothing
+
+
+def test_check_passes_good_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEDSYNC_FREEZE_WINDOWS", "2026-12-24/2026-12-27 christmas")
+    found = check_settings()
+    assert found.errors == [] and found.warnings == []
+
+
+def test_misspelt_variables_get_the_closest_name() -> None:
+    warnings = misspelt_variables(
+        [
+            "WEDSYNC_FREEZE_WINDOW",
+            "wedsync_timezon",
+            "WEDSYNC_TIMEZONE",
+            "WEDSYNC_TEST_DATABASE_URL",
+            "WEDSYNC_ZZZ",
+            "HOME",
+        ]
+    )
+    assert warnings == [
+        "WEDSYNC_FREEZE_WINDOW is not a setting and is ignored; did you mean "
+        "WEDSYNC_FREEZE_WINDOWS?",
+        "WEDSYNC_TIMEZON is not a setting and is ignored; did you mean WEDSYNC_TIMEZONE?",
+        "WEDSYNC_ZZZ is not a setting and is ignored",
+    ]
+
+
+def test_check_warns_about_misspelt_names_in_the_env_file(
+    monkeypatch: pytest.MonkeyPatch, clean_environment: Path
+) -> None:
+    (clean_environment / ".env").write_text("WEDSYNC_PEAK_MONTH=6-8\n")
+    assert check_settings().warnings == [
+        "WEDSYNC_PEAK_MONTH is not a setting and is ignored; did you mean WEDSYNC_PEAK_MONTHS?"
+    ]
 
 
 # --- development service key ------------------------------------------------------------------
@@ -360,3 +530,14 @@ def test_an_empty_database_url_means_the_embedded_server(monkeypatch: pytest.Mon
     settings = load_settings()
     assert settings.database_url is None and settings.uses_embedded
     assert settings.service_key is not None  # blank counts as unset: development generates one
+
+
+def test_a_redacted_key_value_dsn_keeps_every_other_parameter() -> None:
+    shown = redact_dsn("host = db.example.com port=6543 password='my s3cret' dbname=wedsync")
+    assert dsn_params(shown) == {
+        "host": "db.example.com",
+        "port": "6543",
+        "password": "****",
+        "dbname": "wedsync",
+    }
+    assert redact_dsn("host=db.example.com password") == "<unparseable connection string>"

@@ -15,8 +15,9 @@ from wedsync_db import __version__
 from wedsync_db.api.auth import is_service_request
 from wedsync_db.api.context import AppContext, get_context
 from wedsync_db.api.problems import problem
-from wedsync_db.calendar import CalendarContext, FreezeConfig, calendar_context
+from wedsync_db.calendar import CalendarContext, calendar_context
 from wedsync_db.errors import ConfigError
+from wedsync_db.migrate.freeze import FreezeConfig
 from wedsync_db.monitor.assess import Assessment
 from wedsync_db.monitor.health import (
     HealthInputs,
@@ -25,7 +26,6 @@ from wedsync_db.monitor.health import (
     wedding_readiness,
 )
 from wedsync_db.monitor.thresholds import thresholds_for
-from wedsync_db.settings import parse_months
 
 router = APIRouter(prefix="/api/database/health", tags=["health"])
 HEALTH_JSON = "application/health+json"
@@ -116,7 +116,7 @@ def health_report(ctx: AppContext, full: bool) -> dict[str, Any]:
     if context is None or context.local_date != _local_date(now, settings.timezone):
         # no sample yet (or it is from yesterday): the clock alone decides Saturday / season;
         # weddings are counted by the next sample
-        context = calendar_context(now, settings.timezone, parse_months(settings.peak_months), 0)
+        context = calendar_context(now, settings.timezone, settings.peak_months, 0)
         weddings_known = False
     budget = round(settings.disk_budget_gb * 2**30)
     thresholds = (

@@ -21,7 +21,6 @@ from wedsync_db.demo.generate import (
 )
 from wedsync_db.demo.seed import SeedReport, reset_tenant_tables, seed
 from wedsync_db.runtime import database_for, runner_for
-from wedsync_db.settings import parse_months
 
 app = typer.Typer(help="Realistic demo data.", no_args_is_help=True)
 
@@ -94,7 +93,7 @@ def seed_command(
                 guests_per_wedding=guests_per_wedding,
                 seed=chosen_seed,
                 today=today,
-                peak_months=parse_months(s.peak_months),
+                peak_months=s.peak_months,
             )
 
     report = common.run(run())

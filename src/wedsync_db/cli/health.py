@@ -12,17 +12,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from wedsync_db import __version__
-from wedsync_db.calendar import FreezeConfig, calendar_context
+from wedsync_db.calendar import calendar_context
 from wedsync_db.cli import common
 from wedsync_db.cli.common import err, out
 from wedsync_db.db.client import Database
 from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState
 from wedsync_db.errors import ConfigError, DatabaseUnavailable, WedsyncDBError
+from wedsync_db.migrate.freeze import FreezeConfig
 from wedsync_db.monitor.assess import Assessment
 from wedsync_db.monitor.health import HealthInputs, health_document, wedding_readiness
 from wedsync_db.monitor.thresholds import thresholds_for
 from wedsync_db.runtime import Target, database_for
-from wedsync_db.settings import Settings, parse_months
+from wedsync_db.settings import Settings
 
 # Enough probes per pool for a latency percentile that is not a single sample.
 PROBES = 5
@@ -100,7 +101,7 @@ def _document(
         context, thresholds = assessment.context, assessment.thresholds
     else:
         # without a collection the weddings table was not read: the clock alone decides
-        context = calendar_context(now, settings.timezone, parse_months(settings.peak_months), 0)
+        context = calendar_context(now, settings.timezone, settings.peak_months, 0)
         thresholds = thresholds_for(context.level, environment=settings.env)
     inputs = HealthInputs(
         heartbeats=heartbeats,

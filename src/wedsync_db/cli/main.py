@@ -10,12 +10,11 @@ from typing import Annotated
 
 import typer
 
-from wedsync_db.cli import backup, common, demo, health, migrate, monitor
+from wedsync_db.cli import backup, common, config, demo, health, migrate, monitor
 from wedsync_db.cli.common import err, out
 from wedsync_db.db.admin import psql_target
 from wedsync_db.embedded import DEFAULT_DATABASE
 from wedsync_db.runtime import embedded_server
-from wedsync_db.settings import validate_for_startup
 
 app = typer.Typer(
     name="wedsync-db",
@@ -27,9 +26,8 @@ app = typer.Typer(
 db_app = typer.Typer(
     help="The embedded PostgreSQL server (used when DATABASE_URL is unset).", no_args_is_help=True
 )
-config_app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-app.add_typer(config_app, name="config")
+app.add_typer(config.app, name="config")
 app.add_typer(migrate.app, name="migrate")
 app.add_typer(demo.app, name="demo")
 app.add_typer(backup.app, name="backup")
@@ -163,34 +161,6 @@ def db_psql(ctx: typer.Context) -> None:
         with common.handled():
             argv = server.psql_command()
     raise typer.Exit(subprocess.call([*argv, *ctx.args], env=env))
-
-
-# --- config -------------------------------------------------------------------------------------
-@config_app.command("show")
-def config_show(
-    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
-) -> None:
-    """Print the effective settings with secrets redacted."""
-    s = common.settings()
-    data = s.redacted()
-    if json_out:
-        common.print_json(data)
-        return
-    from rich.table import Table
-
-    table = Table("setting", "value", title=f"wedsync-db settings ({s.env})")
-    for k, v in data.items():
-        table.add_row(k, str(v))
-    out.print(table)
-
-
-@config_app.command("check")
-def config_check() -> None:
-    """Validate the settings; exit 1 naming the variable at fault."""
-    s = common.settings()
-    for warning in validate_for_startup(s):
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    out.print(f"configuration OK ({s.env})", highlight=False)
 
 
 def main() -> None:

@@ -19,18 +19,30 @@ from wedsync_db.migrate.files import FILE_PATTERN, MigrationFile, discover, next
 from wedsync_db.migrate.plan import MigrationPlan
 from wedsync_db.migrate.service import apply_migrations, plan_migrations
 from wedsync_db.runtime import runner_for
+from wedsync_db.settings import load_settings
 
 app = typer.Typer(help="Versioned SQL migrations.", no_args_is_help=True)
 
 DirOpt = Annotated[
     list[Path] | None,
-    typer.Option("--dir", help="Extra migration directory (repeatable), after the built-in files"),
+    typer.Option(
+        "--dir",
+        help="Migration directory (repeatable), after the built-in files; replaces "
+        "WEDSYNC_MIGRATION_DIRS",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 
-def _dirs(dirs: list[Path] | None) -> tuple[str, ...]:
-    return tuple(str(d) for d in dirs or [])
+def _dirs(dirs: list[Path] | None) -> list[Path] | None:
+    """``--dir`` values, or None so that WEDSYNC_MIGRATION_DIRS applies."""
+    return dirs or None
+
+
+def _configured_dirs() -> tuple[Path, ...]:
+    """WEDSYNC_MIGRATION_DIRS, for commands that need no database."""
+    with common.handled():
+        return load_settings(generate_key=False).migration_dirs
 
 
 @app.command("status")
@@ -228,7 +240,8 @@ def lint(
     paths: Annotated[
         list[Path] | None,
         typer.Argument(
-            help="Files or directories to lint (default: every migration file, built-in and --dir)"
+            help="Files or directories to lint (default: every migration file, built-in and "
+            "--dir or WEDSYNC_MIGRATION_DIRS)"
         ),
     ] = None,
     dirs: DirOpt = None,
@@ -251,7 +264,7 @@ def lint(
                 common.fail(f"{path}: no such file or directory")
     else:
         with common.handled():
-            files = discover([Path(d) for d in dirs or []])
+            files = discover(dirs or _configured_dirs())
         targets = [(f.path, f.sql) for f in files]
     results = []
     with common.handled():
@@ -283,15 +296,22 @@ def new(
         str, typer.Argument(help="Short name: lower-case letters, digits, underscores")
     ],
     directory: Annotated[
-        Path, typer.Option("--dir", help="Directory to create the file in")
-    ] = Path("migrations"),
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="Directory to create the file in (default: the first of "
+            "WEDSYNC_MIGRATION_DIRS, else ./migrations)",
+        ),
+    ] = None,
 ) -> None:
     """Create the next numbered migration file (numbers are unique across all directories)."""
     slug = name.strip().lower().replace("-", "_").replace(" ", "_")
     if not FILE_PATTERN.match(f"0000_{slug}.sql"):
         common.fail(f"{name!r}: use lower-case letters, digits and underscores")
+    configured = _configured_dirs()
+    directory = directory or (configured[0] if configured else Path("migrations"))
     with common.handled():
-        existing = discover([directory] if directory.is_dir() else [])
+        existing = discover([d for d in {directory, *configured} if d.is_dir()])
     path = directory / f"{next_version(existing)}_{slug}.sql"
     directory.mkdir(parents=True, exist_ok=True)
     path.write_text(

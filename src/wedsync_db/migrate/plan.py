@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from wedsync_db.calendar import FreezeConfig, FreezeDecision, freeze_decision
 from wedsync_db.migrate.analysis import (
     FileAnalysis,
     analyze_sql,
@@ -15,6 +14,7 @@ from wedsync_db.migrate.analysis import (
     split_statements,
 )
 from wedsync_db.migrate.files import Drift, MigrationFile
+from wedsync_db.migrate.freeze import FreezeConfig, FreezeDecision, freeze_decision
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from wedsync_db.calendar import FreezeConfig, apply_override
 from wedsync_db.db import direct
 from wedsync_db.db.admin import set_role_password
 from wedsync_db.db.client import AUTHENTICATOR_ROLE
 from wedsync_db.db.session import Session
 from wedsync_db.errors import MigrationFileError, MigrationFrozen, MigrationRefused
 from wedsync_db.migrate.files import MigrationFile, detect_drift, pending
+from wedsync_db.migrate.freeze import FreezeConfig, apply_override
 from wedsync_db.migrate.plan import MigrationPlan, analyze_pending, build_plan
 from wedsync_db.migrate.runner import ApplyResult, GuardReport, MigrationRunner, Progress
 from wedsync_db.settings import Settings

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from wedsync_db.calendar import CalendarContext, FreezeConfig, FreezeDecision, freeze_decision
+from wedsync_db.calendar import CalendarContext
 from wedsync_db.db.heartbeat import HeartbeatSnapshot
+from wedsync_db.migrate.freeze import FreezeConfig, FreezeDecision, freeze_decision
 from wedsync_db.monitor.assess import Assessment, Status, worst
 from wedsync_db.monitor.thresholds import NORMAL, Thresholds
 

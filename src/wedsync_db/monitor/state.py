@@ -38,7 +38,7 @@ from wedsync_db.monitor.snapshot import (
     query_differences,
 )
 from wedsync_db.monitor.thresholds import thresholds_for
-from wedsync_db.settings import Settings, parse_months
+from wedsync_db.settings import Settings
 
 if TYPE_CHECKING:
     from wedsync_db.monitor.assess import Assessment
@@ -239,7 +239,7 @@ class MonitorState:
 
         s = self.settings
         context = calendar_context(
-            snap.captured_at, s.timezone, parse_months(s.peak_months), snap.weddings_today or 0
+            snap.captured_at, s.timezone, s.peak_months, snap.weddings_today or 0
         )
         thresholds = thresholds_for(
             context.level,
