@@ -68,7 +68,7 @@ def analyze_parsed(
     for stmt in statements:
         analyses.append(classify(stmt, created))
         created.update(created_relations(stmt))
-    ctx = FileContext(parsed.name, parsed.directives, statements, tuple(analyses))
+    ctx = FileContext(parsed, tuple(analyses))
     findings = _run([], ctx, "statements")
     squawk_ran = False
     if run_squawk and statements:

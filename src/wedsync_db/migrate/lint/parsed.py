@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from pglast.parser import ParseError, parse_sql, scan, split
@@ -63,13 +64,17 @@ def mask_comments(sql: str) -> str:
 
 @dataclass(frozen=True)
 class ParsedFile:
-    """One file's SQL, directives and statements; ``error`` says why it could not be split."""
+    """One file's SQL and statements; ``error`` says why it could not be split."""
 
     name: str
     sql: str
-    directives: Directives
     statements: tuple[Statement, ...]
     error: MigrationFileError | None = None
+
+    @cached_property
+    def directives(self) -> Directives:
+        """The `-- wedsync:` header (read even when the SQL cannot be split)."""
+        return parse_directives(self.sql)
 
     @property
     def statements_or_raise(self) -> tuple[Statement, ...]:
@@ -86,8 +91,8 @@ def parse_file(sql: str, *, name: str = "<sql>") -> ParsedFile:
     except MigrationFileError as exc:
         error = MigrationFileError(f"{name}: {exc}")
         error.__cause__ = exc.__cause__
-        return ParsedFile(name, sql, parse_directives(sql), (), error)
-    return ParsedFile(name, sql, parse_directives(sql), statements)
+        return ParsedFile(name, sql, (), error)
+    return ParsedFile(name, sql, statements)
 
 
 def decode(data: bytes, *, name: str) -> str:

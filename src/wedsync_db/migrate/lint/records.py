@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Severity = Literal["error", "warning", "info"]
 Source = Literal["squawk", "wedsync"]
+# Weakest first, as in table 13.2. Anything above SHARE UPDATE EXCLUSIVE conflicts with
+# ROW EXCLUSIVE, i.e. stops INSERT/UPDATE/DELETE (and ACCESS EXCLUSIVE stops SELECT too).
 LockMode = Literal[
     "ACCESS SHARE",
     "ROW SHARE",
@@ -24,18 +26,7 @@ LockMode = Literal[
     "ACCESS EXCLUSIVE",
 ]
 
-# Weakest first, as in table 13.2. Anything above SHARE UPDATE EXCLUSIVE conflicts with
-# ROW EXCLUSIVE, i.e. stops INSERT/UPDATE/DELETE (and ACCESS EXCLUSIVE stops SELECT too).
-LOCK_MODES: tuple[LockMode, ...] = (
-    "ACCESS SHARE",
-    "ROW SHARE",
-    "ROW EXCLUSIVE",
-    "SHARE UPDATE EXCLUSIVE",
-    "SHARE",
-    "SHARE ROW EXCLUSIVE",
-    "EXCLUSIVE",
-    "ACCESS EXCLUSIVE",
-)
+LOCK_MODES: tuple[LockMode, ...] = get_args(LockMode)
 BLOCKING_ABOVE = LOCK_MODES.index("SHARE UPDATE EXCLUSIVE")
 
 SEVERITY_ORDER: Mapping[str, int] = MappingProxyType({"error": 0, "warning": 1, "info": 2})

@@ -1,8 +1,9 @@
 """The lint rule registry: each rule's name, severity, whether it can be waived, and its check.
 
-A rule is one `Rule` declaration in `wedsync_db.migrate.lint.rules`, registered with
-`register`. Its corpus case is the file `tests/fixtures/lint/bad/<name>.sql`; the corpus test
-reads this registry to know which files must exist and what each must report.
+A rule is one declaration in `wedsync_db.migrate.lint.rules`: its check function under
+`@rule(name, severity)` (its docstring is the summary), or `register(Rule(...))` for a rule
+without a check. Its corpus case is the file `tests/fixtures/lint/bad/<name>.sql`; the corpus
+test reads this registry to know which files must exist and what each must report.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
+from wedsync_db.migrate.lint.parsed import ParsedFile
 from wedsync_db.migrate.lint.records import (
     Directives,
     Finding,
@@ -25,12 +27,18 @@ from wedsync_db.migrate.lint.records import (
 class FileContext:
     """What a rule's check reads: the parsed file, its classified statements, earlier findings."""
 
-    name: str
-    directives: Directives
-    statements: tuple[Statement, ...]
+    parsed: ParsedFile
     analyses: tuple[StatementAnalysis, ...]
     findings: tuple[Finding, ...] = ()
     squawk_ran: bool = False
+
+    @property
+    def directives(self) -> Directives:
+        return self.parsed.directives
+
+    @property
+    def statements(self) -> tuple[Statement, ...]:
+        return self.parsed.statements
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,20 @@ def register(rule: Rule) -> Rule:
         raise ValueError(f"lint rule {rule.name!r} is registered twice")
     _RULES[rule.name] = rule
     return rule
+
+
+def rule(
+    name: str, severity: Severity, *, phase: Phase = "statements", acknowledgeable: bool = True
+) -> Callable[[Check], Check]:
+    """Declare and register a rule whose check is the decorated function; the first line of
+    its docstring is the rule's summary."""
+
+    def decorate(check: Check) -> Check:
+        summary = (check.__doc__ or "").strip().split("\n")[0]
+        register(Rule(name, severity, summary, check, phase, acknowledgeable))
+        return check
+
+    return decorate
 
 
 def rules_in(phase: Phase) -> tuple[Rule, ...]:

@@ -1,7 +1,8 @@
-"""wedsync's own lint rules, one `register(Rule(...))` declaration each.
+"""wedsync's own lint rules, one declaration each.
 
-Adding a rule: declare it here (name, severity, summary, check) and add its corpus case
-`tests/fixtures/lint/bad/<name>.sql`; the corpus test finds both through the registry.
+Adding a rule: write its check here under `@rule(name, severity)` (the docstring's first line is
+its summary) and add its corpus
+case `tests/fixtures/lint/bad/<name>.sql`; the corpus test finds both through the registry.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pglast import ast, enums
 
 from wedsync_db.migrate.lint.locks import qualified, relation_key
 from wedsync_db.migrate.lint.records import BLOCKING_ABOVE, LOCK_MODES, StatementAnalysis
-from wedsync_db.migrate.lint.registry import RULES, Check, FileContext, Hit, Rule, register
+from wedsync_db.migrate.lint.registry import RULES, Check, FileContext, Hit, Rule, register, rule
 from wedsync_db.migrate.lint.squawk_rules import SQUAWK_ERROR_RULES
 
 # A table carrying one of these columns belongs to a tenant and must have RLS enabled and forced.
@@ -63,7 +64,9 @@ register(
 # ---- how the file runs
 
 
+@rule("empty-migration", "warning")
 def _empty(ctx: FileContext) -> Iterator[Hit]:
+    """An applied empty file that is filled in later shows up as drift, not as a migration."""
     if not ctx.statements:
         yield Hit(
             "the file holds no statement; applying it records an empty migration, and "
@@ -71,17 +74,9 @@ def _empty(ctx: FileContext) -> Iterator[Hit]:
         )
 
 
-register(
-    Rule(
-        "empty-migration",
-        "warning",
-        "an applied empty file that is filled in later shows up as drift, not as a migration",
-        _empty,
-    )
-)
-
-
+@rule("no-transaction-multiple-statements", "error", acknowledgeable=False)
 def _no_transaction_multiple(ctx: FileContext) -> Iterator[Hit]:
+    """A `wedsync:no-transaction` file holds more than one statement."""
     if ctx.directives.no_transaction and len(ctx.analyses) > 1:
         yield Hit(
             f"`wedsync:no-transaction` files must hold exactly one statement, this one has "
@@ -90,18 +85,9 @@ def _no_transaction_multiple(ctx: FileContext) -> Iterator[Hit]:
         )
 
 
-register(
-    Rule(
-        "no-transaction-multiple-statements",
-        "error",
-        "a `wedsync:no-transaction` file holds more than one statement",
-        _no_transaction_multiple,
-        acknowledgeable=False,
-    )
-)
-
-
+@rule("concurrently-in-transaction", "error", acknowledgeable=False)
 def _concurrently_in_transaction(ctx: FileContext) -> Iterator[Hit]:
+    """A statement that cannot run inside a transaction block, in a transactional file."""
     if ctx.directives.no_transaction:
         return
     for a in ctx.analyses:
@@ -113,21 +99,12 @@ def _concurrently_in_transaction(ctx: FileContext) -> Iterator[Hit]:
             )
 
 
-register(
-    Rule(
-        "concurrently-in-transaction",
-        "error",
-        "a statement that cannot run inside a transaction block, in a transactional file",
-        _concurrently_in_transaction,
-        acknowledgeable=False,
-    )
-)
-
-
 # ---- what the file does to live tables
 
 
+@rule("data-change-on-existing-table", "warning")
 def _data_change(ctx: FileContext) -> Iterator[Hit]:
+    """UPDATE / DELETE / MERGE on a table that existed before the file."""
     for a in ctx.analyses:
         if a.kind in _ROW_CHANGING_KINDS:
             existing = [lock.table for lock in a.locks if not lock.new_table]
@@ -140,17 +117,9 @@ def _data_change(ctx: FileContext) -> Iterator[Hit]:
                 )
 
 
-register(
-    Rule(
-        "data-change-on-existing-table",
-        "warning",
-        "UPDATE / DELETE / MERGE on a table that existed before the file",
-        _data_change,
-    )
-)
-
-
+@rule("tenant-table-without-rls", "error")
 def _tenant_without_rls(ctx: FileContext) -> Iterator[Hit]:
+    """A new table with a tenant key whose row level security is not enabled and forced."""
     enabled: set[str] = set()
     forced: set[str] = set()
     for stmt in ctx.statements:
@@ -181,24 +150,15 @@ def _tenant_without_rls(ctx: FileContext) -> Iterator[Hit]:
             )
 
 
-register(
-    Rule(
-        "tenant-table-without-rls",
-        "error",
-        "a new table with a tenant key whose row level security is not enabled and forced",
-        _tenant_without_rls,
-    )
-)
-
-
 # ---- after squawk: rules that read the other findings
 
 # squawk rules that already explain a blocking lock (see `lint.squawk_rules`)
 _LOCK_EXPLAINING = frozenset({"concurrently-in-transaction"})
 
 
+@rule("blocking-lock-on-existing-table", "warning", phase="final")
 def _blocking(ctx: FileContext) -> Iterator[Hit]:
-    """One warning per locked table for blocking statements no lock-related finding explains."""
+    """A lock that stops reads or writes on a table that existed before the file."""
     explained = {
         f.line
         for f in ctx.findings
@@ -219,41 +179,20 @@ def _blocking(ctx: FileContext) -> Iterator[Hit]:
         yield Hit(f"blocks other sessions on {target}{more}: {group[0].reason}", group[0])
 
 
-register(
-    Rule(
-        "blocking-lock-on-existing-table",
-        "warning",
-        "a lock that stops reads or writes on a table that existed before the file",
-        _blocking,
-        phase="final",
-    )
-)
-
-
+@rule("unknown-allow-rule", "warning", phase="final")
 def _unknown_allows(ctx: FileContext) -> Iterator[Hit]:
-    """Allows that waive nothing: a typo, a stale line, or a rule that cannot be waived."""
+    """A `wedsync:allow` that waives nothing."""
     reported = {f.rule for f in ctx.findings}
-    for rule, line in ctx.directives.allow_lines.items():
-        declared = RULES.get(rule)
+    for name, line in ctx.directives.allow_lines.items():
+        declared = RULES.get(name)
         if declared is not None and not declared.acknowledgeable:
-            hint = f"{rule} cannot be waived; the file cannot run as written"
+            hint = f"{name} cannot be waived; the file cannot run as written"
         # Without squawk's report we cannot tell whether a squawk rule would have fired.
-        elif rule in reported or (not ctx.squawk_ran and declared is None):
+        elif name in reported or (not ctx.squawk_ran and declared is None):
             continue
         else:
-            hint = f"no finding of {rule} in this file; remove the allow or check the rule name"
-        yield Hit(f"`wedsync:allow {rule}`: {hint}", line=line)
-
-
-register(
-    Rule(
-        "unknown-allow-rule",
-        "warning",
-        "a `wedsync:allow` that waives nothing",
-        _unknown_allows,
-        phase="final",
-    )
-)
+            hint = f"no finding of {name} in this file; remove the allow or check the rule name"
+        yield Hit(f"`wedsync:allow {name}`: {hint}", line=line)
 
 
 # ---- reported by the lint machinery, not by a check
