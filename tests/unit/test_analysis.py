@@ -788,3 +788,9 @@ def test_squawk_rules_trip_on_their_corpus_case(path: Path) -> None:
     assert path.stem in {f.rule for f in result.unacknowledged_errors}, [
         f.rule for f in result.findings
     ]
+
+
+def test_our_corpus_runs_without_squawk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(squawk, "find_squawk", lambda: None)
+    result = _corpus_result(LINT_FIXTURES / "bad" / "tenant-table-without-rls.sql", run_squawk=True)
+    assert {f.rule for f in result.findings} == {"tenant-table-without-rls", "squawk-unavailable"}
