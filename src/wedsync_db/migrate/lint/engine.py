@@ -99,7 +99,6 @@ def analyze_sql(
     created_earlier: Iterable[str] = (),
 ) -> FileAnalysis:
     """Split, classify and lint one migration file's SQL; a syntax error raises."""
-    check_pg_version(pg_version)
     return analyze_parsed(
         parse_file(sql, name=name),
         pg_version=pg_version,
