@@ -3,6 +3,7 @@ status codes 200 / 401 / 409 / 422 / 423, readiness after apply, and an audit ro
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from fixtures.migration_support import (
     table_exists,
 )
 from wedsync_db.api.app import create_app
+from wedsync_db.migrate import squawk
 from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
 from wedsync_db.settings import Settings
 
@@ -85,6 +87,25 @@ def test_get_shows_status_plan_and_freeze(
     # the apikey header works too, and GET never applies anything
     assert client.get(URL, headers={"apikey": SERVICE_KEY}).status_code == 200
     assert not table_exists(fresh_db, "api_table")
+
+
+def test_get_runs_squawk_off_the_event_loop(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_loop: list[bool] = []
+
+    def recording(sql: str, **kw: Any) -> tuple[squawk.SquawkViolation, ...]:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            on_loop.append(False)
+        else:
+            on_loop.append(True)
+        return ()
+
+    monkeypatch.setattr(squawk, "run_squawk", recording)
+    assert client.get(URL, headers=AUTH).status_code == 200
+    assert on_loop == [False]
 
 
 def test_post_dry_run_then_apply_makes_the_service_ready(

@@ -119,6 +119,65 @@ def test_lint_exits_2_on_unacknowledged_errors_and_0_otherwise(tmp_path: Path) -
     assert missing.returncode == 1
 
 
+def test_lint_reports_every_file_of_a_directory(tmp_path: Path) -> None:
+    d = tmp_path / "migrations"
+    d.mkdir()
+    (d / "0101_latin1.sql").write_bytes(b"-- caf\xe9 des mari\xe9s\nselect 1;\n")
+    (d / "0102_typo.sql").write_text("select 1;\ncreat table notes (id int);\n")
+    (d / "0103_fine.sql").write_text("create table notes (id int primary key, body text);\n")
+
+    human = wedsync_db(["migrate", "lint", str(d)], NO_DATABASE, tmp_path)
+    assert human.returncode == 2, human.stderr
+    assert "Traceback" not in human.stderr
+    assert f"{d}/0101_latin1.sql is not valid UTF-8 (byte 0xe9 at offset 6)" in human.stdout
+    assert f"{d}/0102_typo.sql: line 2: syntax error" in human.stdout
+    assert "✓ " + str(d / "0103_fine.sql") in human.stdout
+    assert "3 file(s), 2 unacknowledged error(s)" in human.stdout
+
+    body = as_json(wedsync_db(["migrate", "lint", "--json", str(d)], NO_DATABASE, tmp_path))
+    assert [[f["rule"] for f in file["findings"]] for file in body["files"]] == [
+        ["not-utf8"],
+        ["unparseable-sql"],
+        [],
+    ]
+
+
+def test_lint_name_rule_is_the_same_by_path_and_in_a_directory(tmp_path: Path) -> None:
+    d = tmp_path / "migrations"
+    d.mkdir()
+    bad_name = d / "bad_name.sql"
+    bad_name.write_text("create table notes (id int primary key, body text);\n")
+
+    def findings(args: list[str]) -> tuple[int, list[str]]:
+        proc = wedsync_db(["migrate", "lint", "--json", *args], NO_DATABASE, tmp_path)
+        (file,) = [f for f in as_json(proc)["files"] if f["name"] == str(bad_name)]
+        return proc.returncode, [f"{f['rule']}:{f['severity']}" for f in file["findings"]]
+
+    expected = (0, ["migration-file-name:warning"])
+    assert findings([str(bad_name)]) == expected
+    assert findings([str(d)]) == expected
+    assert findings(["--dir", str(d)]) == expected
+    # apply still refuses such a directory; lint says why, for that file
+    human = wedsync_db(["migrate", "lint", "--dir", str(d)], NO_DATABASE, tmp_path)
+    assert "bad_name.sql is not named NNNN_name.sql" in human.stdout
+
+
+def test_lint_of_the_builtin_files_is_quiet_by_default(tmp_path: Path) -> None:
+    quiet = wedsync_db(["migrate", "lint"], NO_DATABASE, tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "(acknowledged)" not in quiet.stdout
+    loud = wedsync_db(["migrate", "lint", "--show-acknowledged"], NO_DATABASE, tmp_path)
+    acknowledged = loud.stdout.count("(acknowledged)")
+    assert acknowledged > 0
+    assert f"{acknowledged} acknowledged finding(s) not shown (--show-acknowledged)" in quiet.stdout
+
+    # a rule repeated in one file is one line by default, every line with --verbose
+    verbose = wedsync_db(["migrate", "lint", "--verbose"], NO_DATABASE, tmp_path)
+    each = verbose.stdout.count("warning blocking-lock-on-existing-table")
+    once = quiet.stdout.count("warning blocking-lock-on-existing-table")
+    assert each > once == quiet.stdout.count("more at lines")
+
+
 # --------------------------------------------------------------------------------------------
 # apply
 
@@ -441,3 +500,27 @@ def test_plan_at_needs_an_iso_time(fresh_db: str, tmp_path: Path) -> None:
     proc = wedsync_db(["migrate", "plan", "--at", "next saturday"], fresh_db, tmp_path)
     assert proc.returncode == 1
     assert "ISO-8601" in proc.stderr
+
+
+def test_plan_and_lint_print_the_same_analysis(fresh_db: str, tmp_path: Path) -> None:
+    d = MigrationDir(tmp_path / "migrations")
+    path = d.add(
+        1,
+        "seating_note",
+        "-- wedsync:allow data-change-on-existing-table: a handful of rows\n"
+        "alter table guests add column seating_note text;\n"
+        "update guests set seating_note = '' where false;\n",
+    )
+    plan = wedsync_db(["migrate", "plan", "--json", "--dir", str(d.path)], fresh_db, tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    (planned,) = as_json(plan)["pending"]
+    lint = wedsync_db(["migrate", "lint", "--json", str(path)], NO_DATABASE, tmp_path)
+    (linted,) = as_json(lint)["files"]
+    assert planned.pop("version") == d.version(1) and planned.pop("name") == "seating_note"
+    assert planned.pop("checksum")
+    assert planned.pop("path") == linted.pop("name") == str(path)
+    assert planned == linted
+    assert [f["rule"] for f in linted["findings"]] == [
+        "blocking-lock-on-existing-table",
+        "data-change-on-existing-table",
+    ]

@@ -12,12 +12,15 @@ from typing import Any
 import pytest
 
 from wedsync_db.errors import ConfigError, MigrationFileError
-from wedsync_db.migrate import analysis, squawk
-from wedsync_db.migrate.analysis import (
-    analyze_file,
+from wedsync_db.migrate import lint as analysis
+from wedsync_db.migrate import squawk
+from wedsync_db.migrate.lint import (
+    RULES,
+    SQUAWK_ERROR_RULES,
     analyze_sql,
     classify,
     concurrent_index_target,
+    lint_source,
     parse_directives,
     split_statements,
 )
@@ -303,10 +306,8 @@ def test_set_not_null_scans_and_add_nullable_column_does_not() -> None:
     assert not classified("alter table g add column e text").scans_table
 
 
-def test_add_enum_value_needs_no_transaction_only_before_postgresql_12() -> None:
-    sql = "alter type rsvp_status add value 'maybe'"
-    assert not classified(sql, pg_version="15").requires_no_transaction
-    assert classified(sql, pg_version="11.22").requires_no_transaction
+def test_add_enum_value_runs_in_a_transaction() -> None:
+    assert not classified("alter type rsvp_status add value 'maybe'").requires_no_transaction
 
 
 def test_unreadable_pg_version_is_refused() -> None:
@@ -325,7 +326,8 @@ def test_unreadable_pg_version_is_refused() -> None:
     ],
 )
 def test_concurrent_index_target(sql: str, expected: tuple[str | None, str] | None) -> None:
-    assert concurrent_index_target(sql) == expected
+    (stmt,) = split_statements(sql)
+    assert concurrent_index_target(stmt) == expected
 
 
 # --------------------------------------------------------------------------------------------
@@ -704,45 +706,91 @@ def test_no_transaction_file_is_not_transactional() -> None:
     assert not analyzed("-- wedsync:no-transaction\nvacuum guests;").transactional
 
 
-def test_analyze_file_names_the_file(tmp_path: Path) -> None:
-    path = tmp_path / "0042_guests_note.sql"
-    path.write_text("alter table guests add column note text;\n", encoding="utf-8")
-    result = analyze_file(path, run_squawk=False)
-    assert result.name == "0042_guests_note.sql"
+def test_lint_source_names_the_file() -> None:
+    data = b"alter table guests add column note text;\n"
+    result = lint_source(data, name="db/0042_guests_note.sql", run_squawk=False)
+    assert result.name == "db/0042_guests_note.sql"
     assert result.statements[0].table == "guests"
+    assert [f.rule for f in result.findings] == ["blocking-lock-on-existing-table"]
+
+
+def test_lint_source_reports_a_file_that_is_not_utf8() -> None:
+    result = lint_source(b"select 1;\n-- caf\xe9\n", name="db/0001_x.sql", run_squawk=False)
+    (finding,) = result.findings
+    assert (finding.rule, finding.severity) == ("not-utf8", "error")
+    assert "db/0001_x.sql is not valid UTF-8" in finding.message
+    assert "byte 0xe9 at offset 16" in finding.message and finding.line == 2
+    assert result.unacknowledged_errors == (finding,)
+
+
+def test_lint_source_reports_a_syntax_error_as_a_finding() -> None:
+    result = lint_source(b"select 1;\n\ncreat table a ();", name="0002_x.sql")
+    (finding,) = result.findings
+    assert (finding.rule, finding.line) == ("unparseable-sql", 3)
+    assert finding.message.startswith("0002_x.sql: line 3: syntax error")
+
+
+def test_lint_source_warns_about_a_name_apply_refuses() -> None:
+    result = lint_source(b"select 1;", name="db/bad_name.sql", run_squawk=False)
+    assert [(f.rule, f.severity) for f in result.findings] == [("migration-file-name", "warning")]
+    assert "bad_name.sql is not named NNNN_name.sql" in result.findings[0].message
 
 
 # --------------------------------------------------------------------------------------------
-# Corpus: good files pass, each bad file trips the rule in its name
+# Corpus: each registered rule with a corpus case has `bad/<rule>.sql`, which trips it; the
+# squawk rules' cases run only where squawk is installed. Good files pass.
+
+OUR_CASES = sorted(name for name, rule in RULES.items() if rule.corpus)
 
 
-def test_corpus_covers_the_expected_rules() -> None:
-    expected = {
-        "require-concurrent-index-creation",
-        "adding-required-field",
-        "constraint-missing-not-valid",
-        "changing-column-type",
-        "ban-drop-column",
-        "no-transaction-multiple-statements",
-        "tenant-table-without-rls",
-        "allow-without-reason",
-        "concurrently-in-transaction",
-    }
-    assert expected <= {p.stem for p in BAD}
+def test_every_registered_rule_has_its_corpus_case() -> None:
+    assert {
+        name for name in OUR_CASES if not (LINT_FIXTURES / "bad" / f"{name}.sql").exists()
+    } == set()
+    unknown = {p.stem for p in BAD} - set(RULES) - SQUAWK_ERROR_RULES
+    assert unknown == set(), "corpus files must be named after a registered or squawk rule"
     assert len(GOOD) >= 4
+
+
+def _corpus_result(path: Path, *, run_squawk: bool) -> analysis.FileAnalysis:
+    # named like a migration file, so only the rule under test fires
+    return lint_source(path.read_bytes(), name="0001_corpus_case.sql", run_squawk=run_squawk)
+
+
+@pytest.mark.parametrize("name", OUR_CASES)
+def test_our_rules_trip_on_their_corpus_case(name: str) -> None:
+    rule = RULES[name]
+    result = _corpus_result(LINT_FIXTURES / "bad" / f"{name}.sql", run_squawk=False)
+    tripped = result.unacknowledged_errors if rule.severity == "error" else result.findings
+    assert name in {f.rule for f in tripped}, [f.rule for f in result.findings]
+
+
+@pytest.mark.parametrize("path", GOOD, ids=[p.name for p in GOOD])
+def test_good_migrations_pass_our_rules(path: Path) -> None:
+    result = _corpus_result(path, run_squawk=False)
+    assert result.unacknowledged_errors == (), [f.message for f in result.unacknowledged_errors]
 
 
 @needs_squawk
 @pytest.mark.parametrize("path", GOOD, ids=[p.name for p in GOOD])
 def test_good_migrations_pass(path: Path) -> None:
-    result = analyze_file(path)
+    result = _corpus_result(path, run_squawk=True)
     assert result.unacknowledged_errors == (), [f.message for f in result.unacknowledged_errors]
 
 
+SQUAWK_CASES = sorted(p for p in BAD if p.stem in SQUAWK_ERROR_RULES)
+
+
 @needs_squawk
-@pytest.mark.parametrize("path", BAD, ids=[p.name for p in BAD])
-def test_bad_migrations_are_refused(path: Path) -> None:
-    result = analyze_file(path)
+@pytest.mark.parametrize("path", SQUAWK_CASES, ids=[p.name for p in SQUAWK_CASES])
+def test_squawk_rules_trip_on_their_corpus_case(path: Path) -> None:
+    result = _corpus_result(path, run_squawk=True)
     assert path.stem in {f.rule for f in result.unacknowledged_errors}, [
         f.rule for f in result.findings
     ]
+
+
+def test_our_corpus_runs_without_squawk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(squawk, "find_squawk", lambda: None)
+    result = _corpus_result(LINT_FIXTURES / "bad" / "tenant-table-without-rls.sql", run_squawk=True)
+    assert {f.rule for f in result.findings} == {"tenant-table-without-rls", "squawk-unavailable"}

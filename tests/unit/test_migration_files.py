@@ -6,6 +6,7 @@ import hashlib
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -254,3 +255,23 @@ def test_lock_retry_schedule_is_finite_with_a_large_budget() -> None:
     steps = list(lock_retry_schedule(2.0, 3600.0))
     assert sum(t + s for t, s in steps[:-1]) < 3600.0
     assert len(steps) < 500
+
+
+def test_a_file_is_parsed_once_for_plan_and_apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wedsync_db.migrate import plan
+    from wedsync_db.migrate.lint import parsed as parsed_module
+
+    calls: list[str] = []
+    real = parsed_module.parse_sql
+
+    def counting(sql: str) -> Any:
+        calls.append(sql)
+        return real(sql)
+
+    monkeypatch.setattr(parsed_module, "parse_sql", counting)
+    f = mfile("0001", "notes", "create table notes (id int);\ncreate index n on notes (id);\n")
+    (first,) = plan.analyze_pending([f], pg_version=None)
+    (again,) = plan.analyze_pending([f], pg_version=None)
+    assert f.parsed.statements_or_raise[1].kind == "IndexStmt"  # what apply runs
+    assert first.analysis == again.analysis
+    assert len(calls) == 1

@@ -14,8 +14,14 @@ from rich.table import Table
 
 from wedsync_db.cli import common
 from wedsync_db.cli.common import err, out
-from wedsync_db.migrate.analysis import analyze_sql
-from wedsync_db.migrate.files import FILE_PATTERN, MigrationFile, discover, next_version
+from wedsync_db.migrate.files import (
+    BUILTIN,
+    MigrationFile,
+    builtin_directory,
+    discover,
+    next_version,
+)
+from wedsync_db.migrate.lint import FILE_PATTERN, FileAnalysis, Finding, lint_source
 from wedsync_db.migrate.plan import MigrationPlan
 from wedsync_db.migrate.service import apply_migrations, plan_migrations
 from wedsync_db.runtime import runner_for
@@ -235,6 +241,57 @@ def _print_plan(p: MigrationPlan) -> None:
         err.print(f"[red]drift:[/] {escape(drift.message)}", highlight=False)
 
 
+def _lint_targets(paths: list[Path] | None, dirs: list[Path] | None) -> list[tuple[str, bytes]]:
+    """(name, bytes) of every file to lint: the paths given, else the migration directories.
+
+    A directory contributes each ``*.sql`` file in it, whatever its name: the name rule is a
+    finding of the file (`migration-file-name`), the same whether the file was named on the
+    command line or found in a directory.
+    """
+    targets: list[tuple[str, bytes]] = []
+    if not paths:
+        for entry in sorted(builtin_directory().iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".sql"):
+                targets.append((f"{BUILTIN}/{entry.name}", entry.read_bytes()))
+    for path in [*(paths or []), *(dirs or [])]:
+        if path.is_dir():
+            targets += [(str(f), f.read_bytes()) for f in sorted(path.glob("*.sql"))]
+        elif path.is_file():
+            targets.append((str(path), path.read_bytes()))
+        else:
+            common.fail(f"{path}: no such file or directory")
+    return targets
+
+
+def _print_finding(f: Finding, suffix: str = "") -> None:
+    colour = {"error": "red", "warning": "yellow"}.get(f.severity, "blue")
+    ack = " (acknowledged)" if f.acknowledged else ""
+    out.print(
+        f"    [{colour}]{f.severity}[/] {f.rule} line {f.line or '?'}: "
+        f"{escape(f.message)}{ack}{suffix}",
+        highlight=False,
+    )
+
+
+def _print_lint(result: FileAnalysis, *, show_acknowledged: bool, verbose: bool) -> int:
+    """One file's report; returns how many acknowledged findings it kept quiet."""
+    quiet = [f for f in result.findings if f.acknowledged and not show_acknowledged]
+    shown = [f for f in result.findings if f not in quiet]
+    status = "[red]✗[/]" if result.unacknowledged_errors else "[green]✓[/]"
+    out.print(f"{status} {escape(result.name)}", highlight=False)
+    by_rule: dict[tuple[str, str], list[Finding]] = {}
+    for f in shown:
+        by_rule.setdefault((f.rule, f.severity), []).append(f)
+    for f in shown:
+        group = by_rule[(f.rule, f.severity)]
+        if verbose or f.severity == "error" or len(group) == 1:
+            _print_finding(f)
+        elif f is group[0]:
+            lines = ", ".join(str(g.line or "?") for g in group[1:])
+            _print_finding(f, f" [dim](and {len(group) - 1} more at lines {lines}; --verbose)[/]")
+    return len(quiet)
+
+
 @app.command("lint")
 def lint(
     paths: Annotated[
@@ -248,44 +305,43 @@ def lint(
     pg_version: Annotated[
         str | None, typer.Option(help="Target PostgreSQL version for version-aware rules")
     ] = None,
+    show_acknowledged: Annotated[
+        bool,
+        typer.Option(
+            "--show-acknowledged", help="Also print findings a `wedsync:allow` acknowledged"
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="Print every warning (by default a rule repeated in a file is one line)",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Lint migration files (squawk + wedsync rules); exit 2 on unacknowledged errors."""
-    targets: list[tuple[str, str]] = []
-    if paths:
-        for path in paths:
-            if path.is_dir():
-                targets += [
-                    (str(f), f.read_text(encoding="utf-8")) for f in sorted(path.glob("*.sql"))
-                ]
-            elif path.is_file():
-                targets.append((str(path), path.read_text(encoding="utf-8")))
-            else:
-                common.fail(f"{path}: no such file or directory")
-    else:
-        with common.handled():
-            files = discover(dirs or _configured_dirs())
-        targets = [(f.path, f.sql) for f in files]
-    results = []
+    """Lint migration files (squawk + wedsync rules); exit 2 on unacknowledged errors.
+
+    Every file is reported: a file that is not UTF-8 or cannot be parsed is an error of that
+    file, and the others are still linted.
+    """
+    if not paths and not dirs:
+        dirs = list(_configured_dirs())
+    targets = _lint_targets(paths, dirs)
     with common.handled():
-        for name, text in targets:
-            results.append(analyze_sql(text, name=name, pg_version=pg_version))
+        results = [lint_source(data, name=name, pg_version=pg_version) for name, data in targets]
     errors = sum(len(r.unacknowledged_errors) for r in results)
     if json_out:
         common.print_json({"files": [r.to_dict() for r in results], "errors": errors})
     else:
-        for r in results:
-            shown = [f for f in r.findings if not f.acknowledged or f.severity == "error"]
-            status = "[red]✗[/]" if r.unacknowledged_errors else "[green]✓[/]"
-            out.print(f"{status} {escape(r.name)}", highlight=False)
-            for f in shown:
-                colour = {"error": "red", "warning": "yellow"}.get(f.severity, "blue")
-                ack = " (acknowledged)" if f.acknowledged else ""
-                out.print(
-                    f"    [{colour}]{f.severity}[/] {f.rule} line {f.line or '?'}: "
-                    f"{escape(f.message)}{ack}",
-                    highlight=False,
-                )
+        quiet = sum(
+            _print_lint(r, show_acknowledged=show_acknowledged, verbose=verbose) for r in results
+        )
+        if quiet:
+            out.print(
+                f"{quiet} acknowledged finding(s) not shown (--show-acknowledged)",
+                highlight=False,
+            )
         out.print(f"{len(results)} file(s), {errors} unacknowledged error(s)", highlight=False)
     raise typer.Exit(2 if errors else 0)
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
 from wedsync_db.errors import MigrationFileError
+from wedsync_db.migrate.lint.parsed import FILE_PATTERN, ParsedFile, decode, parse_file
 
-FILE_PATTERN = re.compile(r"^(\d{4,})_([a-z0-9][a-z0-9_]*)\.sql$")
 BUILTIN = "builtin"
 
 
@@ -36,6 +36,11 @@ class MigrationFile:
     @property
     def number(self) -> int:
         return int(self.version)
+
+    @cached_property
+    def parsed(self) -> ParsedFile:
+        """Directives and statements, parsed on first use and shared by plan, lint and apply."""
+        return parse_file(self.sql, name=self.path)
 
 
 @dataclass(frozen=True)
@@ -112,10 +117,7 @@ def _read_dir(directory: Traversable, label: str) -> list[MigrationFile]:
                 f"{label}/{entry.name}: migration files must be named NNNN_name.sql "
                 "(digits, underscore, lower-case name)"
             )
-        try:
-            text = entry.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise MigrationFileError(f"{label}/{entry.name} is not valid UTF-8") from exc
+        text = decode(entry.read_bytes(), name=f"{label}/{entry.name}")
         files.append(
             MigrationFile(
                 version=match.group(1),

@@ -7,14 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from wedsync_db.migrate.analysis import (
-    FileAnalysis,
-    analyze_sql,
-    created_relations,
-    split_statements,
-)
 from wedsync_db.migrate.files import Drift, MigrationFile
 from wedsync_db.migrate.freeze import FreezeConfig, FreezeDecision, freeze_decision
+from wedsync_db.migrate.lint import FileAnalysis, analyze_parsed, created_relations
 
 
 @dataclass(frozen=True)
@@ -25,43 +20,15 @@ class PlannedFile:
     analysis: FileAnalysis
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        a = self.analysis
+        """JSON-ready form: the file, then the analysis exactly as `migrate lint` prints it."""
+        analysis = self.analysis.to_dict()
+        del analysis["name"]  # the path below
         return {
             "version": self.file.version,
             "name": self.file.name,
             "path": self.file.path,
             "checksum": self.file.checksum,
-            "transactional": a.transactional,
-            "mode": "transactional" if a.transactional else "no-transaction",
-            "blocking": a.blocking,
-            "strongest_lock": a.strongest_lock,
-            "statements": [
-                {
-                    "line": s.line,
-                    "kind": s.kind,
-                    "table": s.table,
-                    "lock_level": s.lock_level,
-                    "rewrites_table": s.rewrites_table,
-                    "blocking": s.blocking,
-                    "reason": s.reason,
-                    "sql": s.text,
-                }
-                for s in a.statements
-            ],
-            "findings": [
-                {
-                    "rule": f.rule,
-                    "severity": f.severity,
-                    "message": f.message,
-                    "line": f.line,
-                    "source": f.source,
-                    "acknowledged": f.acknowledged,
-                    "acknowledgement": f.acknowledgement,
-                }
-                for f in a.findings
-            ],
-            "unacknowledged_errors": len(a.unacknowledged_errors),
+            **analysis,
         }
 
 
@@ -102,13 +69,15 @@ def analyze_pending(
     files: Sequence[MigrationFile], *, pg_version: str | None = None
 ) -> tuple[PlannedFile, ...]:
     """Analyse each pending file (statements, locks, lint), in order: a table created by an
-    earlier pending file is new to the later ones, so locking it blocks nobody."""
+    earlier pending file is new to the later ones, so locking it blocks nobody.
+
+    Runs squawk (a subprocess): async callers run this in a worker thread."""
     planned: list[PlannedFile] = []
     created: set[str] = set()
     for f in files:
-        a = analyze_sql(f.sql, name=f.path, pg_version=pg_version, created_earlier=created)
+        a = analyze_parsed(f.parsed, pg_version=pg_version, created_earlier=created)
         planned.append(PlannedFile(f, a))
-        for stmt in split_statements(f.sql):
+        for stmt in f.parsed.statements:
             created.update(created_relations(stmt))
     return tuple(planned)
 

@@ -26,7 +26,6 @@ from wedsync_db.errors import (
     MigrationLockHeld,
     WedsyncDBError,
 )
-from wedsync_db.migrate import analysis
 from wedsync_db.migrate.files import (
     AppliedMigration,
     Drift,
@@ -35,6 +34,7 @@ from wedsync_db.migrate.files import (
     discover,
     pending,
 )
+from wedsync_db.migrate.lint import Statement, concurrent_index_target
 
 Q = load_queries("wedsync_db.migrate", "sql/history.sql")
 
@@ -359,8 +359,8 @@ class MigrationRunner:
     async def _apply_file(
         self, s: Session, f: MigrationFile, progress: Progress | None
     ) -> AppliedFile:
-        directives = analysis.parse_directives(f.sql)
-        statements = analysis.split_statements(f.sql)
+        directives = f.parsed.directives
+        statements = f.parsed.statements_or_raise
         if directives.no_transaction and len(statements) != 1:
             raise MigrationFileError(
                 f"{f.path}: a wedsync:no-transaction file must hold exactly one statement "
@@ -426,7 +426,7 @@ class MigrationRunner:
         self,
         s: Session,
         f: MigrationFile,
-        statements: Sequence[analysis.Statement],
+        statements: Sequence[Statement],
         lock_timeout: float,
         attempts: int,
     ) -> None:
@@ -449,10 +449,10 @@ class MigrationRunner:
             )
 
     async def _run_outside_transaction(
-        self, s: Session, f: MigrationFile, stmt: analysis.Statement, lock_timeout: float
+        self, s: Session, f: MigrationFile, stmt: Statement, lock_timeout: float
     ) -> list[str]:
         notes: list[str] = []
-        index = analysis.concurrent_index_target(stmt.text)
+        index = concurrent_index_target(stmt)
         if index is not None:
             schema, name = index
             for row in await s.fetch_dicts(
@@ -527,7 +527,7 @@ class MigrationRunner:
                 await _release_lock(s)
 
 
-async def _execute_statement(s: Session, f: MigrationFile, stmt: analysis.Statement) -> None:
+async def _execute_statement(s: Session, f: MigrationFile, stmt: Statement) -> None:
     try:
         await s.execute(stmt.text)
     except LockTimeout:

@@ -3,6 +3,7 @@ wedding-aware freeze policy."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,8 +34,10 @@ async def plan_migrations(
         weddings = await runner.weddings_on(s, day)
         version = await runner.server_version(s)
     todo = pending(files, applied)
+    # squawk is a subprocess: off the event loop
+    analysed = await asyncio.to_thread(analyze_pending, todo, pg_version=version)
     return build_plan(
-        analyze_pending(todo, pg_version=version),
+        analysed,
         detect_drift(files, applied),
         at=at,
         config=config,
@@ -60,7 +63,7 @@ async def apply_migrations(
     async def guard(s: Session, todo: list[MigrationFile]) -> GuardReport:
         version = await runner.server_version(s)
         try:
-            planned = analyze_pending(todo, pg_version=version)
+            planned = await asyncio.to_thread(analyze_pending, todo, pg_version=version)
         except MigrationFileError as exc:
             # a file PostgreSQL's parser cannot split is refused like a lint error, and audited
             await runner.audit(
