@@ -8,10 +8,12 @@ import json
 import os
 import sys
 from collections.abc import Coroutine, Iterator
+from enum import IntEnum
 from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from wedsync_db import errors
 from wedsync_db.runtime import Target, resolve_target
@@ -34,18 +36,90 @@ def _console(stream: Any) -> Console:
 out = _console(sys.stdout)
 err = _console(sys.stderr)
 
-# exit codes (documented in the README): 0 ok, 1 error, 2 refused / health fail, 3 frozen,
-# 4 migration lock not obtained
-EXIT_CODES: list[tuple[type[BaseException], int]] = [
-    (errors.MigrationFrozen, 3),
-    (errors.MigrationLockHeld, 4),
-    (errors.DriftDetected, 2),
-    (errors.MigrationRefused, 2),
-    (errors.BackupVerificationFailed, 2),
+
+class ExitCode(IntEnum):
+    """The exit codes of every command (the README and ``--help`` print :data:`EXIT_MEANINGS`)."""
+
+    OK = 0
+    ERROR = 1
+    REFUSED = 2
+    FROZEN = 3
+    LOCK_HELD = 4
+    # sysexits.h EX_USAGE: apart from every code a command chooses itself
+    USAGE = 64
+
+
+EXIT_MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "ok (health pass or warn)",
+    ExitCode.ERROR: "error (unreachable, bad configuration, failed run, pending, stopped)",
+    ExitCode.REFUSED: "refused: health fail, drift, lint errors, failed verification",
+    ExitCode.FROZEN: "migrations frozen",
+    ExitCode.LOCK_HELD: "the migration lock is held by another run",
+    ExitCode.USAGE: "usage error: unknown command or option, missing or invalid value",
+}
+
+# our exceptions whose exit code is not ERROR
+EXIT_CODES: list[tuple[type[BaseException], ExitCode]] = [
+    (errors.MigrationFrozen, ExitCode.FROZEN),
+    (errors.MigrationLockHeld, ExitCode.LOCK_HELD),
+    (errors.DriftDetected, ExitCode.REFUSED),
+    (errors.MigrationRefused, ExitCode.REFUSED),
+    (errors.BackupVerificationFailed, ExitCode.REFUSED),
 ]
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
+def exit_code_epilog() -> str:
+    """The exit code table as ``--help`` prints it."""
+    rows = "\n".join(f"{int(code):>3}  {text}" for code, text in EXIT_MEANINGS.items())
+    return f"Exit codes:\n\n{rows}"
+
+
+# click's UsageError (typer vendors click: found through the public BadParameter)
+_USAGE_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+)
+
+
+class Group(TyperGroup):
+    """The root command: usage errors exit :attr:`ExitCode.USAGE` (click would say 2, the code
+    of a refusal), and boolean flags show no ``<bool>`` placeholder in ``--help``."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command line (after hiding the flags' placeholders)."""
+        _hide_flag_placeholders(self)
+        return super().main(*args, **kwargs)
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        """Parse the root's own options."""
+        with _usage_exit_code():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        """Parse and run the subcommand."""
+        with _usage_exit_code():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _usage_exit_code() -> Iterator[None]:
+    try:
+        yield
+    except _USAGE_ERROR as exc:
+        exc.exit_code = ExitCode.USAGE  # type: ignore[attr-defined]
+        raise
+
+
+def _hide_flag_placeholders(command: Any) -> None:
+    # a flag takes no value: an empty metavar is what the help shows in its type column
+    help_option = command.get_help_option(typer.Context(command))
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _hide_flag_placeholders(sub)
+
+
+def fail(message: str, code: int = ExitCode.ERROR) -> NoReturn:
     """Print an error to stderr and exit."""
     err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
     raise typer.Exit(code)
@@ -58,10 +132,12 @@ def handled(*, json_errors: bool = False) -> Iterator[None]:
     try:
         yield
     except errors.WedsyncDBError as exc:
-        code = next((c for cls, c in EXIT_CODES if isinstance(exc, cls)), 1)
+        code = next((c for cls, c in EXIT_CODES if isinstance(exc, cls)), ExitCode.ERROR)
         message = str(exc)
         if json_errors:
-            print_json({"error": {"type": type(exc).__name__, "message": message, "exit": code}})
+            print_json(
+                {"error": {"type": type(exc).__name__, "message": message, "exit": int(code)}}
+            )
         err.print(f"[bold red]error:[/] {_escape(message)}", highlight=False)
         raise typer.Exit(code) from None
 
