@@ -178,6 +178,17 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def format_bytes(n: float | None) -> str:
+    """A size in the CLI's one unit family, IEC (KiB, MiB, GiB, TiB: powers of 1024)."""
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TiB"
+
+
 def show_dsn(dsn: str) -> str:
     """A DSN safe to print."""
     return redact_dsn(dsn)

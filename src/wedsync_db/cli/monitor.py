@@ -76,14 +76,7 @@ def _exit_on_errors(snap: Snapshot, parts: Sequence[str]) -> None:
         raise typer.Exit(1)
 
 
-def _size(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:,.1f} TB"  # pragma: no cover
+_size = common.format_bytes
 
 
 def _short(text: str | None, width: int = QUERY_CHARS) -> str:
