@@ -7,12 +7,15 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
+from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from wedsync_db import errors
@@ -187,6 +190,116 @@ def format_bytes(n: float | None) -> str:
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
         n /= 1024
     return f"{n:,.1f} TiB"
+
+
+# --- reports that fit the width ----------------------------------------------------------------
+ColumnKind = Literal["id", "num", "text", "flex"]
+
+
+@dataclass(frozen=True)
+class Col:
+    """One column of a report: ``drop`` 0 is never left out (what identifies a row, or what
+    the report is about); when the width is short the highest ``drop`` goes first. ``num``
+    and ``id`` cells are never wrapped or shortened, ``text`` wraps, ``flex`` (plain text, not
+    markup) takes the room that is left and is shortened with "…"."""
+
+    header: str
+    drop: int = 0
+    kind: ColumnKind = "num"
+    min_width: int = 16
+
+
+def print_table(
+    columns: Sequence[Col],
+    rows: Sequence[Sequence[str]],
+    *,
+    title: str | None = None,
+    width: int | None = None,
+) -> None:
+    """Print rows with the columns that fit ``width`` (the console's), saying which were left
+    out; ``--json`` has them all."""
+    table, dropped = fit_table(columns, rows, title=title, width=width or out.width)
+    # soft wrapping (the console's default, for messages) would let a table overflow the width
+    out.print(table, soft_wrap=False)
+    if dropped:
+        out.print(
+            f"(left out at this width: {', '.join(dropped)}; --json has every column)",
+            highlight=False,
+            soft_wrap=False,
+        )
+
+
+def fit_table(
+    columns: Sequence[Col], rows: Sequence[Sequence[str]], *, title: str | None, width: int
+) -> tuple[Table, list[str]]:
+    """The table for ``width`` and the headers of the columns left out (pure)."""
+    flat = [
+        [_flat(cell) if c.kind == "flex" else cell for c, cell in zip(columns, row, strict=True)]
+        for row in rows
+    ]
+    natural = [max((_cell_width(r[i]) for r in flat), default=0) for i in range(len(columns))]
+    word = [max(len(w) for w in c.header.split()) for c in columns]
+    need = [
+        max(word[i], min(natural[i], c.min_width) if c.kind in ("text", "flex") else natural[i])
+        for i, c in enumerate(columns)
+    ]
+
+    def total(keep: list[int]) -> int:
+        # each column has one space of padding on either side and a border
+        return sum(need[i] + 3 for i in keep) + 1
+
+    keep = list(range(len(columns)))
+    while total(keep) > width:
+        droppable = [i for i in keep if columns[i].drop > 0]
+        if not droppable:
+            break
+        keep.remove(max(droppable, key=lambda i: (columns[i].drop, i)))
+    spare = max(0, width - total(keep))
+    allotted = dict.fromkeys(keep, 0)
+    for i in keep:
+        if columns[i].kind == "flex":
+            allotted[i] = min(natural[i], need[i] + spare)
+            spare -= allotted[i] - need[i]
+    for i in keep:
+        # then room for whole headers
+        grow = min(spare, len(columns[i].header) - need[i]) if columns[i].kind != "flex" else 0
+        if grow > 0:
+            need[i] += grow
+            spare -= grow
+    # numbers, names and the shortened text get exactly their width (their headers wrap);
+    # only when the identifying columns alone are too wide does everything fold to fit
+    fits = total(keep) <= width
+    table = Table(title=title)
+    for i in keep:
+        c = columns[i]
+        fixed = allotted[i] if c.kind == "flex" else need[i]
+        table.add_column(
+            c.header,
+            justify="right" if c.kind == "num" else "left",
+            width=fixed if fits and c.kind != "text" else None,
+            min_width=need[i] if fits else None,
+            overflow="fold",
+        )
+    for row in flat:
+        table.add_row(
+            *(
+                _escape(_shorten(row[i], allotted[i])) if columns[i].kind == "flex" else row[i]
+                for i in keep
+            )
+        )
+    return table, [columns[i].header for i in range(len(columns)) if i not in keep]
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _cell_width(cell: str) -> int:
+    return max((Text.from_markup(line).cell_len for line in cell.splitlines()), default=0)
 
 
 def show_dsn(dsn: str) -> str:
