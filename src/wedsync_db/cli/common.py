@@ -215,9 +215,13 @@ def print_table(
     *,
     title: str | None = None,
     width: int | None = None,
+    empty: str | None = None,
 ) -> None:
     """Print rows with the columns that fit ``width`` (the console's), saying which were left
-    out; ``--json`` has them all."""
+    out (``--json`` has them all); with no rows, print ``empty`` instead, when given."""
+    if not rows and empty is not None:
+        out.print(empty, highlight=False)
+        return
     table, dropped = fit_table(columns, rows, title=title, width=width or out.width)
     # soft wrapping (the console's default, for messages) would let a table overflow the width
     out.print(table, soft_wrap=False)

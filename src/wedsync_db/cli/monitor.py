@@ -62,6 +62,19 @@ def _collect(
     return _run(work)
 
 
+def _report(
+    parts: Sequence[str], json_out: bool, options: CollectOptions | None = None
+) -> Snapshot | None:
+    """Collect ``parts``: with --json print them (None: nothing more to do); else report what
+    failed (exit 1 when everything did) and hand the snapshot to the report."""
+    _, snap = _collect(parts, options)
+    if json_out:
+        common.print_json(_part(snap, *parts))
+        return None
+    _exit_on_errors(snap, parts)
+    return snap
+
+
 def _report_errors(snap: Snapshot) -> None:
     for e in snap.errors:
         err.print(f"[yellow]{e.collector}:[/] {escape(e.message)}", highlight=False)
@@ -257,12 +270,11 @@ def inspect_connections(
     json_out: JsonOpt = False,
 ) -> None:
     """Connections by audience and state; long statements and idle open transactions."""
-    parts = ("server", "connections")
-    _, snap = _collect(parts, CollectOptions(activity_min_seconds=min_seconds))
-    if json_out:
-        common.print_json(_part(snap, "server", "connections"))
+    snap = _report(
+        ("server", "connections"), json_out, CollectOptions(activity_min_seconds=min_seconds)
+    )
+    if snap is None:
         return
-    _exit_on_errors(snap, parts)
     c = snap.connections
     if c is None:
         return
@@ -400,12 +412,9 @@ def inspect_queries(
 @inspect_app.command("tables")
 def inspect_tables(json_out: JsonOpt = False) -> None:
     """The largest tables with their index, TOAST and dead-row figures."""
-    parts = ("storage", "maintenance")
-    _, snap = _collect(parts)
-    if json_out:
-        common.print_json(_part(snap, "storage", "maintenance"))
+    snap = _report(("storage", "maintenance"), json_out)
+    if snap is None:
         return
-    _exit_on_errors(snap, parts)
     dead = {
         (t.schema_name, t.table_name): t
         for t in (snap.maintenance.tables if snap.maintenance else ())
@@ -452,16 +461,10 @@ def inspect_tables(json_out: JsonOpt = False) -> None:
 def inspect_indexes(json_out: JsonOpt = False) -> None:
     """Invalid, unused, duplicate and missing indexes and unindexed foreign keys, with the SQL
     that fixes each (ops.index_recommendations)."""
-    parts = ("indexes",)
-    _, snap = _collect(parts)
-    if json_out:
-        common.print_json(_part(snap, "indexes"))
+    snap = _report(("indexes",), json_out)
+    if snap is None:
         return
-    _exit_on_errors(snap, parts)
     advice = snap.indexes or ()
-    if not advice:
-        out.print("no index advice", highlight=False)
-        return
     common.print_table(
         [
             common.Col("kind", kind="id"),
@@ -482,18 +485,16 @@ def inspect_indexes(json_out: JsonOpt = False) -> None:
             ]
             for a in advice
         ],
+        empty="no index advice",
     )
 
 
 @inspect_app.command("locks")
 def inspect_locks(json_out: JsonOpt = False) -> None:
     """Who blocks whom (one row per waiting session and lock holder), and locks per mode."""
-    parts = ("locks",)
-    _, snap = _collect(parts)
-    if json_out:
-        common.print_json(_part(snap, "locks"))
+    snap = _report(("locks",), json_out)
+    if snap is None:
         return
-    _exit_on_errors(snap, parts)
     lk = snap.locks
     if lk is None:
         return
@@ -538,12 +539,9 @@ def inspect_locks(json_out: JsonOpt = False) -> None:
 def inspect_vacuum(json_out: JsonOpt = False) -> None:
     """Dead rows and autovacuum state per table, transaction-ID wraparound, sequences filling
     up (ops.table_maintenance_report)."""
-    parts = ("maintenance", "database")
-    _, snap = _collect(parts)
-    if json_out:
-        common.print_json(_part(snap, "maintenance", "database"))
+    snap = _report(("maintenance", "database"), json_out)
+    if snap is None:
         return
-    _exit_on_errors(snap, parts)
     m = snap.maintenance
     if m is not None:
         common.print_table(
@@ -616,16 +614,10 @@ def inspect_vacuum(json_out: JsonOpt = False) -> None:
 def inspect_security(json_out: JsonOpt = False) -> None:
     """Tenant tables without (forced) RLS, policies on tables with RLS off, SECURITY DEFINER
     functions without a fixed search_path, claim helpers called once per row."""
-    parts = ("security",)
-    _, snap = _collect(parts)
-    if json_out:
-        common.print_json(_part(snap, "security"))
+    snap = _report(("security",), json_out)
+    if snap is None:
         return
-    _exit_on_errors(snap, parts)
     findings = snap.security or ()
-    if not findings:
-        out.print("no security findings", highlight=False)
-        return
     common.print_table(
         [
             common.Col("rule", kind="id"),
@@ -634,6 +626,7 @@ def inspect_security(json_out: JsonOpt = False) -> None:
             common.Col("remedy", kind="text", drop=1),
         ],
         [[f.rule, escape(f.object), escape(f.detail), escape(f.remedy or "-")] for f in findings],
+        empty="no security findings",
     )
 
 
