@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from conftest import Server, create_database, drop_database
 from fixtures.environment import isolate_settings
 from fixtures.migration_support import wedsync_db
+from wedsync_db.cli import common
 from wedsync_db.cli.main import app
 
 NARROW = {"COLUMNS": "80"}
@@ -70,20 +71,32 @@ def lines_of(text: str) -> list[str]:
     return text.splitlines()
 
 
-def test_every_report_fits_80_columns(seeded: tuple[str, Path]) -> None:
-    dsn, work = seeded
+@pytest.fixture
+def narrow(
+    seeded: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Callable[..., str]:
+    """`wedsync-db ARGS` in this process on an 80-column console; its output."""
+    isolate_settings(monkeypatch, tmp_path)
+    monkeypatch.setenv("DATABASE_URL", seeded[0])
+    monkeypatch.setattr(common.out, "width", 80)
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == 0, (args, result.output)
+        return result.stdout
+
+    return run
+
+
+def test_every_report_fits_80_columns(narrow: Callable[..., str]) -> None:
     for report in REPORTS:
-        proc = wedsync_db(["inspect", report], dsn, work, **NARROW)
-        assert proc.returncode == 0, (report, proc.stderr)
-        too_wide = [line for line in lines_of(proc.stdout) if len(line) > 80]
+        too_wide = [line for line in lines_of(narrow("inspect", report)) if len(line) > 80]
         assert too_wide == [], report
 
 
-def test_tables_at_80_columns_keep_names_and_numbers(seeded: tuple[str, Path]) -> None:
-    dsn, work = seeded
-    proc = wedsync_db(["inspect", "tables"], dsn, work, **NARROW)
-    assert proc.returncode == 0, proc.stderr
-    text = proc.stdout
+def test_tables_at_80_columns_keep_names_and_numbers(narrow: Callable[..., str]) -> None:
+    text = narrow("inspect", "tables")
     for name in ("public.guests", "public.organization_members", "public.wedding_vendors"):
         assert name in text, name
     assert "public…" not in text
@@ -95,7 +108,8 @@ def test_tables_at_80_columns_keep_names_and_numbers(seeded: tuple[str, Path]) -
     assert "left out at this width" in text
 
 
-def test_queries_at_80_columns_show_the_numbers(seeded: tuple[str, Path]) -> None:
+def test_queries_piped_at_80_columns_show_the_numbers(seeded: tuple[str, Path]) -> None:
+    # a real process with COLUMNS set, its output piped
     dsn, work = seeded
     proc = wedsync_db(["inspect", "queries", "--include-own"], dsn, work, **NARROW)
     assert proc.returncode == 0, proc.stderr
