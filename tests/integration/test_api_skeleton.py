@@ -177,6 +177,58 @@ def test_openapi_is_served(client: TestClient) -> None:
         assert path in spec["paths"]
 
 
+def test_the_index_links_the_docs_and_the_routes(client: TestClient) -> None:
+    body = client.get("/").json()
+    assert body["name"] == "wedsync-db" and body["version"]
+    links = {link["href"]: link for link in body["links"]}
+    for href in ("/docs", "/openapi.json", "/api/database/health", "/metrics"):
+        assert href in links, href
+    assert links["/api/database/migrate"]["service_key"] is True
+    assert links["/api/database/health/live"]["service_key"] is False
+    # routes that need a parameter are not linked; every link answers
+    assert "/api/database/metrics/history" not in links
+    for href in links:
+        answer = client.get(href, headers={"apikey": KEY})
+        assert answer.status_code not in (404, 422), href
+
+    page = client.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<a href="/docs">' in page.text and '<a href="/api/database/health">' in page.text
+
+
+def test_the_docs_need_no_cdn(client: TestClient) -> None:
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assert "/docs/assets/" in html, page
+        assert "cdn" not in html.lower() and "https://" not in html, page
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"):
+        response = client.get(f"/docs/assets/{asset}")
+        assert response.status_code == 200 and len(response.content) > 10_000, asset
+
+
+def test_the_openapi_declares_the_service_key(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["serviceKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The service key as `Authorization: Bearer <key>`",
+    }
+    assert schemes["serviceKeyHeader"]["type"] == "apiKey"
+    assert (schemes["serviceKeyHeader"]["in"], schemes["serviceKeyHeader"]["name"]) == (
+        "header",
+        "apikey",
+    )
+    either = [{"serviceKey": []}, {"serviceKeyHeader": []}]
+    for path, method in (
+        ("/api/database/migrate", "get"),
+        ("/api/database/migrate", "post"),
+        ("/api/database/metrics", "get"),
+    ):
+        assert spec["paths"][path][method]["security"] == either, (path, method)
+    assert "security" not in spec["paths"]["/api/database/health/live"]["get"]
+
+
 # --- service key ----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "headers",

@@ -41,6 +41,20 @@ async def test_seed_writes_every_table(database: Database) -> None:
     assert await table_counts(database) == report.counts
 
 
+async def test_seed_leaves_fresh_statistics(database: Database) -> None:
+    report = await seed_small(database)
+    async with database.ops(reason="test statistics") as s:
+        for table in TENANT_TABLES:
+            [(analyzed, estimate)] = await s.fetch_tuples(
+                "select s.last_analyze is not null, c.reltuples::bigint from pg_stat_user_tables s"
+                " join pg_class c on c.oid = s.relid where s.schemaname = 'public'"
+                " and s.relname = %s",
+                (table,),
+            )
+            assert analyzed, table
+            assert estimate == report.counts[table], table
+
+
 async def test_couple_sees_exactly_its_wedding_guests(database: Database) -> None:
     report = await seed_small(database)
     sm = report.samples

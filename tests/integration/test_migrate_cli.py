@@ -233,7 +233,7 @@ def test_drift_exits_2_and_repair_needs_a_reason(fresh_db: str, tmp_path: Path) 
     assert f"migrate repair {d.version(1)}" in refused.stderr
 
     no_reason = wedsync_db(["migrate", "repair", d.version(1), *dirs], fresh_db, tmp_path)
-    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr  # usage error
+    assert no_reason.returncode == 64 and "--reason" in no_reason.stderr  # usage error
     blank = wedsync_db(
         ["migrate", "repair", d.version(1), "--reason", "  ", *dirs], fresh_db, tmp_path
     )

@@ -5,8 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from html import escape
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from wedsync_db import __version__
 from wedsync_db.api import problems, routes_health, routes_metrics, routes_migrate
@@ -18,6 +22,7 @@ from wedsync_db.monitor.state import MonitorState
 from wedsync_db.settings import Settings
 
 log = logging.getLogger(__name__)
+DOCS_ASSETS = "/docs/assets"
 
 
 def create_app(
@@ -54,15 +59,59 @@ def create_app(
             if manage_database:
                 await database.close()
 
-    app = FastAPI(
+    # /docs and /redoc with their assets served from the installed package, not from a CDN
+    app = FastAPIOffline(
         title="wedsync-db",
         version=__version__,
         description="WedSync core database: health, metrics and migrations.",
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
     )
+    app.add_api_route("/", index, methods=["GET"], include_in_schema=False, response_model=None)
     problems.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(routes_health.router)
     app.include_router(routes_migrate.router)
     app.include_router(routes_metrics.router)
     return app
+
+
+def index_links(app: FastAPI, root: str = "") -> list[dict[str, Any]]:
+    """The documentation and every GET route that needs no parameter, from the OpenAPI
+    document (so that a new route is listed without another edit)."""
+    links: list[dict[str, Any]] = [
+        {"href": f"{root}/docs", "title": "API documentation (Swagger UI)", "service_key": False},
+        {"href": f"{root}/redoc", "title": "API documentation (ReDoc)", "service_key": False},
+        {"href": f"{root}{app.openapi_url}", "title": "OpenAPI document", "service_key": False},
+    ]
+    for path, operations in app.openapi()["paths"].items():
+        get = operations.get("get")
+        if get is None or any(p.get("required") for p in get.get("parameters", ())):
+            continue
+        links.append(
+            {
+                "href": f"{root}{path}",
+                "title": get.get("summary", path),
+                "service_key": bool(get.get("security")),
+            }
+        )
+    return links
+
+
+async def index(request: Request) -> HTMLResponse | JSONResponse:
+    """``GET /``: links to the documentation and the routes, as HTML for a browser and as JSON
+    otherwise."""
+    app = request.app
+    links = index_links(app, request.scope.get("root_path", ""))
+    if "text/html" not in request.headers.get("accept", ""):
+        return JSONResponse({"name": app.title, "version": app.version, "links": links})
+    items = "\n".join(
+        f'<li><a href="{escape(link["href"])}">{escape(link["href"])}</a> '
+        f"{escape(link['title'])}{' (service key)' if link['service_key'] else ''}</li>"
+        for link in links
+    )
+    return HTMLResponse(
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(app.title)}</title>'
+        f"</head><body><h1>{escape(app.title)} {escape(app.version)}</h1>"
+        f"<ul>\n{items}\n</ul></body></html>"
+    )

@@ -5,9 +5,24 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from wedsync_db.api.context import AppContext, get_context
+
+# the two ways to present the key, declared for the OpenAPI document (either one will do);
+# the check itself is presented_key() below
+_BEARER = HTTPBearer(
+    scheme_name="serviceKey",
+    description="The service key as `Authorization: Bearer <key>`",
+    auto_error=False,
+)
+_APIKEY = APIKeyHeader(
+    name="apikey",
+    scheme_name="serviceKeyHeader",
+    description="The service key as an `apikey: <key>` header",
+    auto_error=False,
+)
 
 
 def presented_key(request: Request) -> str | None:
@@ -30,7 +45,10 @@ def is_service_request(request: Request, ctx: AppContext) -> bool:
 
 
 async def require_service_key(
-    request: Request, ctx: Annotated[AppContext, Depends(get_context)]
+    request: Request,
+    ctx: Annotated[AppContext, Depends(get_context)],
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+    _apikey: Annotated[str | None, Security(_APIKEY)] = None,
 ) -> None:
     """Dependency: 401 unless the service key is presented."""
     if not is_service_request(request, ctx):

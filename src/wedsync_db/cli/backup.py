@@ -69,7 +69,7 @@ def create_cmd(
         common.print_json(meta.to_dict())
         return
     out.print(
-        f"backup {meta.id} ({meta.kind}) complete: {_size(meta.size_bytes)}, "
+        f"backup {meta.id} ({meta.kind}) complete: {common.format_bytes(meta.size_bytes)}, "
         f"{len(meta.fingerprint)} tables fingerprinted",
         highlight=False,
     )
@@ -97,7 +97,7 @@ def list_cmd(json_out: JsonOpt = False) -> None:
             kind,
             b.status if b.good else f"[red]{b.status}[/]",
             f"{b.finished_at:%Y-%m-%d %H:%M}" if b.finished_at else "-",
-            _size(b.size_bytes),
+            common.format_bytes(b.size_bytes),
             ("ok " if verified.get("ok") else "[red]FAILED[/] ")
             + verified.get("at", "")[5:16].replace("T", " ")
             if verified
@@ -215,9 +215,3 @@ def prune_cmd(
         f"kept {len(plan.keep)} (retention {days} days)",
         highlight=False,
     )
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    return f"{n / 2**20:,.1f} MiB" if n < 2**30 else f"{n / 2**30:,.2f} GiB"

@@ -67,7 +67,10 @@ def seed_command(
     """
     s = common.settings()
     if s.env == "production":
-        common.fail("demo data is for development and staging; WEDSYNC_ENV is production", code=2)
+        common.fail(
+            "demo data is for development and staging; WEDSYNC_ENV is production",
+            code=common.ExitCode.REFUSED,
+        )
     chosen_seed = seed_value if seed_value is not None else secrets.randbelow(10**9)
     try:
         DemoSize(organizations, weddings, guests_per_wedding, chosen_seed)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from importlib.metadata import version
 from typing import Annotated
 
 import typer
@@ -19,6 +20,8 @@ from wedsync_db.runtime import embedded_server
 app = typer.Typer(
     name="wedsync-db",
     help="WedSync core database: embedded server, migrations, API, health and metrics.",
+    epilog=common.exit_code_epilog(),
+    cls=common.Group,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -34,6 +37,24 @@ app.add_typer(backup.app, name="backup")
 app.command("health")(health.health)
 app.add_typer(monitor.metrics_app, name="metrics")
 app.add_typer(monitor.inspect_app, name="inspect")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"wedsync-db {version('wedsync-db')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    _: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """WedSync core database: embedded server, migrations, API, health and metrics."""
 
 
 # --- up -----------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")
 # rows printed per table in the terminal (--json has them all)
 ROWS = 25
 BACKUP_QUERIES = load_queries("wedsync_db.monitor", "sql/backups.sql")
-QUERY_CHARS = 80
+INSPECT_QUERIES = load_queries("wedsync_db.cli", "sql/inspect.sql")
 
 metrics_app = typer.Typer(
     help="Metrics now (--json, --prometheus), captured into history, and read back.",
@@ -62,6 +62,19 @@ def _collect(
     return _run(work)
 
 
+def _report(
+    parts: Sequence[str], json_out: bool, options: CollectOptions | None = None
+) -> Snapshot | None:
+    """Collect ``parts``: with --json print them (None: nothing more to do); else report what
+    failed (exit 1 when everything did) and hand the snapshot to the report."""
+    _, snap = _collect(parts, options)
+    if json_out:
+        common.print_json(_part(snap, *parts))
+        return None
+    _exit_on_errors(snap, parts)
+    return snap
+
+
 def _report_errors(snap: Snapshot) -> None:
     for e in snap.errors:
         err.print(f"[yellow]{e.collector}:[/] {escape(e.message)}", highlight=False)
@@ -76,19 +89,7 @@ def _exit_on_errors(snap: Snapshot, parts: Sequence[str]) -> None:
         raise typer.Exit(1)
 
 
-def _size(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:,.1f} TB"  # pragma: no cover
-
-
-def _short(text: str | None, width: int = QUERY_CHARS) -> str:
-    flat = " ".join((text or "").split())
-    return escape(flat if len(flat) <= width else flat[: width - 1] + "…")
+_size = common.format_bytes
 
 
 def _seconds(value: float | None) -> str:
@@ -269,27 +270,33 @@ def inspect_connections(
     json_out: JsonOpt = False,
 ) -> None:
     """Connections by audience and state; long statements and idle open transactions."""
-    parts = ("server", "connections")
-    _, snap = _collect(parts, CollectOptions(activity_min_seconds=min_seconds))
-    if json_out:
-        common.print_json(
-            {"server": _part(snap, "server"), "connections": _part(snap, "connections")}
-        )
+    snap = _report(
+        ("server", "connections"), json_out, CollectOptions(activity_min_seconds=min_seconds)
+    )
+    if snap is None:
         return
-    _exit_on_errors(snap, parts)
     c = snap.connections
     if c is None:
         return
-    table = Table("audience", "state", "connections", "waiting on locks", "oldest transaction")
-    for g in c.groups:
-        table.add_row(
-            g.audience,
-            g.state,
-            str(g.connections),
-            str(g.waiting_on_locks),
-            _seconds(g.longest_transaction_seconds),
-        )
-    out.print(table)
+    common.print_table(
+        [
+            common.Col("audience", kind="id"),
+            common.Col("state", kind="id"),
+            common.Col("connections"),
+            common.Col("waiting on locks", drop=2),
+            common.Col("oldest transaction", drop=1),
+        ],
+        [
+            [
+                g.audience,
+                g.state,
+                str(g.connections),
+                str(g.waiting_on_locks),
+                _seconds(g.longest_transaction_seconds),
+            ]
+            for g in c.groups
+        ],
+    )
     if snap.server is not None:
         usable = snap.server.max_usable_connections
         out.print(
@@ -303,67 +310,111 @@ def inspect_connections(
     ):
         if not rows:
             continue
-        t = Table("pid", "audience", "application", "for", "in transaction", "query", title=title)
-        for a in rows[:ROWS]:
-            t.add_row(
-                str(a.pid),
-                a.audience,
-                escape(a.application_name),
-                _seconds(a.seconds),
-                _seconds(a.transaction_seconds),
-                _short(a.query),
-            )
-        out.print(t)
+        common.print_table(
+            [
+                common.Col("pid", kind="id"),
+                common.Col("audience", kind="id", drop=3),
+                common.Col("application", kind="text", drop=4),
+                common.Col("for"),
+                common.Col("in transaction", drop=2),
+                common.Col("query", kind="flex", min_width=24),
+            ],
+            [
+                [
+                    str(a.pid),
+                    a.audience,
+                    escape(a.application_name),
+                    _seconds(a.seconds),
+                    _seconds(a.transaction_seconds),
+                    a.query or "",
+                ]
+                for a in rows[:ROWS]
+            ],
+            title=title,
+        )
 
 
 @inspect_app.command("queries")
 def inspect_queries(
     top: Annotated[int, typer.Option(min=1, max=500, help="Statements to show")] = 20,
+    include_own: Annotated[
+        bool,
+        typer.Option(
+            "--include-own",
+            help="Also list this tool's own statements (monitoring, migrations, maintenance)",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Top statements by total time since the statistics were reset (ops.performance_report),
-    flagged when slower on average than the wedding-day latency limit."""
+    flagged when slower on average than the wedding-day latency limit. The statements this
+    tool runs itself (as the service pool's login, without a role) are left out unless
+    --include-own; their time still counts in the share of the total."""
 
-    async def work(s: Settings, db: Database) -> list[dict[str, Any]] | str:
+    async def work(s: Settings, db: Database) -> tuple[list[dict[str, Any]], int] | str:
         try:
-            return await performance_report(db, top_n=top)
+            own: set[str] = set()
+            if not include_own:
+                async with db.ops(reason="inspect queries") as session:
+                    found = await session.fetch_tuples(INSPECT_QUERIES["own_statements"].sql)
+                own = {queryid for (queryid,) in found}
+            rows = await performance_report(db, top_n=top + len(own))
         except (QueryError, PermissionDenied) as exc:
             # pg_stat_statements missing or not loaded: say how to enable it
             return f"{exc}\nhint: {hint_for('queries', exc, 0)}"
+        shown = [r for r in rows if r["queryid"] not in own]
+        return shown[:top], len(rows) - len(shown)
 
-    rows = _run(work)
-    if isinstance(rows, str):
-        common.fail(escape(rows))
+    result = _run(work)
+    if isinstance(result, str):
+        common.fail(escape(result))
+    rows, hidden = result
     if json_out:
-        common.print_json(rows)
-        return
-    table = Table("queryid", "calls", "total", "mean", "share", "wedding-day risk", "query")
-    table.columns[0].no_wrap = True
-    table.columns[-1].no_wrap = True
-    for r in rows:
-        table.add_row(
-            str(r["queryid"]),
-            f"{r['calls']:,}",
-            f"{r['total_ms']:,.0f} ms",
-            f"{r['mean_ms'] or 0:,.2f} ms",
-            f"{(r['share_of_total'] or 0):.0%}",
-            "[bold red]yes[/]" if r["wedding_day_risk"] else "no",
-            _short(r["query"]),
+        common.print_json(
+            {
+                "captured_at": datetime.now(UTC).isoformat(),
+                "queries": rows,
+                "own_statements_left_out": hidden,
+                "errors": [],
+            }
         )
-    out.print(table)
+        return
+    common.print_table(
+        [
+            common.Col("queryid", drop=4),
+            common.Col("calls", drop=2),
+            common.Col("total"),
+            common.Col("mean"),
+            common.Col("share", drop=3),
+            common.Col("wedding-day risk"),
+            common.Col("query", kind="flex", min_width=30),
+        ],
+        [
+            [
+                str(r["queryid"]),
+                f"{r['calls']:,}",
+                f"{r['total_ms']:,.0f} ms",
+                f"{r['mean_ms'] or 0:,.2f} ms",
+                f"{(r['share_of_total'] or 0):.0%}",
+                "[bold red]yes[/]" if r["wedding_day_risk"] else "no",
+                r["query"] or "",
+            ]
+            for r in rows
+        ],
+    )
+    if hidden:
+        out.print(
+            f"{hidden} of this tool's own statements left out (--include-own lists them)",
+            highlight=False,
+        )
 
 
 @inspect_app.command("tables")
 def inspect_tables(json_out: JsonOpt = False) -> None:
     """The largest tables with their index, TOAST and dead-row figures."""
-    parts = ("storage", "maintenance")
-    _, snap = _collect(parts)
-    if json_out:
-        common.print_json(
-            {"storage": _part(snap, "storage"), "maintenance": _part(snap, "maintenance")}
-        )
+    snap = _report(("storage", "maintenance"), json_out)
+    if snap is None:
         return
-    _exit_on_errors(snap, parts)
     dead = {
         (t.schema_name, t.table_name): t
         for t in (snap.maintenance.tables if snap.maintenance else ())
@@ -371,22 +422,34 @@ def inspect_tables(json_out: JsonOpt = False) -> None:
     st = snap.storage
     if st is None:
         return
-    table = Table(
-        "table", "total", "heap", "indexes", "toast", "rows (est.)", "dead rows", "last vacuum"
-    )
+    rows = []
     for t in st.largest[:ROWS]:
         m = dead.get((t.schema_name, t.table_name))
-        table.add_row(
-            f"{t.schema_name}.{t.table_name}",
-            _size(t.total_bytes),
-            _size(t.table_bytes),
-            _size(t.index_bytes),
-            _size(t.toast_bytes),
-            f"{t.estimated_rows:,}",
-            f"{m.dead_tuples:,}" if m else "-",
-            _when(m.last_vacuum) if m else "-",
+        rows.append(
+            [
+                escape(f"{t.schema_name}.{t.table_name}"),
+                _size(t.total_bytes),
+                _size(t.table_bytes),
+                _size(t.index_bytes),
+                _size(t.toast_bytes),
+                f"{t.estimated_rows:,}",
+                f"{m.dead_tuples:,}" if m else "-",
+                _when(m.last_vacuum) if m else "-",
+            ]
         )
-    out.print(table)
+    common.print_table(
+        [
+            common.Col("table", kind="id"),
+            common.Col("total"),
+            common.Col("heap", drop=3),
+            common.Col("indexes", drop=2),
+            common.Col("toast", drop=4),
+            common.Col("rows (est.)"),
+            common.Col("dead rows", drop=1),
+            common.Col("last vacuum", drop=5),
+        ],
+        rows,
+    )
     out.print(
         f"database {_size(st.database_bytes)}; {st.table_count} tables: "
         f"{_size(st.tables_bytes)} of data, {_size(st.indexes_bytes)} of indexes",
@@ -398,66 +461,71 @@ def inspect_tables(json_out: JsonOpt = False) -> None:
 def inspect_indexes(json_out: JsonOpt = False) -> None:
     """Invalid, unused, duplicate and missing indexes and unindexed foreign keys, with the SQL
     that fixes each (ops.index_recommendations)."""
-    parts = ("indexes",)
-    _, snap = _collect(parts)
-    if json_out:
-        common.print_json(_part(snap, "indexes"))
+    snap = _report(("indexes",), json_out)
+    if snap is None:
         return
-    _exit_on_errors(snap, parts)
     advice = snap.indexes or ()
-    if not advice:
-        out.print("no index advice", highlight=False)
-        return
-    table = Table("kind", "table", "index", "size", "detail", "remedy")
-    for a in advice:
-        table.add_row(
-            a.kind,
-            f"{a.schema_name}.{a.table_name}",
-            a.index_name or "-",
-            _size(a.size_bytes),
-            escape(a.detail),
-            escape(a.remedy or "-"),
-        )
-    out.print(table)
+    common.print_table(
+        [
+            common.Col("kind", kind="id"),
+            common.Col("table", kind="id"),
+            common.Col("index", kind="id", drop=3),
+            common.Col("size", drop=1),
+            common.Col("detail", kind="text", drop=2),
+            common.Col("remedy", kind="text"),
+        ],
+        [
+            [
+                a.kind,
+                escape(f"{a.schema_name}.{a.table_name}"),
+                escape(a.index_name or "-"),
+                _size(a.size_bytes),
+                escape(a.detail),
+                escape(a.remedy or "-"),
+            ]
+            for a in advice
+        ],
+        empty="no index advice",
+    )
 
 
 @inspect_app.command("locks")
 def inspect_locks(json_out: JsonOpt = False) -> None:
     """Who blocks whom (one row per waiting session and lock holder), and locks per mode."""
-    parts = ("locks",)
-    _, snap = _collect(parts)
-    if json_out:
-        common.print_json(_part(snap, "locks"))
+    snap = _report(("locks",), json_out)
+    if snap is None:
         return
-    _exit_on_errors(snap, parts)
     lk = snap.locks
     if lk is None:
         return
     if lk.blocking:
-        table = Table(
-            "waiting pid",
-            "waits",
-            "lock",
-            "relation",
-            "blocked by",
-            "holder state",
-            "holder in transaction",
-            "waiting query",
-            "holder query",
+        common.print_table(
+            [
+                common.Col("waiting pid", kind="id"),
+                common.Col("waits", drop=1),
+                common.Col("lock", kind="id", drop=3),
+                common.Col("relation", kind="id", drop=2),
+                common.Col("blocked by", kind="id"),
+                common.Col("holder state", kind="id", drop=4),
+                common.Col("holder in transaction", drop=5),
+                common.Col("waiting query", kind="flex", drop=6, min_width=20),
+                common.Col("holder query", kind="flex", min_width=20),
+            ],
+            [
+                [
+                    str(b.blocked_pid),
+                    _seconds(b.wait_seconds),
+                    b.mode or "-",
+                    escape(b.relation or "-"),
+                    str(b.blocking_pid),
+                    b.blocking_state,
+                    _seconds(b.blocking_transaction_seconds),
+                    b.blocked_query or "",
+                    b.blocking_query or "",
+                ]
+                for b in lk.blocking[:ROWS]
+            ],
         )
-        for b in lk.blocking[:ROWS]:
-            table.add_row(
-                str(b.blocked_pid),
-                _seconds(b.wait_seconds),
-                b.mode or "-",
-                b.relation or "-",
-                str(b.blocking_pid),
-                b.blocking_state,
-                _seconds(b.blocking_transaction_seconds),
-                _short(b.blocked_query, 50),
-                _short(b.blocking_query, 50),
-            )
-        out.print(table)
     else:
         out.print("no session is waiting for a lock", highlight=False)
     modes = ", ".join(
@@ -471,59 +539,67 @@ def inspect_locks(json_out: JsonOpt = False) -> None:
 def inspect_vacuum(json_out: JsonOpt = False) -> None:
     """Dead rows and autovacuum state per table, transaction-ID wraparound, sequences filling
     up (ops.table_maintenance_report)."""
-    parts = ("maintenance", "database")
-    _, snap = _collect(parts)
-    if json_out:
-        common.print_json(
-            {"maintenance": _part(snap, "maintenance"), "database": _part(snap, "database")}
-        )
+    snap = _report(("maintenance", "database"), json_out)
+    if snap is None:
         return
-    _exit_on_errors(snap, parts)
     m = snap.maintenance
     if m is not None:
-        table = Table(
-            "table",
-            "live",
-            "dead",
-            "dead %",
-            "vacuum at",
-            "autovacuum due",
-            "analyze due",
-            "last vacuum",
-            "last analyze",
-            "xid age",
+        common.print_table(
+            [
+                common.Col("table", kind="id"),
+                common.Col("live"),
+                common.Col("dead"),
+                common.Col("dead %", drop=1),
+                common.Col("vacuum at", drop=4),
+                common.Col("autovacuum due"),
+                common.Col("analyze due", drop=3),
+                common.Col("last vacuum", drop=5),
+                common.Col("last analyze", drop=6),
+                common.Col("xid age", drop=2),
+            ],
+            [
+                [
+                    escape(f"{t.schema_name}.{t.table_name}"),
+                    f"{t.live_tuples:,}",
+                    f"{t.dead_tuples:,}",
+                    f"{(t.dead_fraction or 0):.0%}",
+                    f"{t.vacuum_threshold:,}",
+                    "[yellow]yes[/]" if t.autovacuum_due else "no",
+                    "yes" if t.analyze_due else "no",
+                    _when(t.last_vacuum) + ("" if t.autovacuum_enabled else " (autovacuum off)"),
+                    _when(t.last_analyze),
+                    f"{t.xid_age:,}" if t.xid_age is not None else "-",
+                ]
+                for t in m.tables[:ROWS]
+            ],
         )
-        for t in m.tables[:ROWS]:
-            table.add_row(
-                f"{t.schema_name}.{t.table_name}",
-                f"{t.live_tuples:,}",
-                f"{t.dead_tuples:,}",
-                f"{(t.dead_fraction or 0):.0%}",
-                f"{t.vacuum_threshold:,}",
-                "[yellow]yes[/]" if t.autovacuum_due else "no",
-                "yes" if t.analyze_due else "no",
-                _when(t.last_vacuum) + ("" if t.autovacuum_enabled else " (autovacuum off)"),
-                _when(t.last_analyze),
-                f"{t.xid_age:,}" if t.xid_age is not None else "-",
-            )
-        out.print(table)
         out.print(
             f"{m.dead_tuples:,} dead rows in {m.table_count} tables; {m.tables_due} due for "
             "autovacuum",
             highlight=False,
         )
         if m.sequences:
-            seq = Table("sequence", "type", "last value", "max", "used", "feeds")
-            for s in m.sequences:
-                seq.add_row(
-                    f"{s.schema_name}.{s.sequence_name}",
-                    s.data_type,
-                    f"{s.last_value:,}",
-                    f"{s.max_value:,}",
-                    f"{s.used_fraction:.1%}",
-                    s.owned_by or "-",
-                )
-            out.print(seq)
+            common.print_table(
+                [
+                    common.Col("sequence", kind="id"),
+                    common.Col("type", kind="id", drop=3),
+                    common.Col("last value", drop=2),
+                    common.Col("max", drop=4),
+                    common.Col("used"),
+                    common.Col("feeds", kind="id", drop=1),
+                ],
+                [
+                    [
+                        escape(f"{q.schema_name}.{q.sequence_name}"),
+                        q.data_type,
+                        f"{q.last_value:,}",
+                        f"{q.max_value:,}",
+                        f"{q.used_fraction:.1%}",
+                        escape(q.owned_by or "-"),
+                    ]
+                    for q in m.sequences
+                ],
+            )
     db = snap.database
     if db is not None and db.xid_ages:
         worst = max(db.xid_ages, key=lambda x: x.xid_age)
@@ -538,20 +614,20 @@ def inspect_vacuum(json_out: JsonOpt = False) -> None:
 def inspect_security(json_out: JsonOpt = False) -> None:
     """Tenant tables without (forced) RLS, policies on tables with RLS off, SECURITY DEFINER
     functions without a fixed search_path, claim helpers called once per row."""
-    parts = ("security",)
-    _, snap = _collect(parts)
-    if json_out:
-        common.print_json(_part(snap, "security"))
+    snap = _report(("security",), json_out)
+    if snap is None:
         return
-    _exit_on_errors(snap, parts)
     findings = snap.security or ()
-    if not findings:
-        out.print("no security findings", highlight=False)
-        return
-    table = Table("rule", "object", "detail", "remedy")
-    for f in findings:
-        table.add_row(f.rule, escape(f.object), escape(f.detail), escape(f.remedy or "-"))
-    out.print(table)
+    common.print_table(
+        [
+            common.Col("rule", kind="id"),
+            common.Col("object", kind="id"),
+            common.Col("detail", kind="text", drop=2),
+            common.Col("remedy", kind="text", drop=1),
+        ],
+        [[f.rule, escape(f.object), escape(f.detail), escape(f.remedy or "-")] for f in findings],
+        empty="no security findings",
+    )
 
 
 @inspect_app.command("recommendations")
@@ -586,14 +662,23 @@ def inspect_recommendations(json_out: JsonOpt = False) -> None:
     if not assessment.recommendations:
         out.print("no recommendations", highlight=False)
         return
-    table = Table("severity", "key", "what", "objects", "remedy")
+    rows = []
     for r in assessment.recommendations:
-        objects = "\n".join(_short(o, 70) for o in r.objects[:5])
+        objects = "\n".join(escape(o) for o in r.objects[:5])
         if len(r.objects) > 5:
             objects += f"\n… {len(r.objects) - 5} more"
         remedy = escape(r.remedy) + (f"\n[dim]{escape(r.remedy_sql)}[/]" if r.remedy_sql else "")
-        table.add_row(r.severity, escape(r.key), escape(r.title), objects, remedy)
-    out.print(table)
+        rows.append([r.severity, escape(r.key), escape(r.title), objects, remedy])
+    common.print_table(
+        [
+            common.Col("severity", kind="id", drop=3),
+            common.Col("key", kind="id"),
+            common.Col("what", kind="text"),
+            common.Col("objects", kind="text", drop=2),
+            common.Col("remedy", kind="text", drop=1),
+        ],
+        rows,
+    )
 
 
 @inspect_app.command("backups")
@@ -651,31 +736,41 @@ def inspect_backups(
     if not events:
         out.print("no backups recorded in this database yet", highlight=False)
         return
-    table = Table("finished (UTC)", "action", "kind", "status", "took", "RPO", "actor")
-    table.add_column("backup", no_wrap=True)
-    table.columns.insert(1, table.columns.pop())
-    for e in events:
-        status = e["status"] if e["status"] == "ok" else f"[red]{e['status']}[/]"
-        table.add_row(
-            f"{e['finished_at'].astimezone(UTC):%m-%d %H:%M:%S}",
-            e["backup_id"],
-            e["action"],
-            e["kind"],
-            status,
-            _seconds(e["duration_s"]),
-            _seconds(e["rpo_seconds"]),
-            escape(e["actor"]),
-        )
-    out.print(table)
+    common.print_table(
+        [
+            common.Col("finished (UTC)", kind="id"),
+            common.Col("backup", kind="id"),
+            common.Col("action", kind="id"),
+            common.Col("kind", kind="id", drop=2),
+            common.Col("status", kind="id"),
+            common.Col("took", drop=3),
+            common.Col("RPO", drop=1),
+            common.Col("actor", kind="text", drop=4),
+        ],
+        [
+            [
+                f"{e['finished_at'].astimezone(UTC):%m-%d %H:%M:%S}",
+                escape(e["backup_id"]),
+                e["action"],
+                e["kind"],
+                e["status"] if e["status"] == "ok" else f"[red]{e['status']}[/]",
+                _seconds(e["duration_s"]),
+                _seconds(e["rpo_seconds"]),
+                escape(e["actor"]),
+            ]
+            for e in events
+        ],
+    )
 
 
-def _part(snap: Snapshot, name: str) -> Any:
-    """One part of the snapshot, JSON-ready, with the errors of its collector."""
+def _part(snap: Snapshot, *names: str) -> Any:
+    """Parts of the snapshot, JSON-ready, with the errors of their collectors: every report
+    is one object, ``{"captured_at": …, <part>: …, "errors": […]}``."""
     data = snap.to_dict()
     return {
         "captured_at": data["captured_at"],
-        name: data.get(name),
-        "errors": [e for e in data["errors"] if e["collector"] == name],
+        **{name: data.get(name) for name in names},
+        "errors": [e for e in data["errors"] if e["collector"] in names],
     }
 
 
