@@ -330,9 +330,12 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _pick_port() -> int:
-    if _port_free(DEFAULT_PORT):
-        return DEFAULT_PORT
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (and has no listener)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _pick_port() -> int:
+    return DEFAULT_PORT if _port_free(DEFAULT_PORT) else free_port()
