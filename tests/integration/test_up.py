@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -74,3 +76,16 @@ def test_up_starts_and_stops_its_embedded_server(tmp_path: Path) -> None:
     assert "stopping the embedded PostgreSQL server" in stderr
     status = wedsync_db(["db", "status", "--json"], "", tmp_path, DATABASE_URL="")
     assert status.returncode == 1  # stopped
+
+
+def test_up_on_a_busy_port_names_it_exits_1_and_leaves_nothing_running(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = wedsync_db(["up", "--port", str(port)], "", tmp_path, DATABASE_URL="")
+    assert result.returncode == 1, result.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "wedsync-db API" not in result.stdout  # no URL printed as if served
+    status = wedsync_db(["db", "status", "--json"], "", tmp_path, DATABASE_URL="")
+    assert status.returncode == 1 and not json.loads(status.stdout)["running"]

@@ -52,11 +52,14 @@ def up(
     ] = True,
 ) -> None:
     """Start the database (embedded unless DATABASE_URL is set), migrate, and serve the HTTP API."""
-    from wedsync_db.serve import serve
+    from wedsync_db.serve import check_bindable, serve
 
     s = common.settings()
     host = host or s.http_host
     port = port if port is not None else s.http_port
+    with common.handled():
+        # a busy port fails before any server is started
+        check_bindable(host, port)
     t = common.target(s, quiet=True)
 
     def on_term(signum: int, frame: object) -> None:
