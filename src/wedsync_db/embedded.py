@@ -3,6 +3,11 @@
 Used when no ``DATABASE_URL`` is configured: development, demos and the test suite. The data
 directory is initialised on first use, ``pg_stat_statements`` is preloaded, and a server
 already running on the same directory is reused rather than started twice.
+
+A `wedsync-db up` that starts the server records itself in ``<data_dir>/up.owner`` (its pid
+and the server's) and stops the server on exit. If that `up` dies without stopping it (killed,
+a crash), the server is an orphan: :meth:`EmbeddedPostgres.orphan` finds it, and the next `up`
+adopts it and stops it on exit.
 """
 
 from __future__ import annotations
@@ -58,6 +63,14 @@ class ServerStatus:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
 
 
+@dataclass(frozen=True)
+class Orphan:
+    """A running server whose owning `wedsync-db up` is gone."""
+
+    server_pid: int
+    owner_pid: int
+
+
 class EmbeddedPostgres:
     """One PostgreSQL cluster in ``<data_dir>/pgdata``."""
 
@@ -65,6 +78,7 @@ class EmbeddedPostgres:
         self.data_dir = data_dir.expanduser().absolute()
         self.pgdata = self.data_dir / "pgdata"
         self.logfile = self.data_dir / "postgres.log"
+        self.owner_file = self.data_dir / "up.owner"
         self._requested_port = port
         # fast: no fsync, for throw-away test clusters only
         self._fast = fast
@@ -100,7 +114,34 @@ class EmbeddedPostgres:
         if self._running_pid() is None:
             return False
         self._pg_ctl(["stop", "-m", "fast", "-w", "-t", str(int(timeout))], timeout=timeout + 5)
+        self.owner_file.unlink(missing_ok=True)
         return True
+
+    def claim(self) -> None:
+        """Record this process as the owner of the running server (it stops it on exit)."""
+        server = self._running_pid()
+        if server is None:
+            return
+        scratch = self.owner_file.with_suffix(".tmp")
+        scratch.write_text(f"{os.getpid()} {server}\n")
+        scratch.replace(self.owner_file)
+
+    def disown(self) -> None:
+        """Forget the recorded owner: the server keeps running until `db stop`."""
+        self.owner_file.unlink(missing_ok=True)
+
+    def orphan(self) -> Orphan | None:
+        """The running server, if the process recorded as its owner is gone (it died without
+        stopping the server); None when no server runs, nobody owns it (`db start`), or its
+        owner is alive."""
+        try:
+            owner, server = (int(word) for word in self.owner_file.read_text().split())
+        except (OSError, ValueError):
+            return None
+        if self._running_pid() != server or _alive(owner):
+            # a server started since by someone else, or an owner still at work
+            return None
+        return Orphan(server_pid=server, owner_pid=owner)
 
     def psql_command(self, database: str = DEFAULT_DATABASE) -> list[str]:
         """argv for an interactive psql session against this server."""
@@ -259,13 +300,7 @@ class EmbeddedPostgres:
             pid = int(first.strip())
         except (OSError, ValueError, IndexError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        return pid
+        return pid if _alive(pid) else None
 
     def _start(self, timeout: float) -> None:
         port = self._configured_port()
@@ -316,6 +351,16 @@ class EmbeddedPostgres:
                 ],
                 timeout=30,
             )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _port_free(port: int) -> bool:

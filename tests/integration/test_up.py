@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from fixtures.environment import free_port
 from fixtures.migration_support import start_wedsync_db, wedsync_db
+from wedsync_db.embedded import EmbeddedPostgres
 
 
 def _wait_for(
@@ -89,3 +91,55 @@ def test_up_on_a_busy_port_names_it_exits_1_and_leaves_nothing_running(tmp_path:
     assert "wedsync-db API" not in result.stdout  # no URL printed as if served
     status = wedsync_db(["db", "status", "--json"], "", tmp_path, DATABASE_URL="")
     assert status.returncode == 1 and not json.loads(status.stdout)["running"]
+
+
+def test_up_after_a_crash_adopts_the_orphaned_embedded_server_and_stops_it(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    ready = f"http://127.0.0.1:{port}/api/database/health/ready"
+    try:
+        first = start_wedsync_db(["up", "--port", str(port)], "", tmp_path, DATABASE_URL="")
+        try:
+            _wait_for(first, ready, 200, timeout=90)
+        finally:
+            os.kill(first.pid, signal.SIGKILL)  # the crash: only the process started here
+            first.communicate(timeout=30)
+        status = wedsync_db(["db", "status"], "", tmp_path, DATABASE_URL="")
+        assert status.returncode == 0, status.stdout  # the server outlived its `up`
+        assert f"left behind by `wedsync-db up` pid {first.pid}" in status.stdout
+
+        second = start_wedsync_db(["up", "--port", str(port)], "", tmp_path, DATABASE_URL="")
+        try:
+            _wait_for(second, ready, 200, timeout=90)
+        finally:
+            code, stderr = _stop(second)
+        assert code == 0, stderr
+        assert (
+            stderr.count(f"left running by a `wedsync-db up` (pid {first.pid}) that is gone") == 1
+        )
+        assert "adopts it and stops it on exit" in stderr
+        assert "stopping the embedded PostgreSQL server" in stderr
+        status = wedsync_db(["db", "status", "--json"], "", tmp_path, DATABASE_URL="")
+        assert status.returncode == 1 and not json.loads(status.stdout)["running"]
+    finally:
+        EmbeddedPostgres(tmp_path / ".wedsync").stop()  # nothing outlives the test
+
+
+def test_db_start_keeps_an_orphan_running_and_forgets_its_owner(tmp_path: Path) -> None:
+    server = EmbeddedPostgres(tmp_path / "data", port=free_port(), fast=True)
+    try:
+        server.ensure_running()
+        gone = subprocess.Popen(["true"])
+        gone.wait(timeout=10)
+        server.owner_file.write_text(f"{gone.pid} {server.status().pid}\n")
+        assert server.orphan() is not None
+        result = wedsync_db(
+            ["db", "start"], "", tmp_path, DATABASE_URL="", WEDSYNC_DATA_DIR=str(tmp_path / "data")
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"left running by a `wedsync-db up` (pid {gone.pid})" in result.stderr
+        assert "already running" in result.stdout
+        assert server.orphan() is None and not server.owner_file.exists()
+    finally:
+        server.stop()
