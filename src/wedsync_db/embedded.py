@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
+import logging
 import os
 import shutil
 import socket
@@ -24,8 +25,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from wedsync_db.errors import EmbeddedServerError
+
+log = logging.getLogger(__name__)
 
 SUPERUSER = "postgres"
 DEFAULT_DATABASE = "wedsync"
@@ -183,26 +187,18 @@ class EmbeddedPostgres:
             self._prepare_for_unprivileged_user()
 
     def _prepare_for_unprivileged_user(self) -> None:
-        import pwd
-
-        try:
-            entry = pwd.getpwnam(ROOT_RUN_AS)
-        except KeyError:
-            subprocess.run(
-                ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", ROOT_RUN_AS],
-                check=True,
-                capture_output=True,
-            )
-            entry = pwd.getpwnam(ROOT_RUN_AS)
+        entry = _server_account()
         # the server account must traverse every parent and read the binaries
-        for parent in [self.data_dir, *self.data_dir.parents]:
-            mode = parent.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                parent.chmod(mode | stat.S_IXOTH | stat.S_IXGRP)
         install = bin_dir().parent
-        for parent in install.parents:
+        for parent in [self.data_dir, *self.data_dir.parents, *install.parents]:
             mode = parent.stat().st_mode
             if not mode & stat.S_IXOTH:
+                log.warning(
+                    "running as root: the server runs as %s, so %s becomes traversable by "
+                    "others (chmod go+x)",
+                    ROOT_RUN_AS,
+                    parent,
+                )
                 parent.chmod(mode | stat.S_IXOTH | stat.S_IXGRP)
         os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
         if self.pgdata.exists():
@@ -351,6 +347,32 @@ class EmbeddedPostgres:
                 ],
                 timeout=30,
             )
+
+
+def _server_account() -> Any:
+    """The account the server runs as under root, created (and said so first) if missing."""
+    import pwd
+
+    try:
+        return pwd.getpwnam(ROOT_RUN_AS)
+    except KeyError:
+        pass
+    argv = ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", ROOT_RUN_AS]
+    log.warning(
+        "running as root: PostgreSQL refuses to run as root, so the embedded server runs as "
+        "the system account %s, which does not exist yet; creating it: %s",
+        ROOT_RUN_AS,
+        " ".join(argv),
+    )
+    try:
+        subprocess.run(argv, check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", None) or str(exc)
+        raise EmbeddedServerError(
+            f"could not create the system account {ROOT_RUN_AS} ({detail.strip()}); create it "
+            "yourself, or run wedsync-db as an unprivileged user"
+        ) from None
+    return pwd.getpwnam(ROOT_RUN_AS)
 
 
 def _alive(pid: int) -> bool:

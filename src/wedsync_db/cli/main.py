@@ -52,8 +52,9 @@ def up(
     ] = True,
 ) -> None:
     """Start the database (embedded unless DATABASE_URL is set), migrate, and serve the HTTP API."""
-    from wedsync_db.serve import check_bindable, serve
+    from wedsync_db.serve import check_bindable, log_to_stderr, serve
 
+    log_to_stderr()
     s = common.settings()
     host = host or s.http_host
     port = port if port is not None else s.http_port
