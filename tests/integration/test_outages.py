@@ -9,6 +9,7 @@ Signals go only to the processes of this module's own embedded server, by PID.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -184,6 +185,39 @@ async def test_a_closed_port_is_an_outage_not_a_full_pool(own_server: OwnServer)
     finally:
         own_server.server.ensure_running()
         await database.close()
+
+
+async def test_an_outage_logs_its_start_and_its_end_once_per_pool_not_every_failure(
+    own_server: OwnServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = outage_database(own_server.dsn)
+    await database.open()
+    database.start_heartbeat()
+    try:
+        with caplog.at_level(logging.INFO):
+            own_server.server.stop()
+            # a few seconds of failing probes and reconnection attempts in both pools
+            deadline = time.monotonic() + 6
+            while time.monotonic() < deadline or any(
+                o.failures < 3 for o in database.outages.values()
+            ):
+                assert time.monotonic() < deadline + 20, "the outage was not noticed"
+                await asyncio.sleep(0.2)
+            own_server.server.ensure_running()
+            deadline = time.monotonic() + 15
+            while any(o.since is not None for o in database.outages.values()):
+                assert time.monotonic() < deadline, "the recovery was not noticed"
+                await asyncio.sleep(0.2)
+    finally:
+        own_server.server.ensure_running()
+        await database.close()
+    lines = [r.getMessage() for r in caplog.records]
+    for pool in ("user", "service"):
+        down = [line for line in lines if f"unreachable from the {pool} pool since" in line]
+        up = [line for line in lines if f"reachable again from the {pool} pool after" in line]
+        assert len(down) == 1 and len(up) == 1, lines
+        assert "failed attempts)" in up[0]
+    assert not [line for line in lines if line.startswith("error connecting in")], lines
 
 
 async def test_a_read_survives_terminated_backends_with_one_retry_writes_do_not(

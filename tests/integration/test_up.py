@@ -143,3 +143,18 @@ def test_db_start_keeps_an_orphan_running_and_forgets_its_owner(tmp_path: Path) 
         assert server.orphan() is None and not server.owner_file.exists()
     finally:
         server.stop()
+
+
+def test_up_without_migrations_tells_the_missing_role_once(empty_db: str, tmp_path: Path) -> None:
+    port = free_port()
+    proc = start_wedsync_db(["up", "--no-migrate", "--port", str(port)], empty_db, tmp_path)
+    try:
+        _wait_for(proc, f"http://127.0.0.1:{port}/api/database/health/live", 200)
+        time.sleep(4)  # the user pool keeps retrying its login meanwhile
+    finally:
+        code, stderr = _stop(proc)
+    assert code == 0, stderr
+    missing = [line for line in stderr.splitlines() if "does not exist" in line and "role" in line]
+    assert len(missing) == 1, stderr
+    assert "database unreachable from the user pool since" in missing[0]
+    assert "(wedsync-db migrate apply creates it)" in missing[0]

@@ -26,13 +26,40 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wedsync_db.db.errors import convert
-from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState
+from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState, OutageLog
 from wedsync_db.db.pool import LifoConnectionPool
 from wedsync_db.db.queries import load_queries
 from wedsync_db.db.session import RESETTABLE_STATES, ScopedConnection, ScopeStart, Session
 from wedsync_db.errors import DatabaseUnavailable, InvalidClaims, PoolExhausted, WedsyncDBError
 
 log = logging.getLogger(__name__)
+
+# psycopg_pool logs every failed connection attempt of an outage; each pool's OutageLog (by
+# psycopg_pool name) takes them over: counted, and told once when the outage starts and ends
+_OUTAGES: weakref.WeakValueDictionary[str, OutageLog] = weakref.WeakValueDictionary()
+_POOL_FAILURES = ("error connecting in %r: %s",)
+
+
+class _PoolFailures(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg not in _POOL_FAILURES or not isinstance(record.args, tuple):
+            return True
+        outage = _OUTAGES.get(str(record.args[0]))
+        if outage is None:
+            return True
+        outage.failed(_hinted(str(record.args[1])))
+        return False
+
+
+def _hinted(reason: str) -> str:
+    """A connection failure's reason, with the fix when it is a known one."""
+    if f'role "{AUTHENTICATOR_ROLE}" does not exist' in reason:
+        return reason + " (wedsync-db migrate apply creates it)"
+    return reason
+
+
+if not any(isinstance(f, _PoolFailures) for f in logging.getLogger("psycopg.pool").filters):
+    logging.getLogger("psycopg.pool").addFilter(_PoolFailures())
 
 AUTHENTICATOR_ROLE = "wedsync_authenticator"
 Audience = Literal["vendor", "couple"]
@@ -290,11 +317,13 @@ class Database:
         }
         self._pools: dict[str, AsyncConnectionPool[Any]] = {}
         self._conninfo: dict[str, str] = {}
+        self.outages = {name: OutageLog(name, log) for name in ("user", "service")}
         for name, dsn, size in (
             ("user", user_dsn, user_pool_size),
             ("service", service_dsn, service_pool_size),
         ):
             check = self._checks[name]
+            _OUTAGES[f"wedsync-{name}"] = self.outages[name]
             given = conninfo_to_dict(dsn)
             bounds = {k: v for k, v in _network_bounds(pool_timeout).items() if k not in given}
             self._conninfo[name] = make_conninfo(
@@ -306,7 +335,9 @@ class Database:
                 max_size=size,
                 kwargs=kwargs,
                 connection_class=ScopedConnection,
-                configure=functools.partial(_configure, query_timeout=query_timeout),
+                configure=functools.partial(
+                    _configure, query_timeout=query_timeout, connected=self.outages[name]
+                ),
                 open=False,
                 name=f"wedsync-{name}",
                 timeout=pool_timeout,
@@ -338,9 +369,7 @@ class Database:
                         conn = await AsyncConnection.connect(self._conninfo[name])
                     await conn.close()
                 except Exception as exc:
-                    reason = _first_line(exc)
-                    if name == "user" and f'role "{AUTHENTICATOR_ROLE}" does not exist' in reason:
-                        reason += " (wedsync-db migrate apply creates it)"
+                    reason = _hinted(_first_line(exc))
                     raise DatabaseUnavailable(
                         f"cannot connect the {name} pool: {reason}", pool=name
                     ) from exc
@@ -522,9 +551,11 @@ class Database:
                 )
             if record:
                 state.record_failure(_first_line(converted))
+                self.outages[pool_name].failed(_first_line(converted))
             raise DatabaseUnavailable(_first_line(converted)) from exc
         if record:
             state.record_success(latency)
+            self.outages[pool_name].recovered()
         return latency
 
     @property
@@ -581,11 +612,18 @@ class Database:
         }
 
 
-async def _configure(conn: AsyncConnection[Any], *, query_timeout: float | None = None) -> None:
+async def _configure(
+    conn: AsyncConnection[Any],
+    *,
+    query_timeout: float | None = None,
+    connected: OutageLog | None = None,
+) -> None:
     # the one-round-trip read path relies on READ COMMITTED semantics (see db/session.py)
     cur = await conn.execute(_client_sql("connection_facts"))
     row = await cur.fetchone()
     await conn.commit()
+    if connected is not None:
+        connected.recovered()
     if isinstance(conn, ScopedConnection):
         conn.op_timeout = query_timeout
     if isinstance(conn, ScopedConnection) and row is not None:
