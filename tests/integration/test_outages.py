@@ -124,6 +124,23 @@ async def test_every_call_is_bounded_while_the_server_is_frozen(
             await asyncio.sleep(0.2)
 
 
+async def test_a_probe_round_trip_gives_up_at_its_deadline_on_a_frozen_server(
+    own_server: OwnServer,
+) -> None:
+    from wedsync_db.db.client import _timed_round_trip
+
+    conn = await psycopg.AsyncConnection.connect(own_server.dsn, autocommit=True)
+    try:
+        assert await asyncio.to_thread(_timed_round_trip, conn, 2.0) > 0
+        with own_server.frozen():
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await asyncio.to_thread(_timed_round_trip, conn, 0.5)
+            assert 0.4 <= time.monotonic() - started <= 1.5
+    finally:
+        await conn.close()
+
+
 async def test_a_scope_exit_is_bounded_while_the_server_is_frozen(
     own_server: OwnServer, db: Database, wedding: tuple[Any, Any]
 ) -> None:

@@ -11,7 +11,6 @@ import hmac
 import json
 import logging
 import math
-import select
 import time
 import weakref
 from collections.abc import Mapping
@@ -20,7 +19,8 @@ from uuid import UUID
 
 import psycopg
 import psycopg_pool
-from psycopg import AsyncConnection, generators, pq
+from psycopg import AsyncConnection, generators, pq, waiting
+from psycopg.abc import PQGen
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -258,15 +258,23 @@ class _LivenessCheck:
         return self.last_failure is not None and time.monotonic() - self.last_failure <= seconds
 
 
-def _empty_query(pgconn: Any) -> Any:
+def _empty_query(pgconn: Any) -> PQGen[None]:
     # the cheapest round trip: an empty query needs no transaction and returns EMPTY_QUERY
-    pgconn.send_query(b"")
+    return _round_trip(pgconn, b"", pq.ExecStatus.EMPTY_QUERY, "liveness check")
+
+
+def _round_trip(pgconn: Any, query: bytes, expect: pq.ExecStatus, what: str) -> PQGen[None]:
+    """Send one simple query and read all its results (a psycopg generator: any psycopg wait
+    function drives it); an error, or no result of the ``expect`` kind, raises."""
+    pgconn.send_query(query)
     results = yield from generators.execute(pgconn)
     for result in results:
         if result.status == pq.ExecStatus.FATAL_ERROR:
             raise psycopg.OperationalError(
-                (result.error_message or b"liveness check failed").decode(errors="replace")
+                (result.error_message or f"{what} failed".encode()).decode(errors="replace")
             )
+    if not any(result.status == expect for result in results):
+        raise psycopg.OperationalError(f"the {what} returned no result")
 
 
 # libpq settings that bound a connection's life on a network that drops it silently: a connect
@@ -642,32 +650,20 @@ PROBE_TIMEOUT = 5.0
 
 
 def _timed_round_trip(conn: AsyncConnection[Any], timeout: float) -> float:
-    """`select 1` on an idle, checked-out connection, driven with libpq directly (blocking, with
-    a deadline) so that only the database's answer is timed; milliseconds."""
+    """`select 1` on an idle, checked-out connection, driven by psycopg's blocking wait
+    function (with a deadline) so that only the database's answer is timed; milliseconds."""
     pgconn = conn.pgconn
     started = time.perf_counter()
-    deadline = started + timeout
-    pgconn.send_query(b"select 1")
-    while pgconn.flush():
-        if not select.select([], [pgconn.socket], [], max(0.0, deadline - time.perf_counter()))[1]:
-            raise TimeoutError
-    while True:
-        pgconn.consume_input()
-        if not pgconn.is_busy():
-            break
-        if not select.select([pgconn.socket], [], [], max(0.0, deadline - time.perf_counter()))[0]:
-            raise TimeoutError
-    elapsed = (time.perf_counter() - started) * 1000.0
-    ok = False
-    while (result := pgconn.get_result()) is not None:
-        ok = result.status == pq.ExecStatus.TUPLES_OK
-        if not ok:
-            raise psycopg.OperationalError(
-                (result.error_message or b"probe failed").decode(errors="replace")
-            )
-    if not ok:
-        raise psycopg.OperationalError("the probe returned no result")
-    return elapsed
+    try:
+        waiting.wait(
+            _round_trip(pgconn, b"select 1", pq.ExecStatus.TUPLES_OK, "probe"),
+            pgconn.socket,
+            interval=timeout,
+            timeout=timeout,
+        )
+    except psycopg.errors._WaitTimeout:
+        raise TimeoutError from None
+    return (time.perf_counter() - started) * 1000.0
 
 
 def _first_line(exc: BaseException) -> str:
