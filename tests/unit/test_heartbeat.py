@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from wedsync_db.db.backoff import Backoff
 from wedsync_db.db.heartbeat import HeartbeatState, OutageLog, percentile
 
 T0 = datetime(2027, 6, 12, 14, 0, tzinfo=UTC)
@@ -109,3 +110,11 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_with_a_summary_when_it
         "refused (further failures are counted, not logged, until it connects again)",
     ]
     assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.INFO, logging.WARNING]
+
+
+def test_backoff_is_steady_while_attempts_succeed_then_grows_to_its_cap() -> None:
+    policy = Backoff(steady=30.0, first=5.0, cap=60.0)
+    assert [policy.delay(n) for n in range(6)] == [30.0, 5.0, 10.0, 20.0, 40.0, 60.0]
+    # the heartbeat's: every second while failing, so that recovery shows at once
+    heartbeat = Backoff(steady=30.0, first=1.0, factor=1.0)
+    assert [heartbeat.delay(n) for n in (0, 1, 50)] == [30.0, 1.0, 1.0]

@@ -25,6 +25,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from wedsync_db.db.backoff import Backoff
 from wedsync_db.db.errors import convert
 from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState, OutageLog
 from wedsync_db.db.pool import LifoConnectionPool
@@ -600,13 +601,12 @@ class Database:
                 await task
 
     async def _heartbeat_loop(self) -> None:
+        # while a pool fails, probe every second so that recovery shows at once
+        policy = Backoff(self.heartbeat_interval, min(1.0, self.heartbeat_interval), factor=1.0)
         while True:
             await self.probe_all()
-            failing = any(not hb.healthy for hb in self.heartbeats.values())
-            # while a pool fails, probe every second so that recovery shows at once
-            await asyncio.sleep(
-                min(1.0, self.heartbeat_interval) if failing else self.heartbeat_interval
-            )
+            failing = max(hb.consecutive_failures for hb in self.heartbeats.values())
+            await asyncio.sleep(policy.delay(failing))
 
     def heartbeat_snapshots(self) -> dict[str, HeartbeatSnapshot]:
         """Current heartbeat summaries per pool (no I/O)."""
