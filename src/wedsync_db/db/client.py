@@ -495,8 +495,9 @@ class Database:
     async def _checkout_error(self, pool_name: str, exc: BaseException) -> BaseException:
         """PoolExhausted for a busy pool; DatabaseUnavailable when the database is the reason."""
         if isinstance(exc, psycopg_pool.TooManyRequests):
-            waiting = self._pools[pool_name].get_stats().get("requests_waiting")
-            return PoolExhausted(pool_name, self.pool_timeout, waiting=waiting, full_queue=True)
+            pool = self._pools[pool_name]
+            waiting = pool.get_stats().get("requests_waiting") or pool.max_waiting
+            return PoolExhausted(pool_name, self.pool_timeout, waiting=waiting)
         if isinstance(exc, psycopg_pool.PoolTimeout):
             outage = await self._outage(pool_name)
             if outage is not None:
