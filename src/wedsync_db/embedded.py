@@ -142,7 +142,7 @@ class EmbeddedPostgres:
             owner, server = (int(word) for word in self.owner_file.read_text().split())
         except (OSError, ValueError):
             return None
-        if self._running_pid() != server or _alive(owner):
+        if self._running_pid() != server or pid_alive(owner):
             # a server started since by someone else, or an owner still at work
             return None
         return Orphan(server_pid=server, owner_pid=owner)
@@ -296,7 +296,7 @@ class EmbeddedPostgres:
             pid = int(first.strip())
         except (OSError, ValueError, IndexError):
             return None
-        return pid if _alive(pid) else None
+        return pid if pid_alive(pid) else None
 
     def _start(self, timeout: float) -> None:
         port = self._configured_port()
@@ -375,7 +375,8 @@ def _server_account() -> Any:
     return pwd.getpwnam(ROOT_RUN_AS)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (it may belong to another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

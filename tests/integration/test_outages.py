@@ -90,6 +90,17 @@ async def read_guests(db: Database, partner: Any) -> int:
         return int(await s.fetch_val("select count(*) from guests"))
 
 
+async def reads_again(db: Database, partner: Any, *, within: float, after: str) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            assert await read_guests(db, partner) == 3
+            return
+        except DatabaseUnavailable:
+            assert time.monotonic() < deadline, f"no recovery after {after}"
+            await asyncio.sleep(0.2)
+
+
 async def write_guest(db: Database, wedding_id: Any, partner: Any) -> None:
     async with db.as_user(couple(partner)) as s:
         await s.execute(
@@ -114,14 +125,7 @@ async def test_every_call_is_bounded_while_the_server_is_frozen(
                 assert isinstance(error, DatabaseUnavailable), error
                 assert not isinstance(error, PoolExhausted), error
     # thawed: the next calls work again, on fresh connections where the old ones were closed
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            assert await read_guests(db, partner) == 3
-            break
-        except DatabaseUnavailable:
-            assert time.monotonic() < deadline, "no recovery after the freeze"
-            await asyncio.sleep(0.2)
+    await reads_again(db, partner, within=10, after="the freeze")
 
 
 async def test_a_probe_round_trip_gives_up_at_its_deadline_on_a_frozen_server(
@@ -180,14 +184,7 @@ async def test_a_killed_server_is_an_outage_not_a_full_pool(
             assert not isinstance(error, PoolExhausted), error
     finally:
         own_server.restart_after_kill(pids)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            assert await read_guests(db, partner) == 3
-            break
-        except DatabaseUnavailable:
-            assert time.monotonic() < deadline, "no recovery after the restart"
-            await asyncio.sleep(0.2)
+    await reads_again(db, partner, within=15, after="the restart")
 
 
 async def test_a_closed_port_is_an_outage_not_a_full_pool(own_server: OwnServer) -> None:

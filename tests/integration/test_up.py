@@ -145,11 +145,14 @@ def test_db_start_keeps_an_orphan_running_and_forgets_its_owner(tmp_path: Path) 
         server.stop()
 
 
-def test_up_without_migrations_tells_the_missing_role_once(empty_db: str, tmp_path: Path) -> None:
+def test_up_without_migrations_tells_the_missing_role_once(tmp_path: Path) -> None:
+    # a fresh embedded cluster: roles are cluster-wide, the shared test server has them all
     port = free_port()
-    proc = start_wedsync_db(["up", "--no-migrate", "--port", str(port)], empty_db, tmp_path)
+    proc = start_wedsync_db(
+        ["up", "--no-migrate", "--port", str(port)], "", tmp_path, DATABASE_URL=""
+    )
     try:
-        _wait_for(proc, f"http://127.0.0.1:{port}/api/database/health/live", 200)
+        _wait_for(proc, f"http://127.0.0.1:{port}/api/database/health/live", 200, timeout=90)
         time.sleep(4)  # the user pool keeps retrying its login meanwhile
     finally:
         code, stderr = _stop(proc)
