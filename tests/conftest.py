@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,7 +21,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from wedsync_db.db.client import Database, user_dsn_for
-from wedsync_db.embedded import EmbeddedPostgres
+from wedsync_db.embedded import EmbeddedPostgres, free_port
 from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
 
 
@@ -42,12 +41,6 @@ class Server:
             return conn.info.server_version
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     url = os.environ.get("WEDSYNC_TEST_DATABASE_URL")
@@ -61,7 +54,7 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         return
     # not under pytest's basetemp: another pytest run on the machine may reset its permissions
     data_dir = tempfile.mkdtemp(prefix="wedsync-test-pg-")
-    server = EmbeddedPostgres(Path(data_dir), port=_free_port(), fast=True)
+    server = EmbeddedPostgres(Path(data_dir), port=free_port(), fast=True)
     try:
         status, _ = server.ensure_running()
     except Exception as exc:

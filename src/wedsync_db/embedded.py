@@ -3,6 +3,11 @@
 Used when no ``DATABASE_URL`` is configured: development, demos and the test suite. The data
 directory is initialised on first use, ``pg_stat_statements`` is preloaded, and a server
 already running on the same directory is reused rather than started twice.
+
+A `wedsync-db up` that starts the server records itself in ``<data_dir>/up.owner`` (its pid
+and the server's) and stops the server on exit. If that `up` dies without stopping it (killed,
+a crash), the server is an orphan: :meth:`EmbeddedPostgres.orphan` finds it, and the next `up`
+adopts it and stops it on exit.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import importlib.util
+import logging
 import os
 import shutil
 import socket
@@ -19,8 +25,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from wedsync_db.errors import EmbeddedServerError
+
+log = logging.getLogger(__name__)
 
 SUPERUSER = "postgres"
 DEFAULT_DATABASE = "wedsync"
@@ -58,6 +67,14 @@ class ServerStatus:
         return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
 
 
+@dataclass(frozen=True)
+class Orphan:
+    """A running server whose owning `wedsync-db up` is gone."""
+
+    server_pid: int
+    owner_pid: int
+
+
 class EmbeddedPostgres:
     """One PostgreSQL cluster in ``<data_dir>/pgdata``."""
 
@@ -65,6 +82,7 @@ class EmbeddedPostgres:
         self.data_dir = data_dir.expanduser().absolute()
         self.pgdata = self.data_dir / "pgdata"
         self.logfile = self.data_dir / "postgres.log"
+        self.owner_file = self.data_dir / "up.owner"
         self._requested_port = port
         # fast: no fsync, for throw-away test clusters only
         self._fast = fast
@@ -100,7 +118,34 @@ class EmbeddedPostgres:
         if self._running_pid() is None:
             return False
         self._pg_ctl(["stop", "-m", "fast", "-w", "-t", str(int(timeout))], timeout=timeout + 5)
+        self.owner_file.unlink(missing_ok=True)
         return True
+
+    def claim(self) -> None:
+        """Record this process as the owner of the running server (it stops it on exit)."""
+        server = self._running_pid()
+        if server is None:
+            return
+        scratch = self.owner_file.with_suffix(".tmp")
+        scratch.write_text(f"{os.getpid()} {server}\n")
+        scratch.replace(self.owner_file)
+
+    def disown(self) -> None:
+        """Forget the recorded owner: the server keeps running until `db stop`."""
+        self.owner_file.unlink(missing_ok=True)
+
+    def orphan(self) -> Orphan | None:
+        """The running server, if the process recorded as its owner is gone (it died without
+        stopping the server); None when no server runs, nobody owns it (`db start`), or its
+        owner is alive."""
+        try:
+            owner, server = (int(word) for word in self.owner_file.read_text().split())
+        except (OSError, ValueError):
+            return None
+        if self._running_pid() != server or pid_alive(owner):
+            # a server started since by someone else, or an owner still at work
+            return None
+        return Orphan(server_pid=server, owner_pid=owner)
 
     def psql_command(self, database: str = DEFAULT_DATABASE) -> list[str]:
         """argv for an interactive psql session against this server."""
@@ -142,26 +187,18 @@ class EmbeddedPostgres:
             self._prepare_for_unprivileged_user()
 
     def _prepare_for_unprivileged_user(self) -> None:
-        import pwd
-
-        try:
-            entry = pwd.getpwnam(ROOT_RUN_AS)
-        except KeyError:
-            subprocess.run(
-                ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", ROOT_RUN_AS],
-                check=True,
-                capture_output=True,
-            )
-            entry = pwd.getpwnam(ROOT_RUN_AS)
+        entry = _server_account()
         # the server account must traverse every parent and read the binaries
-        for parent in [self.data_dir, *self.data_dir.parents]:
-            mode = parent.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                parent.chmod(mode | stat.S_IXOTH | stat.S_IXGRP)
         install = bin_dir().parent
-        for parent in install.parents:
+        for parent in [self.data_dir, *self.data_dir.parents, *install.parents]:
             mode = parent.stat().st_mode
             if not mode & stat.S_IXOTH:
+                log.warning(
+                    "running as root: the server runs as %s, so %s becomes traversable by "
+                    "others (chmod go+x)",
+                    ROOT_RUN_AS,
+                    parent,
+                )
                 parent.chmod(mode | stat.S_IXOTH | stat.S_IXGRP)
         os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
         if self.pgdata.exists():
@@ -259,13 +296,7 @@ class EmbeddedPostgres:
             pid = int(first.strip())
         except (OSError, ValueError, IndexError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        return pid
+        return pid if pid_alive(pid) else None
 
     def _start(self, timeout: float) -> None:
         port = self._configured_port()
@@ -318,6 +349,43 @@ class EmbeddedPostgres:
             )
 
 
+def _server_account() -> Any:
+    """The account the server runs as under root, created (and said so first) if missing."""
+    import pwd
+
+    try:
+        return pwd.getpwnam(ROOT_RUN_AS)
+    except KeyError:
+        pass
+    argv = ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", ROOT_RUN_AS]
+    log.warning(
+        "running as root: PostgreSQL refuses to run as root, so the embedded server runs as "
+        "the system account %s, which does not exist yet; creating it: %s",
+        ROOT_RUN_AS,
+        " ".join(argv),
+    )
+    try:
+        subprocess.run(argv, check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", None) or str(exc)
+        raise EmbeddedServerError(
+            f"could not create the system account {ROOT_RUN_AS} ({detail.strip()}); create it "
+            "yourself, or run wedsync-db as an unprivileged user"
+        ) from None
+    return pwd.getpwnam(ROOT_RUN_AS)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (it may belong to another user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # as PostgreSQL's own listen socket does: connections the previous server closed
@@ -330,9 +398,12 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _pick_port() -> int:
-    if _port_free(DEFAULT_PORT):
-        return DEFAULT_PORT
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (and has no listener)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _pick_port() -> int:
+    return DEFAULT_PORT if _port_free(DEFAULT_PORT) else free_port()

@@ -35,23 +35,19 @@ class DatabaseUnavailable(WedsyncDBError):
 class PoolExhausted(DatabaseUnavailable):
     """No connection could be checked out in time; callers should retry later."""
 
-    def __init__(
-        self, pool: str, timeout: float, waiting: int | None = None, *, full_queue: bool = False
-    ) -> None:
+    def __init__(self, pool: str, timeout: float, *, waiting: int | None = None) -> None:
+        """``waiting``: refused at once, no time spent waiting, because that many requests
+        were already waiting; None: no connection came free within ``timeout`` seconds."""
         self.pool = pool
         self.timeout = timeout
-        self.waiting = waiting
-        if full_queue:
-            # refused at once: the waiting queue was full, no time was spent waiting
-            ahead = f"{waiting} requests" if waiting is not None else "the maximum of requests"
+        if waiting is not None:
             message = (
-                f"the {pool} pool refused the request at once: {ahead} were already waiting "
-                "(WEDSYNC_POOL_MAX_WAITING); retry later or raise the connection budget"
+                f"the {pool} pool refused the request at once: {waiting} requests were already "
+                "waiting (WEDSYNC_POOL_MAX_WAITING); retry later or raise the connection budget"
             )
         else:
-            detail = f" ({waiting} requests already waiting)" if waiting is not None else ""
             message = (
-                f"the {pool} pool had no free connection within {timeout:g}s{detail}; "
+                f"the {pool} pool had no free connection within {timeout:g}s; "
                 "retry later or raise the connection budget"
             )
         super().__init__(message, pool=pool)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from datetime import timedelta
 
 import uvicorn
@@ -18,11 +20,36 @@ from wedsync_db.settings import Settings, redact_dsn
 log = logging.getLogger(__name__)
 
 
+class AddressUnavailable(WedsyncDBError):
+    """The HTTP API cannot listen on the address it was given (exit 1)."""
+
+
+def check_bindable(host: str, port: int) -> None:
+    """Raise AddressUnavailable unless ``host:port`` can be bound now, as uvicorn binds it
+    (SO_REUSEADDR, IPv6 for a host with a colon); port 0 (any free port) always can."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressUnavailable(
+                f"port {port} on {host} is already in use by another process: stop it, or "
+                "choose another port with --port or WEDSYNC_HTTP_PORT"
+            ) from None
+        raise AddressUnavailable(
+            f"the HTTP API cannot listen on {host} port {port}: {exc.strerror or exc}"
+        ) from None
+
+
 async def serve(
     settings: Settings, target: Target, *, host: str, port: int, migrate_first: bool
 ) -> None:
     """Apply migrations (unless refused) and run uvicorn until SIGINT/SIGTERM."""
-    _log_to_stderr()
+    log_to_stderr()
     runner = runner_for(settings, target)
     if migrate_first:
         from wedsync_db.migrate.service import apply_migrations
@@ -37,6 +64,8 @@ async def serve(
     scheduler = await _backup_scheduler(settings, target)
     database = database_for(settings, target.dsn)
     app = create_app(settings, database=database, runner=runner)
+    # taken meanwhile? then fail before a URL is printed as if served
+    check_bindable(host, port)
     shown_host = f"[{host}]" if ":" in host else host
     base = f"http://{shown_host}:{port}"
     out.print(f"wedsync-db API      {base}", highlight=False)
@@ -105,7 +134,7 @@ def _every(interval: timedelta | None) -> str:
     return f"every {hours:g} h"
 
 
-def _log_to_stderr() -> None:
+def log_to_stderr() -> None:
     """The package's own log lines (scheduled backups, sampler failures) on stderr, as
     uvicorn's are; never secrets: messages carry redacted DSNs only."""
     package = logging.getLogger("wedsync_db")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import re
 import tempfile
@@ -599,6 +600,73 @@ async def test_open_on_an_unreachable_server_fails_fast_without_the_password() -
 
 
 # --- psycopg hooks this package relies on (bounded by psycopg<3.4 in pyproject.toml) -----------
+HOOKS_CHANGED = (
+    "psycopg {version} changed a private hook that src/wedsync_db/db/session.py overrides or "
+    "calls ({what}); re-check ScopedConnection against the new psycopg before moving the "
+    "version bound in pyproject.toml"
+)
+
+
+def test_psycopg_is_the_minor_version_the_session_hooks_were_written_for() -> None:
+    import psycopg_pool
+
+    assert psycopg.__version__.startswith("3.3."), HOOKS_CHANGED.format(
+        version=psycopg.__version__, what="any of them: untested version"
+    )
+    assert psycopg_pool.__version__.startswith("3.3."), psycopg_pool.__version__
+
+
+async def test_the_private_psycopg_hooks_of_scoped_connections_are_still_there(
+    shared_db: str,
+) -> None:
+    import inspect
+
+    from psycopg._preparing import Prepare, PrepareManager
+
+    from wedsync_db.db.session import ScopedConnection
+
+    def hook(what: str) -> str:
+        return HOOKS_CHANGED.format(version=psycopg.__version__, what=what)
+
+    assert list(inspect.signature(PrepareManager.get).parameters) == ["self", "query", "prepare"], (
+        hook("PrepareManager.get(query, prepare)")
+    )
+    assert Prepare.SHOULD, hook("Prepare.SHOULD")
+    assert hasattr(pgerr, "_WaitTimeout"), hook("errors._WaitTimeout")
+    for name in ("_start_query", "_exec_command", "_check_connection_ok"):
+        assert callable(getattr(psycopg.AsyncConnection, name, None)), hook(name)
+    assert callable(getattr(psycopg.AsyncPipeline, "_sync_gen", None)), hook("_sync_gen")
+
+    starts: list[bool] = []
+
+    class Counting(ScopedConnection):
+        def _start_query(self) -> Any:
+            starts.append(self.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE)
+            return super()._start_query()
+
+    conn = await Counting.connect(shared_db)
+    try:
+        assert isinstance(conn._prepared, PrepareManager), hook("connection._prepared")
+        for attribute in ("prepare_threshold", "prepared_max"):
+            assert hasattr(conn._prepared, attribute), hook(f"PrepareManager.{attribute}")
+        for attribute in ("_autocommit", "_pipeline"):
+            assert hasattr(conn, attribute), hook(f"connection.{attribute}")
+        assert isinstance(conn.pgconn._encoding, str), hook("pgconn._encoding")
+        await conn.execute("select 1")
+        await conn.execute("select 2")
+        await conn.rollback()
+        async with conn.pipeline() as pipeline:
+            assert isinstance(pipeline.command_queue, collections.deque), hook("command_queue")
+            assert isinstance(pipeline.result_queue, collections.deque), hook("result_queue")
+            await conn.execute("select 3")
+        await conn.rollback()
+    finally:
+        await conn.close()
+    # called before every statement; idle (a transaction to begin) before the first only
+    assert starts[:2] == [True, False], hook("_start_query is no longer called per statement")
+    assert True in starts[2:], hook("_start_query is no longer called in a pipeline")
+
+
 async def test_scoped_connections_prepare_statements_under_unguessable_names(
     shared_db: str,
 ) -> None:

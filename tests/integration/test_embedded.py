@@ -188,3 +188,35 @@ def test_works_for_an_unprivileged_user(data_dir: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_under_root_the_server_account_is_announced_before_it_is_created(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # useradd itself is not run here: it would change this machine's accounts
+    from wedsync_db import embedded
+
+    existing = pwd.getpwuid(os.getuid())
+    lookups: list[str] = []
+
+    def getpwnam(name: str) -> pwd.struct_passwd:
+        lookups.append(name)
+        if len(lookups) == 1:
+            raise KeyError(name)
+        return existing
+
+    said_before: list[list[str]] = []
+
+    def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        said_before.append([r.getMessage() for r in caplog.records])
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(pwd, "getpwnam", getpwnam)
+    monkeypatch.setattr(embedded.subprocess, "run", run)
+    with caplog.at_level("WARNING", logger="wedsync_db.embedded"):
+        assert embedded._server_account() is existing
+    assert lookups == [ROOT_RUN_AS, ROOT_RUN_AS]
+    (messages,) = said_before  # useradd ran once, after saying what and why
+    (notice,) = messages
+    assert "PostgreSQL refuses to run as root" in notice
+    assert f"useradd --system --no-create-home -s /usr/sbin/nologin {ROOT_RUN_AS}" in notice

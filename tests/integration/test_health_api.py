@@ -7,7 +7,6 @@ has to stop it.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from pydantic import SecretStr
 
 from wedsync_db.api.app import create_app
 from wedsync_db.db.client import Database, user_dsn_for
-from wedsync_db.embedded import EmbeddedPostgres
+from wedsync_db.embedded import EmbeddedPostgres, free_port
 from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
 from wedsync_db.settings import Settings
 
@@ -26,12 +25,6 @@ pytestmark = pytest.mark.db
 
 SERVICE_KEY = "health-test-service-key-0123456789abcdef"
 HEALTH = "/api/database/health"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -45,7 +38,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 @pytest.fixture
 def own_server(tmp_path: Path) -> Iterator[tuple[EmbeddedPostgres, str]]:
-    server = EmbeddedPostgres(tmp_path / "pg", port=_free_port(), fast=True)
+    server = EmbeddedPostgres(tmp_path / "pg", port=free_port(), fast=True)
     try:
         status, _ = server.ensure_running()
     except Exception as exc:

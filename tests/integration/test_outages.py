@@ -9,6 +9,7 @@ Signals go only to the processes of this module's own embedded server, by PID.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -89,6 +90,17 @@ async def read_guests(db: Database, partner: Any) -> int:
         return int(await s.fetch_val("select count(*) from guests"))
 
 
+async def reads_again(db: Database, partner: Any, *, within: float, after: str) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            assert await read_guests(db, partner) == 3
+            return
+        except DatabaseUnavailable:
+            assert time.monotonic() < deadline, f"no recovery after {after}"
+            await asyncio.sleep(0.2)
+
+
 async def write_guest(db: Database, wedding_id: Any, partner: Any) -> None:
     async with db.as_user(couple(partner)) as s:
         await s.execute(
@@ -113,14 +125,24 @@ async def test_every_call_is_bounded_while_the_server_is_frozen(
                 assert isinstance(error, DatabaseUnavailable), error
                 assert not isinstance(error, PoolExhausted), error
     # thawed: the next calls work again, on fresh connections where the old ones were closed
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            assert await read_guests(db, partner) == 3
-            break
-        except DatabaseUnavailable:
-            assert time.monotonic() < deadline, "no recovery after the freeze"
-            await asyncio.sleep(0.2)
+    await reads_again(db, partner, within=10, after="the freeze")
+
+
+async def test_a_probe_round_trip_gives_up_at_its_deadline_on_a_frozen_server(
+    own_server: OwnServer,
+) -> None:
+    from wedsync_db.db.client import _timed_round_trip
+
+    conn = await psycopg.AsyncConnection.connect(own_server.dsn, autocommit=True)
+    try:
+        assert await asyncio.to_thread(_timed_round_trip, conn, 2.0) > 0
+        with own_server.frozen():
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                await asyncio.to_thread(_timed_round_trip, conn, 0.5)
+            assert 0.4 <= time.monotonic() - started <= 1.5
+    finally:
+        await conn.close()
 
 
 async def test_a_scope_exit_is_bounded_while_the_server_is_frozen(
@@ -162,14 +184,7 @@ async def test_a_killed_server_is_an_outage_not_a_full_pool(
             assert not isinstance(error, PoolExhausted), error
     finally:
         own_server.restart_after_kill(pids)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            assert await read_guests(db, partner) == 3
-            break
-        except DatabaseUnavailable:
-            assert time.monotonic() < deadline, "no recovery after the restart"
-            await asyncio.sleep(0.2)
+    await reads_again(db, partner, within=15, after="the restart")
 
 
 async def test_a_closed_port_is_an_outage_not_a_full_pool(own_server: OwnServer) -> None:
@@ -184,6 +199,39 @@ async def test_a_closed_port_is_an_outage_not_a_full_pool(own_server: OwnServer)
     finally:
         own_server.server.ensure_running()
         await database.close()
+
+
+async def test_an_outage_logs_its_start_and_its_end_once_per_pool_not_every_failure(
+    own_server: OwnServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = outage_database(own_server.dsn)
+    await database.open()
+    database.start_heartbeat()
+    try:
+        with caplog.at_level(logging.INFO):
+            own_server.server.stop()
+            # a few seconds of failing probes and reconnection attempts in both pools
+            deadline = time.monotonic() + 6
+            while time.monotonic() < deadline or any(
+                o.failures < 3 for o in database.outages.values()
+            ):
+                assert time.monotonic() < deadline + 20, "the outage was not noticed"
+                await asyncio.sleep(0.2)
+            own_server.server.ensure_running()
+            deadline = time.monotonic() + 15
+            while any(o.since is not None for o in database.outages.values()):
+                assert time.monotonic() < deadline, "the recovery was not noticed"
+                await asyncio.sleep(0.2)
+    finally:
+        own_server.server.ensure_running()
+        await database.close()
+    lines = [r.getMessage() for r in caplog.records]
+    for pool in ("user", "service"):
+        down = [line for line in lines if f"unreachable from the {pool} pool since" in line]
+        up = [line for line in lines if f"reachable again from the {pool} pool after" in line]
+        assert len(down) == 1 and len(up) == 1, lines
+        assert "failed attempts)" in up[0]
+    assert not [line for line in lines if line.startswith("error connecting in")], lines
 
 
 async def test_a_read_survives_terminated_backends_with_one_retry_writes_do_not(

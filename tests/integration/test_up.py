@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import signal
+import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -12,6 +18,19 @@ import pytest
 
 from fixtures.environment import free_port
 from fixtures.migration_support import start_wedsync_db, wedsync_db
+from wedsync_db.embedded import EmbeddedPostgres
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A directory for an embedded server of the test's own: not under pytest's ``tmp_path``,
+    whose parent a concurrent pytest run resets to mode 0700 (locking the server account out
+    when the suite runs as root); whatever a failed test left running is stopped."""
+    path = Path(tempfile.mkdtemp(prefix="wedsync-up-test-"))
+    yield path
+    for pid_file in path.rglob("postmaster.pid"):
+        EmbeddedPostgres(pid_file.parent.parent).stop()
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _wait_for(
@@ -62,15 +81,98 @@ def test_up_migrates_serves_and_stops_on_sigterm(empty_db: str, tmp_path: Path) 
     assert status.returncode == 0, status.stderr  # nothing pending after `up`
 
 
-def test_up_starts_and_stops_its_embedded_server(tmp_path: Path) -> None:
+def test_up_starts_and_stops_its_embedded_server(workdir: Path) -> None:
     port = free_port()
     # no DATABASE_URL: up starts an embedded server in WEDSYNC_DATA_DIR and stops it on exit
-    proc = start_wedsync_db(["up", "--port", str(port)], "", tmp_path, DATABASE_URL="")
+    proc = start_wedsync_db(["up", "--port", str(port)], "", workdir, DATABASE_URL="")
     try:
         _wait_for(proc, f"http://127.0.0.1:{port}/api/database/health/ready", 200, timeout=90)
     finally:
         code, stderr = _stop(proc)
     assert code == 0, stderr
     assert "stopping the embedded PostgreSQL server" in stderr
-    status = wedsync_db(["db", "status", "--json"], "", tmp_path, DATABASE_URL="")
+    status = wedsync_db(["db", "status", "--json"], "", workdir, DATABASE_URL="")
     assert status.returncode == 1  # stopped
+
+
+def test_up_on_a_busy_port_names_it_exits_1_and_leaves_nothing_running(workdir: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = wedsync_db(["up", "--port", str(port)], "", workdir, DATABASE_URL="")
+    assert result.returncode == 1, result.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "wedsync-db API" not in result.stdout  # no URL printed as if served
+    status = wedsync_db(["db", "status", "--json"], "", workdir, DATABASE_URL="")
+    assert status.returncode == 1 and not json.loads(status.stdout)["running"]
+
+
+def test_up_after_a_crash_adopts_the_orphaned_embedded_server_and_stops_it(
+    workdir: Path,
+) -> None:
+    port = free_port()
+    ready = f"http://127.0.0.1:{port}/api/database/health/ready"
+    try:
+        first = start_wedsync_db(["up", "--port", str(port)], "", workdir, DATABASE_URL="")
+        try:
+            _wait_for(first, ready, 200, timeout=90)
+        finally:
+            os.kill(first.pid, signal.SIGKILL)  # the crash: only the process started here
+            first.communicate(timeout=30)
+        status = wedsync_db(["db", "status"], "", workdir, DATABASE_URL="")
+        assert status.returncode == 0, status.stdout  # the server outlived its `up`
+        assert f"left behind by `wedsync-db up` pid {first.pid}" in status.stdout
+
+        second = start_wedsync_db(["up", "--port", str(port)], "", workdir, DATABASE_URL="")
+        try:
+            _wait_for(second, ready, 200, timeout=90)
+        finally:
+            code, stderr = _stop(second)
+        assert code == 0, stderr
+        assert (
+            stderr.count(f"left running by a `wedsync-db up` (pid {first.pid}) that is gone") == 1
+        )
+        assert "adopts it and stops it on exit" in stderr
+        assert "stopping the embedded PostgreSQL server" in stderr
+        status = wedsync_db(["db", "status", "--json"], "", workdir, DATABASE_URL="")
+        assert status.returncode == 1 and not json.loads(status.stdout)["running"]
+    finally:
+        EmbeddedPostgres(workdir / ".wedsync").stop()
+
+
+def test_db_start_keeps_an_orphan_running_and_forgets_its_owner(workdir: Path) -> None:
+    server = EmbeddedPostgres(workdir / "data", port=free_port(), fast=True)
+    try:
+        server.ensure_running()
+        gone = subprocess.Popen(["true"])
+        gone.wait(timeout=10)
+        server.owner_file.write_text(f"{gone.pid} {server.status().pid}\n")
+        assert server.orphan() is not None
+        result = wedsync_db(
+            ["db", "start"], "", workdir, DATABASE_URL="", WEDSYNC_DATA_DIR=str(workdir / "data")
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"left running by a `wedsync-db up` (pid {gone.pid})" in result.stderr
+        assert "already running" in result.stdout
+        assert server.orphan() is None and not server.owner_file.exists()
+    finally:
+        server.stop()
+
+
+def test_up_without_migrations_tells_the_missing_role_once(workdir: Path) -> None:
+    # a fresh embedded cluster: roles are cluster-wide, the shared test server has them all
+    port = free_port()
+    proc = start_wedsync_db(
+        ["up", "--no-migrate", "--port", str(port)], "", workdir, DATABASE_URL=""
+    )
+    try:
+        _wait_for(proc, f"http://127.0.0.1:{port}/api/database/health/live", 200, timeout=90)
+        time.sleep(4)  # the user pool keeps retrying its login meanwhile
+    finally:
+        code, stderr = _stop(proc)
+    assert code == 0, stderr
+    missing = [line for line in stderr.splitlines() if "does not exist" in line and "role" in line]
+    assert len(missing) == 1, stderr
+    assert "database unreachable from the user pool since" in missing[0]
+    assert "(wedsync-db migrate apply creates it)" in missing[0]

@@ -137,3 +137,11 @@ def test_every_wedsync_error_shares_one_root() -> None:
         errors.MigrationError,
     ):
         assert issubclass(cls, errors.WedsyncDBError)
+
+
+def test_pool_exhausted_tells_a_refusal_from_a_wait() -> None:
+    refused = errors.PoolExhausted("user", 5.0, waiting=200)
+    assert "refused the request at once: 200 requests were already waiting" in str(refused)
+    waited = errors.PoolExhausted("user", 5.0)
+    assert "no free connection within 5s" in str(waited) and "waiting" not in str(waited)
+    assert not hasattr(waited, "waiting")

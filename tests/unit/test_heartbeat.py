@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from wedsync_db.db.heartbeat import HeartbeatState, percentile
+from wedsync_db.db.backoff import Backoff
+from wedsync_db.db.heartbeat import HeartbeatState, OutageLog, percentile
 
 T0 = datetime(2027, 6, 12, 14, 0, tzinfo=UTC)
 
@@ -82,3 +84,37 @@ def test_to_dict_is_json_ready() -> None:
     assert d["p50_ms"] == 1.235
     assert d["last_success"] == T0.isoformat()
     assert d["pool"] == "user" and d["healthy"] is True
+
+
+def test_an_outage_is_logged_once_when_it_starts_and_once_with_a_summary_when_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    outage = OutageLog("user", logging.getLogger("test.outage"))
+    with caplog.at_level(logging.INFO, logger="test.outage"):
+        outage.recovered(at=T0)  # no outage: nothing to say
+        for second in range(27):
+            outage.failed(
+                'connection failed: role "wedsync_authenticator"\ndoes not exist',
+                at=T0 + timedelta(seconds=second),
+            )
+        outage.recovered(at=T0 + timedelta(seconds=61))
+        outage.recovered(at=T0 + timedelta(seconds=62))
+        outage.failed("connection refused", at=T0 + timedelta(seconds=100))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "database unreachable from the user pool since 2027-06-12 14:00:00 UTC: connection "
+        'failed: role "wedsync_authenticator" does not exist (further failures are counted, '
+        "not logged, until it connects again)",
+        "database reachable again from the user pool after 61 s (27 failed attempts)",
+        "database unreachable from the user pool since 2027-06-12 14:01:40 UTC: connection "
+        "refused (further failures are counted, not logged, until it connects again)",
+    ]
+    assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.INFO, logging.WARNING]
+
+
+def test_backoff_is_steady_while_attempts_succeed_then_grows_to_its_cap() -> None:
+    policy = Backoff(steady=30.0, first=5.0, cap=60.0)
+    assert [policy.delay(n) for n in range(6)] == [30.0, 5.0, 10.0, 20.0, 40.0, 60.0]
+    # the heartbeat's: every second while failing, so that recovery shows at once
+    heartbeat = Backoff(steady=30.0, first=1.0, factor=1.0)
+    assert [heartbeat.delay(n) for n in (0, 1, 50)] == [30.0, 1.0, 1.0]

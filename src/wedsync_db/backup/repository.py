@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from wedsync_db.embedded import pid_alive
 from wedsync_db.errors import BackupError
 
 Kind = Literal["full", "incremental", "logical"]
@@ -231,19 +232,9 @@ class Repository:
 
 
 def _with_liveness(meta: BackupMeta) -> BackupMeta:
-    if meta.status == "running" and (meta.pid is None or not _alive(meta.pid)):
+    if meta.status == "running" and (meta.pid is None or not pid_alive(meta.pid)):
         return replace(meta, status="interrupted")
     return meta
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _is_segment(name: str) -> bool:

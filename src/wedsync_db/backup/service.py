@@ -48,6 +48,7 @@ from wedsync_db.db import direct
 from wedsync_db.db.admin import psql_target
 from wedsync_db.db.queries import load_queries
 from wedsync_db.db.session import Session, compose, ident, joined
+from wedsync_db.embedded import free_port
 from wedsync_db.errors import BackupError, BackupVerificationFailed, QueryError, WedsyncDBError
 
 Q = load_queries("wedsync_db.backup", "sql/backup.sql")
@@ -549,7 +550,7 @@ async def _restore(
     chosen = backup or backup_for(backups, to)
     links = chain(backups, chosen)
     await _archive_current_wal(ctx)
-    port = port or _free_port()
+    port = port or free_port()
     data_dir, target = await asyncio.to_thread(
         _build_data_dir, ctx, into, links, to, restore_point, port
     )
@@ -719,12 +720,6 @@ async def _locked(repo: Repository, *, exclusive: bool) -> AsyncIterator[None]:
         held.__exit__(None, None, None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # --- verify -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Verification:
@@ -840,7 +835,7 @@ async def _verify_logical(
     """Restore a logical export into a scratch embedded server and fingerprint it."""
     from wedsync_db.embedded import EmbeddedPostgres
 
-    server = EmbeddedPostgres(scratch / "server", port=_free_port(), fast=True)
+    server = EmbeddedPostgres(scratch / "server", port=free_port(), fast=True)
     try:
         status, _ = await asyncio.to_thread(server.ensure_running)
         admin = status.dsn("postgres")

@@ -71,12 +71,29 @@ def up(
     ] = True,
 ) -> None:
     """Start the database (embedded unless DATABASE_URL is set), migrate, and serve the HTTP API."""
-    from wedsync_db.serve import serve
+    from wedsync_db.serve import check_bindable, log_to_stderr, serve
 
+    log_to_stderr()
     s = common.settings()
     host = host or s.http_host
     port = port if port is not None else s.http_port
+    with common.handled():
+        # a busy port fails before any server is started
+        check_bindable(host, port)
     t = common.target(s, quiet=True)
+    server = t.embedded
+    owned = t.started_embedded
+    orphan = server.orphan() if server is not None and not owned else None
+    if server is not None and orphan is not None:
+        err.print(
+            f"the embedded PostgreSQL server in {server.data_dir} (pid {orphan.server_pid}) was "
+            f"left running by a `wedsync-db up` (pid {orphan.owner_pid}) that is gone; this "
+            "`up` adopts it and stops it on exit",
+            highlight=False,
+        )
+        owned = True
+    if server is not None and owned:
+        server.claim()
 
     def on_term(signum: int, frame: object) -> None:
         # uvicorn has already shut down gracefully when this runs: a clean stop exits 0
@@ -89,9 +106,9 @@ def up(
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if t.started_embedded and t.embedded is not None:
+        if owned and server is not None:
             err.print("stopping the embedded PostgreSQL server …", highlight=False)
-            t.embedded.stop()
+            server.stop()
 
 
 # --- db -----------------------------------------------------------------------------------------
@@ -109,9 +126,17 @@ def db_start() -> None:
     _require_embedded()
     s = common.settings()
     server = embedded_server(s)
+    orphan = server.orphan()
     with common.handled():
         status, started = server.ensure_running()
     word = "started" if started else "already running"
+    if orphan is not None and not started:
+        err.print(
+            f"the server was left running by a `wedsync-db up` (pid {orphan.owner_pid}) that "
+            "is gone; it keeps running now until `wedsync-db db stop`",
+            highlight=False,
+        )
+        server.disown()
     out.print(
         f"embedded PostgreSQL {word}: pid {status.pid}, data {status.data_dir}", highlight=False
     )
@@ -134,7 +159,8 @@ def db_status(
 ) -> None:
     """Whether the embedded server is running; exit 0 running, 1 stopped."""
     _require_embedded()
-    st = embedded_server(common.settings()).status()
+    server = embedded_server(common.settings())
+    st = server.status()
     data = {
         "running": st.running,
         "pid": st.pid,
@@ -147,6 +173,9 @@ def db_status(
         common.print_json(data)
     else:
         state = "running" if st.running else "stopped" if st.initialised else "not initialised"
+        orphan = server.orphan()
+        if orphan is not None:
+            state += f" (left behind by `wedsync-db up` pid {orphan.owner_pid}, which is gone)"
         out.print(
             f"{state}  data={st.data_dir}  pid={st.pid or '-'}  port={st.port or '-'}",
             highlight=False,

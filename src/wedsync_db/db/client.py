@@ -11,7 +11,6 @@ import hmac
 import json
 import logging
 import math
-import select
 import time
 import weakref
 from collections.abc import Mapping
@@ -20,19 +19,48 @@ from uuid import UUID
 
 import psycopg
 import psycopg_pool
-from psycopg import AsyncConnection, generators, pq
+from psycopg import AsyncConnection, generators, pq, waiting
+from psycopg.abc import PQGen
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from wedsync_db.db.backoff import Backoff
 from wedsync_db.db.errors import convert
-from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState
+from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState, OutageLog
 from wedsync_db.db.pool import LifoConnectionPool
 from wedsync_db.db.queries import load_queries
 from wedsync_db.db.session import RESETTABLE_STATES, ScopedConnection, ScopeStart, Session
 from wedsync_db.errors import DatabaseUnavailable, InvalidClaims, PoolExhausted, WedsyncDBError
 
 log = logging.getLogger(__name__)
+
+# psycopg_pool logs every failed connection attempt of an outage; each pool's OutageLog (by
+# psycopg_pool name) takes them over: counted, and told once when the outage starts and ends
+_OUTAGES: weakref.WeakValueDictionary[str, OutageLog] = weakref.WeakValueDictionary()
+_POOL_FAILURES = ("error connecting in %r: %s",)
+
+
+class _PoolFailures(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg not in _POOL_FAILURES or not isinstance(record.args, tuple):
+            return True
+        outage = _OUTAGES.get(str(record.args[0]))
+        if outage is None:
+            return True
+        outage.failed(_hinted(str(record.args[1])))
+        return False
+
+
+def _hinted(reason: str) -> str:
+    """A connection failure's reason, with the fix when it is a known one."""
+    if f'role "{AUTHENTICATOR_ROLE}" does not exist' in reason:
+        return reason + " (wedsync-db migrate apply creates it)"
+    return reason
+
+
+if not any(isinstance(f, _PoolFailures) for f in logging.getLogger("psycopg.pool").filters):
+    logging.getLogger("psycopg.pool").addFilter(_PoolFailures())
 
 AUTHENTICATOR_ROLE = "wedsync_authenticator"
 Audience = Literal["vendor", "couple"]
@@ -231,15 +259,23 @@ class _LivenessCheck:
         return self.last_failure is not None and time.monotonic() - self.last_failure <= seconds
 
 
-def _empty_query(pgconn: Any) -> Any:
+def _empty_query(pgconn: Any) -> PQGen[None]:
     # the cheapest round trip: an empty query needs no transaction and returns EMPTY_QUERY
-    pgconn.send_query(b"")
+    return _round_trip(pgconn, b"", pq.ExecStatus.EMPTY_QUERY, "liveness check")
+
+
+def _round_trip(pgconn: Any, query: bytes, expect: pq.ExecStatus, what: str) -> PQGen[None]:
+    """Send one simple query and read all its results (a psycopg generator: any psycopg wait
+    function drives it); an error, or no result of the ``expect`` kind, raises."""
+    pgconn.send_query(query)
     results = yield from generators.execute(pgconn)
     for result in results:
         if result.status == pq.ExecStatus.FATAL_ERROR:
             raise psycopg.OperationalError(
-                (result.error_message or b"liveness check failed").decode(errors="replace")
+                (result.error_message or f"{what} failed".encode()).decode(errors="replace")
             )
+    if not any(result.status == expect for result in results):
+        raise psycopg.OperationalError(f"the {what} returned no result")
 
 
 # libpq settings that bound a connection's life on a network that drops it silently: a connect
@@ -290,11 +326,13 @@ class Database:
         }
         self._pools: dict[str, AsyncConnectionPool[Any]] = {}
         self._conninfo: dict[str, str] = {}
+        self.outages = {name: OutageLog(name, log) for name in ("user", "service")}
         for name, dsn, size in (
             ("user", user_dsn, user_pool_size),
             ("service", service_dsn, service_pool_size),
         ):
             check = self._checks[name]
+            _OUTAGES[f"wedsync-{name}"] = self.outages[name]
             given = conninfo_to_dict(dsn)
             bounds = {k: v for k, v in _network_bounds(pool_timeout).items() if k not in given}
             self._conninfo[name] = make_conninfo(
@@ -306,7 +344,9 @@ class Database:
                 max_size=size,
                 kwargs=kwargs,
                 connection_class=ScopedConnection,
-                configure=functools.partial(_configure, query_timeout=query_timeout),
+                configure=functools.partial(
+                    _configure, query_timeout=query_timeout, connected=self.outages[name]
+                ),
                 open=False,
                 name=f"wedsync-{name}",
                 timeout=pool_timeout,
@@ -338,9 +378,7 @@ class Database:
                         conn = await AsyncConnection.connect(self._conninfo[name])
                     await conn.close()
                 except Exception as exc:
-                    reason = _first_line(exc)
-                    if name == "user" and f'role "{AUTHENTICATOR_ROLE}" does not exist' in reason:
-                        reason += " (wedsync-db migrate apply creates it)"
+                    reason = _hinted(_first_line(exc))
                     raise DatabaseUnavailable(
                         f"cannot connect the {name} pool: {reason}", pool=name
                     ) from exc
@@ -457,8 +495,9 @@ class Database:
     async def _checkout_error(self, pool_name: str, exc: BaseException) -> BaseException:
         """PoolExhausted for a busy pool; DatabaseUnavailable when the database is the reason."""
         if isinstance(exc, psycopg_pool.TooManyRequests):
-            waiting = self._pools[pool_name].get_stats().get("requests_waiting")
-            return PoolExhausted(pool_name, self.pool_timeout, waiting=waiting, full_queue=True)
+            pool = self._pools[pool_name]
+            waiting = pool.get_stats().get("requests_waiting") or pool.max_waiting
+            return PoolExhausted(pool_name, self.pool_timeout, waiting=waiting)
         if isinstance(exc, psycopg_pool.PoolTimeout):
             outage = await self._outage(pool_name)
             if outage is not None:
@@ -522,9 +561,11 @@ class Database:
                 )
             if record:
                 state.record_failure(_first_line(converted))
+                self.outages[pool_name].failed(_first_line(converted))
             raise DatabaseUnavailable(_first_line(converted)) from exc
         if record:
             state.record_success(latency)
+            self.outages[pool_name].recovered()
         return latency
 
     @property
@@ -561,13 +602,12 @@ class Database:
                 await task
 
     async def _heartbeat_loop(self) -> None:
+        # while a pool fails, probe every second so that recovery shows at once
+        policy = Backoff(self.heartbeat_interval, min(1.0, self.heartbeat_interval), factor=1.0)
         while True:
             await self.probe_all()
-            failing = any(not hb.healthy for hb in self.heartbeats.values())
-            # while a pool fails, probe every second so that recovery shows at once
-            await asyncio.sleep(
-                min(1.0, self.heartbeat_interval) if failing else self.heartbeat_interval
-            )
+            failing = max(hb.consecutive_failures for hb in self.heartbeats.values())
+            await asyncio.sleep(policy.delay(failing))
 
     def heartbeat_snapshots(self) -> dict[str, HeartbeatSnapshot]:
         """Current heartbeat summaries per pool (no I/O)."""
@@ -581,11 +621,18 @@ class Database:
         }
 
 
-async def _configure(conn: AsyncConnection[Any], *, query_timeout: float | None = None) -> None:
+async def _configure(
+    conn: AsyncConnection[Any],
+    *,
+    query_timeout: float | None = None,
+    connected: OutageLog | None = None,
+) -> None:
     # the one-round-trip read path relies on READ COMMITTED semantics (see db/session.py)
     cur = await conn.execute(_client_sql("connection_facts"))
     row = await cur.fetchone()
     await conn.commit()
+    if connected is not None:
+        connected.recovered()
     if isinstance(conn, ScopedConnection):
         conn.op_timeout = query_timeout
     if isinstance(conn, ScopedConnection) and row is not None:
@@ -604,32 +651,20 @@ PROBE_TIMEOUT = 5.0
 
 
 def _timed_round_trip(conn: AsyncConnection[Any], timeout: float) -> float:
-    """`select 1` on an idle, checked-out connection, driven with libpq directly (blocking, with
-    a deadline) so that only the database's answer is timed; milliseconds."""
+    """`select 1` on an idle, checked-out connection, driven by psycopg's blocking wait
+    function (with a deadline) so that only the database's answer is timed; milliseconds."""
     pgconn = conn.pgconn
     started = time.perf_counter()
-    deadline = started + timeout
-    pgconn.send_query(b"select 1")
-    while pgconn.flush():
-        if not select.select([], [pgconn.socket], [], max(0.0, deadline - time.perf_counter()))[1]:
-            raise TimeoutError
-    while True:
-        pgconn.consume_input()
-        if not pgconn.is_busy():
-            break
-        if not select.select([pgconn.socket], [], [], max(0.0, deadline - time.perf_counter()))[0]:
-            raise TimeoutError
-    elapsed = (time.perf_counter() - started) * 1000.0
-    ok = False
-    while (result := pgconn.get_result()) is not None:
-        ok = result.status == pq.ExecStatus.TUPLES_OK
-        if not ok:
-            raise psycopg.OperationalError(
-                (result.error_message or b"probe failed").decode(errors="replace")
-            )
-    if not ok:
-        raise psycopg.OperationalError("the probe returned no result")
-    return elapsed
+    try:
+        waiting.wait(
+            _round_trip(pgconn, b"select 1", pq.ExecStatus.TUPLES_OK, "probe"),
+            pgconn.socket,
+            interval=timeout,
+            timeout=timeout,
+        )
+    except psycopg.errors._WaitTimeout:
+        raise TimeoutError from None
+    return (time.perf_counter() - started) * 1000.0
 
 
 def _first_line(exc: BaseException) -> str:

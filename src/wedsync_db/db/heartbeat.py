@@ -1,7 +1,9 @@
-"""Per-pool heartbeat: rolling latency percentiles and failure counts, read by the health API."""
+"""Per-pool heartbeat: rolling latency percentiles and failure counts, read by the health API;
+and the outage log, which tells an outage once when it starts and once when it ends."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -144,3 +146,43 @@ class HeartbeatSnapshot:
             "last_probe": self.last_probe.isoformat() if self.last_probe else None,
             "in_flight_since": self.in_flight_since.isoformat() if self.in_flight_since else None,
         }
+
+
+class OutageLog:
+    """Logs a pool's outage as two lines however many attempts fail in between: the first
+    failure ("database unreachable ... since T: reason") and the recovery, with a summary
+    ("database reachable again ... after 61 s (27 failed attempts)"). Failures in between are
+    counted, not logged."""
+
+    def __init__(self, pool: str, logger: logging.Logger) -> None:
+        self.pool = pool
+        self._log = logger
+        self.since: datetime | None = None
+        self.failures = 0
+
+    def failed(self, reason: str, at: datetime | None = None) -> None:
+        """One failed attempt (connection or probe); the reason must be free of secrets."""
+        self.failures += 1
+        if self.since is None:
+            self.since = at or datetime.now(UTC)
+            self._log.warning(
+                "database unreachable from the %s pool since %s: %s (further failures are "
+                "counted, not logged, until it connects again)",
+                self.pool,
+                self.since.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                " ".join(reason.split()),
+            )
+
+    def recovered(self, at: datetime | None = None) -> None:
+        """A connection or probe succeeded: ends the outage, if there is one."""
+        since = self.since
+        if since is None:
+            return
+        seconds = ((at or datetime.now(UTC)) - since).total_seconds()
+        self._log.info(
+            "database reachable again from the %s pool after %.0f s (%d failed attempts)",
+            self.pool,
+            seconds,
+            self.failures,
+        )
+        self.since, self.failures = None, 0

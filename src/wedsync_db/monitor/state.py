@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from wedsync_db.calendar import calendar_context
+from wedsync_db.db.backoff import Backoff
 from wedsync_db.db.client import Database
 from wedsync_db.errors import DatabaseUnavailable, WedsyncDBError
 from wedsync_db.monitor import history
@@ -336,9 +337,7 @@ class MonitorState:
     def next_delay(self) -> float:
         """Seconds until the next sample: the interval, or a backoff after failures."""
         interval = self.settings.sample_interval
-        if self.consecutive_failures == 0:
-            return interval
-        return float(min(interval * 2 ** (self.consecutive_failures - 1), MAX_BACKOFF_SECONDS))
+        return Backoff(interval, interval, cap=MAX_BACKOFF_SECONDS).delay(self.consecutive_failures)
 
     async def _sampler_loop(self) -> None:
         while True:
