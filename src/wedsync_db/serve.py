@@ -57,10 +57,10 @@ async def serve(
         try:
             result = await apply_migrations(settings, runner)
             names = ", ".join(a.path for a in result.applied) or "nothing to apply"
-            err.print(f"migrations: {names}", highlight=False)
+            err.print(f"migrations: {names}")
         except MigrationError as exc:
             # keep serving: /ready reports the pending migrations
-            err.print(f"[yellow]migrations not applied:[/] {exc}", highlight=False)
+            err.print(f"[yellow]migrations not applied:[/] {exc}")
     scheduler = await _backup_scheduler(settings, target)
     database = database_for(settings, target.dsn)
     app = create_app(settings, database=database, runner=runner)
@@ -68,24 +68,22 @@ async def serve(
     check_bindable(host, port)
     shown_host = f"[{host}]" if ":" in host else host
     base = f"http://{shown_host}:{port}"
-    out.print(f"wedsync-db API      {base}", highlight=False)
-    out.print(f"  docs              {base}/docs", highlight=False)
-    out.print(f"  health            {base}/api/database/health", highlight=False)
+    out.print(f"wedsync-db API      {base}")
+    out.print(f"  docs              {base}/docs")
+    out.print(f"  health            {base}/api/database/health")
     out.print(
         f"  live / ready      {base}/api/database/health/live  {base}/api/database/health/ready",
-        highlight=False,
     )
-    out.print(f"  metrics           {base}/metrics", highlight=False)
-    out.print(f"database            {redact_dsn(target.dsn)}", highlight=False)
+    out.print(f"  metrics           {base}/metrics")
+    out.print(f"database            {redact_dsn(target.dsn)}")
     if scheduler is not None:
         out.print(
             f"backups             {_every(scheduler.backup_every)}, verified "
             f"{_every(scheduler.verify_every)}, kept {scheduler.retention_days} d, in "
             f"{scheduler.ctx.repo.root}",
-            highlight=False,
         )
     if settings.env == "development" and settings.service_key is not None:
-        out.print(f"service key file    {settings.data_dir / 'service_key'}", highlight=False)
+        out.print(f"service key file    {settings.data_dir / 'service_key'}")
     config = uvicorn.Config(
         app, host=host, port=port, log_level="info", access_log=False, lifespan="on"
     )
@@ -115,9 +113,9 @@ async def _backup_scheduler(settings: Settings, target: Target) -> BackupSchedul
         facts = await archive_settings(ctx.dsn)
         if target.embedded is not None and not facts.archiving:
             for note in await setup(ctx):
-                err.print(f"backups: {note}", highlight=False)
+                err.print(f"backups: {note}")
     except (WedsyncDBError, OSError) as exc:
-        err.print(f"[yellow]backups not scheduled:[/] {exc}", highlight=False)
+        err.print(f"[yellow]backups not scheduled:[/] {exc}")
         return None
     return BackupScheduler(
         ctx,

@@ -42,7 +42,7 @@ def setup_cmd() -> None:
         return await service.setup(await backup_context(s, t))
 
     for note in common.run(run()):
-        out.print(escape(note), highlight=False)
+        out.print(escape(note))
 
 
 @app.command("create")
@@ -71,7 +71,6 @@ def create_cmd(
     out.print(
         f"backup {meta.id} ({meta.kind}) complete: {common.format_bytes(meta.size_bytes)}, "
         f"{len(meta.fingerprint)} tables fingerprinted",
-        highlight=False,
     )
 
 
@@ -84,7 +83,7 @@ def list_cmd(json_out: JsonOpt = False) -> None:
         common.print_json({"backups": [b.to_dict() for b in backups]})
         return
     if not backups:
-        out.print(f"no backups in {s.effective_backup_dir}", highlight=False)
+        out.print(f"no backups in {s.effective_backup_dir}")
         return
     table = Table("kind", "status", "finished (UTC)", "size", "verified")
     table.add_column("id", no_wrap=True)  # first, as the column everything else names
@@ -126,11 +125,11 @@ def verify_cmd(
         common.print_json(result.to_dict())
     else:
         for step in result.steps:
-            out.print(f"  ✓ {escape(step)}", highlight=False)
+            out.print(f"  ✓ {escape(step)}")
         for problem in result.problems:
-            err.print(f"  [red]✗[/] {escape(problem)}", highlight=False)
+            err.print(f"  [red]✗[/] {escape(problem)}")
         verdict = "good" if result.ok else "[bold red]FAILED[/]"
-        out.print(f"backup {backup_id}: {verdict} ({result.duration_s:.1f} s)", highlight=False)
+        out.print(f"backup {backup_id}: {verdict} ({result.duration_s:.1f} s)")
     if not result.ok:
         raise typer.Exit(EXIT_VERIFY_FAILED)
 
@@ -180,7 +179,6 @@ def restore_cmd(
         f"restored backup {restored.backup.id} up to {restored.target}\n"
         f"  running on {restored.dsn}\n"
         f"  stop it with: {restored.stop_command}",
-        highlight=False,
     )
 
 
@@ -213,5 +211,4 @@ def prune_cmd(
     out.print(
         f"{verb} {len(plan.remove)} backup(s) and {len(plan.wal_remove)} WAL segment(s); "
         f"kept {len(plan.keep)} (retention {days} days)",
-        highlight=False,
     )

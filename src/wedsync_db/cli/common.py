@@ -29,10 +29,13 @@ PIPED_WIDTH = 160
 
 def _console(stream: Any) -> Console:
     # the console looks its stream up at each write (so that captured output works); the
-    # width is decided once, from the stream at start-up
+    # width is decided once, from the stream at start-up; numbers and paths in messages are
+    # not recoloured (markup says what is coloured)
     piped = not stream.isatty() and "COLUMNS" not in os.environ
     return Console(
-        stderr=stream is sys.stderr, soft_wrap=True, width=PIPED_WIDTH if piped else None
+        stderr=stream is sys.stderr,
+        soft_wrap=True,
+        width=PIPED_WIDTH if piped else None,
     )
 
 
@@ -124,7 +127,7 @@ def _hide_flag_placeholders(command: Any) -> None:
 
 def fail(message: str, code: int = ExitCode.ERROR) -> NoReturn:
     """Print an error to stderr and exit."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err.print(f"[bold red]error:[/] {message}", markup=True)
     raise typer.Exit(code)
 
 
@@ -141,7 +144,7 @@ def handled(*, json_errors: bool = False) -> Iterator[None]:
             print_json(
                 {"error": {"type": type(exc).__name__, "message": message, "exit": int(code)}}
             )
-        err.print(f"[bold red]error:[/] {_escape(message)}", highlight=False)
+        err.print(f"[bold red]error:[/] {_escape(message)}")
         raise typer.Exit(code) from None
 
 
@@ -165,7 +168,6 @@ def target(s: Settings, *, start: bool = True, quiet: bool = False) -> Target:
         err.print(
             f"started embedded PostgreSQL in {s.data_dir} "
             "(it keeps running; stop it with `wedsync-db db stop`)",
-            highlight=False,
         )
     return t
 
@@ -220,7 +222,7 @@ def print_table(
     """Print rows with the columns that fit ``width`` (the console's), saying which were left
     out (``--json`` has them all); with no rows, print ``empty`` instead, when given."""
     if not rows and empty is not None:
-        out.print(empty, highlight=False)
+        out.print(empty)
         return
     table, dropped = fit_table(columns, rows, title=title, width=width or out.width)
     # soft wrapping (the console's default, for messages) would let a table overflow the width
@@ -228,7 +230,6 @@ def print_table(
     if dropped:
         out.print(
             f"(left out at this width: {', '.join(dropped)}; --json has every column)",
-            highlight=False,
             soft_wrap=False,
         )
 

@@ -41,9 +41,7 @@ def show(json_out: JsonOpt = False) -> None:
         value = escape(v.value) if v.value else "[dim](not set)[/]"
         table.add_row(v.variable, value, v.source)
     out.print(table)
-    out.print(
-        f"pools: user {user}, service {service} (from the connection budget)", highlight=False
-    )
+    out.print(f"pools: user {user}, service {service} (from the connection budget)")
 
 
 @app.command("check")
@@ -67,10 +65,10 @@ def check(json_out: JsonOpt = False) -> None:
             }
         )
     for warning in warnings:
-        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
     for error in errors:
-        err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(error))}")
     if errors:
         raise typer.Exit(1)
     if not json_out:
-        out.print(f"configuration OK ({found.settings.env})", highlight=False)
+        out.print(f"configuration OK ({found.settings.env})")

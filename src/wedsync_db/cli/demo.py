@@ -115,7 +115,6 @@ def _print_report(report: SeedReport) -> None:
     rate = report.total_rows / report.elapsed_seconds if report.elapsed_seconds else 0.0
     out.print(
         f"seeded in {report.elapsed_seconds:.2f} s ({rate:,.0f} rows/s), seed {report.seed}",
-        highlight=False,
     )
     sm = report.samples
     users: list[tuple[str, UUID | None, str, UUID | None, UUID | None]] = [
@@ -135,12 +134,12 @@ def _print_report(report: SeedReport) -> None:
             sm.restricted_wedding_id,
         ),
     ]
-    out.print("\nsample users for db.as_user(...):", highlight=False)
+    out.print("\nsample users for db.as_user(...):")
     for label, user_id, audience, organization_id, wedding_id in users:
         if user_id is None:
             continue
-        out.print(f"  {label}", highlight=False)
-        out.print(f'    {{"sub": "{user_id}", "aud": "{audience}"}}', highlight=False, markup=False)
+        out.print(f"  {label}")
+        out.print(f'    {{"sub": "{user_id}", "aud": "{audience}"}}', markup=False)
         if organization_id is not None:
-            out.print(f"    organization {organization_id}", highlight=False)
-        out.print(f"    wedding      {wedding_id}", highlight=False)
+            out.print(f"    organization {organization_id}")
+        out.print(f"    wedding      {wedding_id}")

@@ -71,7 +71,7 @@ async def full_report(settings: Settings, target: Target) -> dict[str, Any]:
             snap = await collect(database, parts=FULL_PARTS, query_baseline=baseline, today=today)
             assessment = MonitorState(settings, database, store_history=False).assess(snap)
         except WedsyncDBError as exc:
-            err.print(f"[yellow]collection failed:[/] {escape(str(exc))}", highlight=False)
+            err.print(f"[yellow]collection failed:[/] {escape(str(exc))}")
         return _document(settings, database.heartbeat_snapshots(), assessment)
     finally:
         await database.close()
@@ -149,7 +149,7 @@ def print_report(doc: dict[str, Any]) -> None:
         f" {readiness.get('timezone', '')})"
         f"  weddings today: {'unknown' if weddings is None else weddings}"
     )
-    out.print(f"wedsync-db health  {heading}", highlight=False)
+    out.print(f"wedsync-db health  {heading}")
     table = Table("check", "status", "observed", "limits", "note")
     table.columns[0].no_wrap = True
     for key, entries in doc["checks"].items():
@@ -175,24 +175,23 @@ def print_report(doc: dict[str, Any]) -> None:
         if state is None:
             continue
         if unreachable:
-            out.print(f"{label}: unknown (the database is unreachable)", highlight=False)
+            out.print(f"{label}: unknown (the database is unreachable)")
             continue
         verdict = "allowed" if state["allowed"] else "[bold red]frozen[/]"
         why = " ".join(state["messages"])
-        out.print(f"{label}: {verdict}" + (f" — {escape(why)}" if why else ""), highlight=False)
+        out.print(f"{label}: {verdict}" + (f" — {escape(why)}" if why else ""))
     if readiness.get("error"):
-        err.print(f"[yellow]freeze policy:[/] {escape(readiness['error'])}", highlight=False)
+        err.print(f"[yellow]freeze policy:[/] {escape(readiness['error'])}")
     risks = readiness.get("top_risks") or []
     if risks:
-        out.print("top risks:", highlight=False)
+        out.print("top risks:")
         for r in risks:
             line = f"  {r['severity']:<8} {r['key']}: {r['message']}"
-            out.print(escape(line), highlight=False)
+            out.print(escape(line))
     recommendations = doc.get("recommendations") or []
     with_sql = [r for r in recommendations if r.get("remedy_sql")]
     if with_sql:
         out.print(
             f"{len(recommendations)} recommendation(s), {len(with_sql)} with remedy SQL "
             "(see --json)",
-            highlight=False,
         )

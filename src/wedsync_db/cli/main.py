@@ -41,7 +41,7 @@ app.add_typer(monitor.inspect_app, name="inspect")
 
 def _print_version(value: bool) -> None:
     if value:
-        out.print(f"wedsync-db {version('wedsync-db')}", highlight=False)
+        out.print(f"wedsync-db {version('wedsync-db')}")
         raise typer.Exit()
 
 
@@ -89,7 +89,6 @@ def up(
             f"the embedded PostgreSQL server in {server.data_dir} (pid {orphan.server_pid}) was "
             f"left running by a `wedsync-db up` (pid {orphan.owner_pid}) that is gone; this "
             "`up` adopts it and stops it on exit",
-            highlight=False,
         )
         owned = True
     if server is not None and owned:
@@ -107,7 +106,7 @@ def up(
     finally:
         signal.signal(signal.SIGTERM, previous)
         if owned and server is not None:
-            err.print("stopping the embedded PostgreSQL server …", highlight=False)
+            err.print("stopping the embedded PostgreSQL server …")
             server.stop()
 
 
@@ -134,13 +133,10 @@ def db_start() -> None:
         err.print(
             f"the server was left running by a `wedsync-db up` (pid {orphan.owner_pid}) that "
             "is gone; it keeps running now until `wedsync-db db stop`",
-            highlight=False,
         )
         server.disown()
-    out.print(
-        f"embedded PostgreSQL {word}: pid {status.pid}, data {status.data_dir}", highlight=False
-    )
-    out.print(status.dsn(DEFAULT_DATABASE), highlight=False)
+    out.print(f"embedded PostgreSQL {word}: pid {status.pid}, data {status.data_dir}")
+    out.print(status.dsn(DEFAULT_DATABASE))
 
 
 @db_app.command("stop")
@@ -150,7 +146,7 @@ def db_stop() -> None:
     server = embedded_server(common.settings())
     with common.handled():
         stopped = server.stop()
-    out.print("stopped" if stopped else "not running", highlight=False)
+    out.print("stopped" if stopped else "not running")
 
 
 @db_app.command("status")
@@ -178,7 +174,6 @@ def db_status(
             state += f" (left behind by `wedsync-db up` pid {orphan.owner_pid}, which is gone)"
         out.print(
             f"{state}  data={st.data_dir}  pid={st.pid or '-'}  port={st.port or '-'}",
-            highlight=False,
         )
     raise typer.Exit(0 if st.running else 1)
 
@@ -188,12 +183,12 @@ def db_url() -> None:
     """Print the connection URL (DATABASE_URL redacted, or the embedded server's)."""
     s = common.settings()
     if s.database_url is not None:
-        out.print(common.show_dsn(s.database_url.get_secret_value()), highlight=False)
+        out.print(common.show_dsn(s.database_url.get_secret_value()))
         return
     st = embedded_server(s).status()
     if not st.initialised:
         common.fail("the embedded server is not initialised yet: run `wedsync-db db start`")
-    out.print(st.dsn(), highlight=False)
+    out.print(st.dsn())
 
 
 @db_app.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -78,7 +78,7 @@ def status(dirs: DirOpt = None, json_out: JsonOpt = False) -> None:
             table.add_row(f.version, f.name, state, "", "", "")
         out.print(table)
         for d in st.drift:
-            err.print(f"[red]drift:[/] {d.message}", highlight=False)
+            err.print(f"[red]drift:[/] {d.message}")
     raise typer.Exit(2 if st.drift else 1 if st.pending else 0)
 
 
@@ -130,15 +130,14 @@ def apply(
         if json_out:
             return
         if event == "start":
-            err.print(f"→ {f.path} …", highlight=False)
+            err.print(f"→ {f.path} …")
         elif event == "retry":
             err.print(
                 f"  lock not obtained within {info['lock_timeout']:g}s "
                 f"(attempt {info['attempt']}); retrying in {info['sleep']:g}s",
-                highlight=False,
             )
         elif event == "done":
-            err.print(f"  ✓ {f.path} ({info['duration_ms']:.0f} ms)", highlight=False)
+            err.print(f"  ✓ {f.path} ({info['duration_ms']:.0f} ms)")
 
     result = common.run(
         apply_migrations(
@@ -155,17 +154,17 @@ def apply(
         common.print_json(result.to_dict())
         return
     for warning in (*result.guard.warnings, *result.hardening_skipped):
-        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
     if dry_run:
         names = ", ".join(f.path for f in result.would_apply) or "nothing"
-        out.print(f"dry run: would apply {names}", highlight=False)
+        out.print(f"dry run: would apply {names}")
     elif not result.applied:
-        out.print("nothing to apply", highlight=False)
+        out.print("nothing to apply")
     else:
         for a in result.applied:
             for note in a.notes:
-                err.print(f"  {a.path}: {note}", highlight=False)
-        out.print(f"applied {len(result.applied)} migration(s)", highlight=False)
+                err.print(f"  {a.path}: {note}")
+        out.print(f"applied {len(result.applied)} migration(s)")
 
 
 @app.command("plan")
@@ -201,7 +200,7 @@ def plan(
 
 def _print_plan(p: MigrationPlan) -> None:
     if not p.pending:
-        out.print("no pending migrations", highlight=False)
+        out.print("no pending migrations")
     for item in p.pending:
         a = item.analysis
         mode = "transaction" if a.transactional else "no transaction"
@@ -228,17 +227,16 @@ def _print_plan(p: MigrationPlan) -> None:
             out.print(
                 f"  [{colour}]{f.severity}[/] {f.rule} line {f.line or '?'}: "
                 f"{escape(f.message)}{ack}",
-                highlight=False,
             )
     d = p.freeze
     state = (
         "[red]FROZEN[/]" if not d.allowed else "[yellow]freeze (warn)[/]" if d.active else "allowed"
     )
-    out.print(f"\nfreeze at {d.evaluated_at.isoformat()} ({d.mode}): {state}", highlight=False)
+    out.print(f"\nfreeze at {d.evaluated_at.isoformat()} ({d.mode}): {state}")
     for m in d.messages:
-        out.print(f"  - {escape(m)}", highlight=False)
+        out.print(f"  - {escape(m)}")
     for drift in p.drift:
-        err.print(f"[red]drift:[/] {escape(drift.message)}", highlight=False)
+        err.print(f"[red]drift:[/] {escape(drift.message)}")
 
 
 def _lint_targets(paths: list[Path] | None, dirs: list[Path] | None) -> list[tuple[str, bytes]]:
@@ -269,7 +267,6 @@ def _print_finding(f: Finding, suffix: str = "") -> None:
     out.print(
         f"    [{colour}]{f.severity}[/] {f.rule} line {f.line or '?'}: "
         f"{escape(f.message)}{ack}{suffix}",
-        highlight=False,
     )
 
 
@@ -278,7 +275,7 @@ def _print_lint(result: FileAnalysis, *, show_acknowledged: bool, verbose: bool)
     quiet = [f for f in result.findings if f.acknowledged and not show_acknowledged]
     shown = [f for f in result.findings if f not in quiet]
     status = "[red]✗[/]" if result.unacknowledged_errors else "[green]✓[/]"
-    out.print(f"{status} {escape(result.name)}", highlight=False)
+    out.print(f"{status} {escape(result.name)}")
     by_rule: dict[tuple[str, str], list[Finding]] = {}
     for f in shown:
         by_rule.setdefault((f.rule, f.severity), []).append(f)
@@ -340,9 +337,8 @@ def lint(
         if quiet:
             out.print(
                 f"{quiet} acknowledged finding(s) not shown (--show-acknowledged)",
-                highlight=False,
             )
-        out.print(f"{len(results)} file(s), {errors} unacknowledged error(s)", highlight=False)
+        out.print(f"{len(results)} file(s), {errors} unacknowledged error(s)")
     raise typer.Exit(2 if errors else 0)
 
 
@@ -376,7 +372,7 @@ def new(
         "--          `-- wedsync:allow <rule>: <reason>` to acknowledge a lint finding\n\n",
         encoding="utf-8",
     )
-    out.print(str(path), highlight=False)
+    out.print(str(path))
 
 
 @app.command("repair")
@@ -390,4 +386,4 @@ def repair(
     t = common.target(s)
     runner = runner_for(s, t, _dirs(dirs))
     d = common.run(runner.repair(version, reason=reason))
-    out.print(f"repaired {d.kind} drift of {d.version}_{d.name}", highlight=False)
+    out.print(f"repaired {d.kind} drift of {d.version}_{d.name}")

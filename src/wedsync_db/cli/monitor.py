@@ -77,8 +77,8 @@ def _report(
 
 def _report_errors(snap: Snapshot) -> None:
     for e in snap.errors:
-        err.print(f"[yellow]{e.collector}:[/] {escape(e.message)}", highlight=False)
-        err.print(f"  hint: {escape(e.hint)}", highlight=False)
+        err.print(f"[yellow]{e.collector}:[/] {escape(e.message)}")
+        err.print(f"  hint: {escape(e.hint)}")
 
 
 def _exit_on_errors(snap: Snapshot, parts: Sequence[str]) -> None:
@@ -166,7 +166,6 @@ def metrics(
             f"assessment: {assessment.status} ({assessment.context.level}); "
             f"{len(assessment.recommendations)} recommendation(s): "
             "`wedsync-db inspect recommendations`",
-            highlight=False,
         )
 
 
@@ -187,7 +186,6 @@ def metrics_capture(json_out: JsonOpt = False) -> None:
         f"captured {len(m)} metrics at {snap.captured_at:%Y-%m-%d %H:%M:%S %Z}"
         f" (database {_size(m.get('database_size_bytes'))},"
         f" {m.get('connections_total', 0):.0f} connections)",
-        highlight=False,
     )
 
 
@@ -237,27 +235,26 @@ def _print_series(report: dict[str, Any]) -> None:
         table.add_row(p["at"], fmt(p["value"]), fmt(p["min"]), fmt(p["max"]), str(p["samples"]))
     out.print(table)
     if len(rows) > ROWS:
-        out.print(f"(last {ROWS} of {len(rows)} points; --json for all)", highlight=False)
+        out.print(f"(last {ROWS} of {len(rows)} points; --json for all)")
     f = report["forecast"]
     if f["rate_per_day"] is None:
-        out.print(f"trend: {f['reason']}", highlight=False)
+        out.print(f"trend: {f['reason']}")
     else:
         out.print(f"trend: {fmt(f['rate_per_day'])} per day (r² {f['r_squared'] or 0:.2f})")
         for label, value in f["projections"].items():
-            out.print(f"  {label.replace('_', ' ')}: {fmt(value)}", highlight=False)
+            out.print(f"  {label.replace('_', ' ')}: {fmt(value)}")
         if f["budget"] is not None:
             days = f["days_until_budget"]
             reach = f"in {days:,.0f} days" if days is not None else f"never ({f['reason']})"
-            out.print(f"  disk budget {fmt(f['budget'])} reached {reach}", highlight=False)
+            out.print(f"  disk budget {fmt(f['budget'])} reached {reach}")
     sat = report.get("saturday_peak")
     if sat:
         if sat["predicted_peak"] is None:
-            out.print(f"Saturday peaks: {sat['reason']}", highlight=False)
+            out.print(f"Saturday peaks: {sat['reason']}")
         else:
             out.print(
                 f"Saturday peaks change {sat['weekly_change']:+,.1f} a week; predicted peak on "
                 f"{sat['next_saturday']}: {sat['predicted_peak']:,.0f}",
-                highlight=False,
             )
 
 
@@ -302,7 +299,6 @@ def inspect_connections(
         out.print(
             f"{c.total} of {usable} usable connections ({c.total / usable:.0%}); "
             f"max_connections {snap.server.max_connections}",
-            highlight=False,
         )
     for title, rows in (
         ("idle in transaction", c.idle_in_transaction),
@@ -405,7 +401,6 @@ def inspect_queries(
     if hidden:
         out.print(
             f"{hidden} of this tool's own statements left out (--include-own lists them)",
-            highlight=False,
         )
 
 
@@ -453,7 +448,6 @@ def inspect_tables(json_out: JsonOpt = False) -> None:
     out.print(
         f"database {_size(st.database_bytes)}; {st.table_count} tables: "
         f"{_size(st.tables_bytes)} of data, {_size(st.indexes_bytes)} of indexes",
-        highlight=False,
     )
 
 
@@ -527,12 +521,12 @@ def inspect_locks(json_out: JsonOpt = False) -> None:
             ],
         )
     else:
-        out.print("no session is waiting for a lock", highlight=False)
+        out.print("no session is waiting for a lock")
     modes = ", ".join(
         f"{m} {n}" + (f" (+{lk.waiting.get(m, 0)} waiting)" if lk.waiting.get(m) else "")
         for m, n in sorted(lk.granted.items())
     )
-    out.print(f"locks held: {modes or 'none'}", highlight=False)
+    out.print(f"locks held: {modes or 'none'}")
 
 
 @inspect_app.command("vacuum")
@@ -576,7 +570,6 @@ def inspect_vacuum(json_out: JsonOpt = False) -> None:
         out.print(
             f"{m.dead_tuples:,} dead rows in {m.table_count} tables; {m.tables_due} due for "
             "autovacuum",
-            highlight=False,
         )
         if m.sequences:
             common.print_table(
@@ -606,7 +599,6 @@ def inspect_vacuum(json_out: JsonOpt = False) -> None:
         out.print(
             f"wraparound: {db.xid_remaining:,} transaction IDs left "
             f"(oldest: {worst.database}, age {worst.xid_age:,})",
-            highlight=False,
         )
 
 
@@ -657,10 +649,9 @@ def inspect_recommendations(json_out: JsonOpt = False) -> None:
     out.print(
         f"status {assessment.status} in a {assessment.context.level} context "
         f"({assessment.context.describe()})",
-        highlight=False,
     )
     if not assessment.recommendations:
-        out.print("no recommendations", highlight=False)
+        out.print("no recommendations")
         return
     rows = []
     for r in assessment.recommendations:
@@ -721,20 +712,18 @@ def inspect_backups(
             archiving += " [red](the newest attempt FAILED)[/]"
     else:
         archiving = "off: `wedsync-db backup setup`"
-    out.print(f"WAL archiving      {archiving}", highlight=False)
-    out.print(f"last archived      {_when(bk.last_archived_time)}", highlight=False)
-    out.print(f"last good backup   {_when(bk.last_backup_at)}", highlight=False)
+    out.print(f"WAL archiving      {archiving}")
+    out.print(f"last archived      {_when(bk.last_archived_time)}")
+    out.print(f"last good backup   {_when(bk.last_backup_at)}")
     verified = _when(bk.last_verified_at)
     if bk.last_verified_kind:
         verified += f" ({bk.last_verified_kind})"
-    out.print(f"last verified      {verified}", highlight=False)
+    out.print(f"last verified      {verified}")
     for c in checks:
         colour = {"pass": "green", "warn": "yellow", "fail": "red"}[c.status]
-        out.print(
-            f"{c.key:<23}[{colour}]{c.status}[/] {escape(c.output)}".rstrip(), highlight=False
-        )
+        out.print(f"{c.key:<23}[{colour}]{c.status}[/] {escape(c.output)}".rstrip())
     if not events:
-        out.print("no backups recorded in this database yet", highlight=False)
+        out.print("no backups recorded in this database yet")
         return
     common.print_table(
         [
