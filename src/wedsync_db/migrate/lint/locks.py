@@ -374,6 +374,43 @@ def _alter_column_type(cmd: Any) -> _Effect:
     )
 
 
+# subcommands whose lock and effect do not depend on their arguments: (lock, reason, scans)
+_FIXED_SUBCOMMANDS: dict[Any, tuple[LockMode, str, bool]] = {
+    enums.AlterTableType.AT_AddIndexConstraint: (
+        "ACCESS EXCLUSIVE",
+        "ADD CONSTRAINT USING INDEX takes ACCESS EXCLUSIVE briefly",
+        False,
+    ),
+    enums.AlterTableType.AT_ValidateConstraint: (
+        "SHARE UPDATE EXCLUSIVE",
+        "VALIDATE CONSTRAINT takes SHARE UPDATE EXCLUSIVE: reads and writes continue during "
+        "the scan (a foreign key also takes ROW SHARE on the referenced table)",
+        True,
+    ),
+    enums.AlterTableType.AT_SetNotNull: (
+        "ACCESS EXCLUSIVE",
+        "SET NOT NULL takes ACCESS EXCLUSIVE and scans the whole table, unless a validated "
+        "CHECK (column IS NOT NULL) already proves it",
+        True,
+    ),
+    enums.AlterTableType.AT_DropNotNull: (
+        "ACCESS EXCLUSIVE",
+        "DROP NOT NULL takes ACCESS EXCLUSIVE briefly",
+        False,
+    ),
+    enums.AlterTableType.AT_ColumnDefault: (
+        "ACCESS EXCLUSIVE",
+        "SET/DROP DEFAULT takes ACCESS EXCLUSIVE briefly; existing rows are not touched",
+        False,
+    ),
+    enums.AlterTableType.AT_DropColumn: (
+        "ACCESS EXCLUSIVE",
+        "DROP COLUMN takes ACCESS EXCLUSIVE briefly; the column is hidden, not rewritten",
+        False,
+    ),
+}
+
+
 def _alter_table_command(cmd: Any) -> tuple[LockMode, _Effect]:
     """Lock mode on the altered table and the effect of one ALTER TABLE subcommand."""
     at = enums.AlterTableType
@@ -384,34 +421,11 @@ def _alter_table_command(cmd: Any) -> tuple[LockMode, _Effect]:
         effect = _add_constraint(cmd.def_)
         is_fk = cmd.def_.contype == enums.ConstrType.CONSTR_FOREIGN
         return ("SHARE ROW EXCLUSIVE" if is_fk else "ACCESS EXCLUSIVE"), effect
-    if kind == at.AT_AddIndexConstraint:
-        return "ACCESS EXCLUSIVE", _Effect(
-            "ADD CONSTRAINT USING INDEX takes ACCESS EXCLUSIVE briefly"
-        )
-    if kind == at.AT_ValidateConstraint:
-        return "SHARE UPDATE EXCLUSIVE", _Effect(
-            "VALIDATE CONSTRAINT takes SHARE UPDATE EXCLUSIVE: reads and writes continue during "
-            "the scan (a foreign key also takes ROW SHARE on the referenced table)",
-            scans=True,
-        )
     if kind == at.AT_AlterColumnType:
         return "ACCESS EXCLUSIVE", _alter_column_type(cmd)
-    if kind == at.AT_SetNotNull:
-        return "ACCESS EXCLUSIVE", _Effect(
-            "SET NOT NULL takes ACCESS EXCLUSIVE and scans the whole table, unless a validated "
-            "CHECK (column IS NOT NULL) already proves it",
-            scans=True,
-        )
-    if kind == at.AT_DropNotNull:
-        return "ACCESS EXCLUSIVE", _Effect("DROP NOT NULL takes ACCESS EXCLUSIVE briefly")
-    if kind == at.AT_ColumnDefault:
-        return "ACCESS EXCLUSIVE", _Effect(
-            "SET/DROP DEFAULT takes ACCESS EXCLUSIVE briefly; existing rows are not touched"
-        )
-    if kind == at.AT_DropColumn:
-        return "ACCESS EXCLUSIVE", _Effect(
-            "DROP COLUMN takes ACCESS EXCLUSIVE briefly; the column is hidden, not rewritten"
-        )
+    if kind in _FIXED_SUBCOMMANDS:
+        lock, reason, scans = _FIXED_SUBCOMMANDS[kind]
+        return lock, _Effect(reason, scans=scans)
     if kind in _RLS_SUBCOMMANDS:
         return "ACCESS EXCLUSIVE", _Effect(
             f"{_RLS_SUBCOMMANDS[kind]} takes ACCESS EXCLUSIVE briefly"
