@@ -257,6 +257,12 @@ class Settings(BaseSettings):
         out["pool_sizes"] = {"user": self.pool_sizes[0], "service": self.pool_sizes[1]}
         return out
 
+    # identity (wedsync_db.identity): RS256/ES256 keys as a JWKS file, http(s) URL or inline
+    # JSON; the clock leeway for exp/nbf/iat; where a token carries the vendor/couple audience
+    jwks: str | None = None
+    jwt_leeway: float = Field(default=30.0, ge=0, le=600)
+    jwt_audience_claim: str = "app_metadata.audience"
+
 
 # --- parsing helpers (pure) -----------------------------------------------------------------
 def parse_weekdays(value: str) -> frozenset[int]:
