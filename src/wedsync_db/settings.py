@@ -439,6 +439,12 @@ class Settings(BaseSettings):
             raise ConfigError("WEDSYNC_SERVICE_KEY", "is not set")
         return self.service_key.get_secret_value()
 
+    # identity (wedsync_db.identity): RS256/ES256 keys as a JWKS file, http(s) URL or inline
+    # JSON; the clock leeway for exp/nbf/iat; where a token carries the vendor/couple audience
+    jwks: str | None = None
+    jwt_leeway: float = Field(default=30.0, ge=0, le=600)
+    jwt_audience_claim: str = "app_metadata.audience"
+
 
 # --- connection strings -------------------------------------------------------------------
 _SECRET_KEYS = ("password", "sslpassword")
@@ -645,6 +651,9 @@ def show_settings(settings: Settings, *, env_file: Path | None = ENV_FILE) -> li
         elif value is None and field in _PROFILE_VALUES:
             text = _as_text(getattr(settings, _PROFILE_VALUES[field]))
             source = f"default ({settings.env} profile)" if source == "default" else source
+        elif field == "jwks" and isinstance(value, str) and "://" in value:
+            # a key set URL may carry credentials or a token in its query
+            text = redact_dsn(value.split("?", 1)[0]) + ("?****" if "?" in value else "")
         elif value is None and field == "backup_dir":
             text = str(settings.effective_backup_dir)
         else:

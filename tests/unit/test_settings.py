@@ -541,3 +541,13 @@ def test_a_redacted_key_value_dsn_keeps_every_other_parameter() -> None:
         "dbname": "wedsync",
     }
     assert redact_dsn("host=db.example.com password") == "<unparseable connection string>"
+
+
+def test_config_show_masks_a_key_set_urls_credentials_and_query() -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, jwks="https://keys:hunter2@auth.example.org/jwks.json?token=abc123"
+    )
+    shown = {s.variable: s.value for s in show_settings(settings, env_file=None)}
+    assert "hunter2" not in str(shown["WEDSYNC_JWKS"])
+    assert "abc123" not in str(shown["WEDSYNC_JWKS"])
+    assert "auth.example.org/jwks.json" in str(shown["WEDSYNC_JWKS"])

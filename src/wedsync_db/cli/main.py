@@ -13,6 +13,7 @@ import typer
 
 from wedsync_db.cli import backup, common, config, demo, health, migrate, monitor
 from wedsync_db.cli.common import err, out
+from wedsync_db.cli.token import token_command
 from wedsync_db.db.admin import psql_target
 from wedsync_db.embedded import DEFAULT_DATABASE
 from wedsync_db.runtime import embedded_server
@@ -37,6 +38,7 @@ app.add_typer(backup.app, name="backup")
 app.command("health")(health.health)
 app.add_typer(monitor.metrics_app, name="metrics")
 app.add_typer(monitor.inspect_app, name="inspect")
+app.command("token")(token_command)
 
 
 def _print_version(value: bool) -> None:
