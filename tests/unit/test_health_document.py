@@ -9,17 +9,12 @@ from typing import Any, cast
 
 import pytest
 
+from monitor_facts import advice, facts
 from wedsync_db.api.context import AppContext
 from wedsync_db.api.routes_health import RenderedHealth, health_report
 from wedsync_db.calendar import CalendarContext, FreezeConfig, calendar_context
 from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState
-from wedsync_db.monitor.assess import (
-    Assessment,
-    AssessmentInput,
-    IndexItem,
-    SecurityItem,
-    assess,
-)
+from wedsync_db.monitor.assess import Assessment, assess
 from wedsync_db.monitor.health import (
     HealthInputs,
     health_document,
@@ -27,6 +22,7 @@ from wedsync_db.monitor.health import (
     http_status,
     wedding_readiness,
 )
+from wedsync_db.monitor.snapshot import SecurityFinding, Snapshot
 from wedsync_db.monitor.thresholds import thresholds_for
 from wedsync_db.settings import Settings
 
@@ -53,7 +49,7 @@ def context_at(now: datetime, weddings: int = 0) -> CalendarContext:
     return calendar_context(now, LONDON, PEAK, weddings)
 
 
-def sample(inp: AssessmentInput, now: datetime = TUESDAY_FEBRUARY, weddings: int = 0) -> Assessment:
+def sample(inp: Snapshot, now: datetime = TUESDAY_FEBRUARY, weddings: int = 0) -> Assessment:
     ctx = context_at(now, weddings)
     return assess(inp, ctx, thresholds_for(ctx.level), now=now)
 
@@ -84,13 +80,13 @@ def walk_keys(value: Any) -> Iterator[str]:
             yield from walk_keys(v)
 
 
-BUSY = AssessmentInput(
+BUSY = facts(
     connections_total=70,
     connections_max_usable=100,
     connections_by_audience={"vendor": 40, "couple": 25, "service": 5},
     cache_hit_ratio=0.995,
-    index_advice=(IndexItem("unused", "public", "guests", "guests_foo_idx", "", None),),
-    security_findings=(SecurityItem("rls_disabled", "public.notes", "no RLS", None),),
+    index_advice=(advice("unused", "public", "guests", "guests_foo_idx", "", None),),
+    security_findings=(SecurityFinding("rls_disabled", "public.notes", "no RLS", None),),
 )
 
 
@@ -117,7 +113,10 @@ def test_full_report_has_observed_values_and_wedding_readiness() -> None:
     assert conn["observedValue"] == 70.0
     assert conn["observedUnit"] == "percent"
     assert conn["context"] == "normal"
-    assert conn["byAudience"] == {"vendor": 40, "couple": 25, "service": 5}
+    # every audience, the busiest first
+    assert conn["byAudience"] == {
+        "vendor": 40, "couple": 25, "service": 5, "ops": 0, "other": 0, "pool": 0
+    }  # fmt: skip
     assert {"time", "status"} <= set(conn)
     readiness = doc["wedding_readiness"]
     assert readiness["context"] == "normal"
@@ -176,11 +175,13 @@ def test_no_probe_yet_is_a_warning() -> None:
     assert doc["status"] == "warn"
 
 
-def test_fresh_heartbeat_replaces_the_samples_response_time() -> None:
-    # the sample saw a slow heartbeat; the live one is fast again
-    assessment = sample(AssessmentInput(heartbeat_p95_ms=900.0))
+def test_the_heartbeat_is_judged_once_when_the_document_is_rendered() -> None:
+    # the sample carries no heartbeat checks: the live heartbeat is the only one judged
+    assessment = sample(facts(connections_total=10, connections_max_usable=100))
+    assert not {c.key for c in assessment.checks} & {"postgres:heartbeat", "postgres:responseTime"}
     doc = health_document(inputs(assessment), version="0.1.0", full=True)
     assert doc["status"] == "pass"
+    assert len(doc["checks"]["postgres:heartbeat"]) == 2
     assert all(c["observedValue"] < 10 for c in doc["checks"]["postgres:responseTime"])
 
 
@@ -196,14 +197,14 @@ def test_heartbeat_latency_limits_tighten_on_a_wedding_day() -> None:
 
 
 def test_failing_sample_fails_the_document() -> None:
-    assessment = sample(AssessmentInput(connections_total=99, connections_max_usable=100))
+    assessment = sample(facts(connections_total=99, connections_max_usable=100))
     doc = health_document(inputs(assessment), version="0.1.0", full=False)
     assert doc["status"] == "fail"
     assert http_status(doc["status"]) == 503
 
 
 def test_a_stale_sample_is_reported() -> None:
-    assessment = sample(AssessmentInput())
+    assessment = sample(facts())
     later = TUESDAY_FEBRUARY + timedelta(minutes=10)
     doc = health_document(
         inputs(assessment, now=later, max_sample_age=180), version="0.1.0", full=True
@@ -263,7 +264,7 @@ def app_context(assessment: Assessment | None) -> AppContext:
 def test_the_route_reads_the_monitors_latest_assessment() -> None:
     now = datetime.now(UTC)
     context = calendar_context(now, LONDON, PEAK, 3)
-    busy = AssessmentInput(connections_total=70, connections_max_usable=100)
+    busy = facts(connections_total=70, connections_max_usable=100)
     assessment = assess(busy, context, thresholds_for(context.level), now=now)
     full = health_report(app_context(assessment), full=True)
     (conn,) = full["checks"]["postgres:connections"]
@@ -288,7 +289,7 @@ def test_the_route_without_a_sample_answers_from_the_heartbeat() -> None:
 def test_a_sample_from_yesterday_does_not_count_its_weddings() -> None:
     yesterday = datetime.now(UTC) - timedelta(days=1)
     context = calendar_context(yesterday, LONDON, PEAK, 4)
-    old = assess(AssessmentInput(), context, thresholds_for(context.level), now=yesterday)
+    old = assess(facts(), context, thresholds_for(context.level), now=yesterday)
     report = health_report(app_context(old), full=True)
     assert report["wedding_readiness"]["weddings_today"] is None
     assert report["checks"]["monitor:sampleAge"][0]["status"] == "warn"

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from wedsync_db.monitor.collectors import merge_scrape
 from wedsync_db.monitor.snapshot import (
     CollectorError,
     ConnectionGroup,
@@ -17,7 +18,6 @@ from wedsync_db.monitor.snapshot import (
     QueryStats,
     Snapshot,
     counter_deltas,
-    merge_scrape,
     query_differences,
     setting_in_base_unit,
 )

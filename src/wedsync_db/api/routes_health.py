@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -15,17 +14,8 @@ from wedsync_db import __version__
 from wedsync_db.api.auth import is_service_request
 from wedsync_db.api.context import AppContext, get_context
 from wedsync_db.api.problems import problem
-from wedsync_db.calendar import CalendarContext, FreezeConfig, calendar_context
-from wedsync_db.errors import ConfigError
-from wedsync_db.monitor.assess import Assessment
-from wedsync_db.monitor.health import (
-    HealthInputs,
-    health_document,
-    http_status,
-    wedding_readiness,
-)
-from wedsync_db.monitor.thresholds import thresholds_for
-from wedsync_db.settings import parse_months
+from wedsync_db.monitor import health as monitor_health
+from wedsync_db.monitor.health import http_status
 
 router = APIRouter(prefix="/api/database/health", tags=["health"])
 HEALTH_JSON = "application/health+json"
@@ -88,10 +78,6 @@ class RenderedHealth:
         self._entries[full] = (now, body, code)
         return body, code
 
-    def clear(self) -> None:
-        """Forget every rendering (after a new sample, for instance)."""
-        self._entries.clear()
-
 
 def _render(ctx: AppContext, full: bool) -> tuple[bytes, int]:
     report = health_report(ctx, full)
@@ -99,51 +85,15 @@ def _render(ctx: AppContext, full: bool) -> tuple[bytes, int]:
     return body, http_status(report["status"])
 
 
-def latest_sample(ctx: AppContext) -> tuple[Assessment | None, CalendarContext | None]:
-    """The monitor's latest assessment and the calendar context it was taken in, if any."""
-    assessment = ctx.monitor.assessment if ctx.monitor is not None else None
-    if assessment is None:
-        return None, None
-    return assessment, assessment.context
-
-
 def health_report(ctx: AppContext, full: bool) -> dict[str, Any]:
     """The health+json document from cached data only (no queries on the request path)."""
-    settings = ctx.settings
-    now = datetime.now(UTC)
-    assessment, context = latest_sample(ctx)
-    weddings_known = context is not None
-    if context is None or context.local_date != _local_date(now, settings.timezone):
-        # no sample yet (or it is from yesterday): the clock alone decides Saturday / season;
-        # weddings are counted by the next sample
-        context = calendar_context(now, settings.timezone, parse_months(settings.peak_months), 0)
-        weddings_known = False
-    budget = round(settings.disk_budget_gb * 2**30)
-    thresholds = (
-        assessment.thresholds
-        if assessment is not None and assessment.thresholds.level == context.level
-        else thresholds_for(context.level, disk_budget_bytes=budget, environment=settings.env)
-    )
-    inputs = HealthInputs(
-        heartbeats=ctx.database.heartbeat_snapshots(),
-        assessment=assessment,
-        thresholds=thresholds,
-        now=now,
-        max_sample_age=3 * settings.sample_interval,
+    return monitor_health.health_report(
+        ctx.settings,
+        ctx.database.heartbeat_snapshots(),
+        ctx.monitor.assessment if ctx.monitor is not None else None,
+        full=full,
+        version=__version__,
+        now=datetime.now(UTC),
+        max_sample_age=3 * ctx.settings.sample_interval,
         heartbeat_stale_after=ctx.database.heartbeat_stale_after,
     )
-    readiness: dict[str, Any] | None = None
-    if full:
-        try:
-            freeze = FreezeConfig.from_settings(settings)
-        except ConfigError as exc:
-            readiness = {"context": context.level, "error": str(exc)}
-        else:
-            readiness = wedding_readiness(
-                context, freeze, now, assessment, weddings_known=weddings_known
-            )
-    return health_document(inputs, version=__version__, full=full, readiness=readiness)
-
-
-def _local_date(now: datetime, timezone: str) -> date:
-    return now.astimezone(ZoneInfo(timezone)).date()

@@ -11,24 +11,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from wedsync_db.calendar import CalendarContext, FreezeConfig, FreezeDecision, freeze_decision
+from wedsync_db.calendar import (
+    CalendarContext,
+    FreezeConfig,
+    FreezeDecision,
+    calendar_context,
+    freeze_decision,
+)
 from wedsync_db.db.heartbeat import HeartbeatSnapshot
+from wedsync_db.errors import ConfigError
 from wedsync_db.monitor.assess import Assessment, Status, worst
-from wedsync_db.monitor.thresholds import NORMAL, Thresholds
+from wedsync_db.monitor.thresholds import NORMAL, Thresholds, thresholds_from_settings
+from wedsync_db.settings import Settings, parse_months
 
 __all__ = [
     "HealthInputs",
     "Status",
     "health_document",
+    "health_report",
     "heartbeat_checks",
     "http_status",
     "wedding_readiness",
     "worst",
 ]
-
-# Keys the heartbeat answers itself; fresher than any sample, so they replace the sample's.
-HEARTBEAT_KEYS = ("postgres:heartbeat", "postgres:responseTime")
 
 
 def heartbeat_checks(
@@ -181,8 +188,6 @@ def health_document(
                         "stuck, so the checks below may be stale",
                     }
                 ]
-    for key in HEARTBEAT_KEYS:
-        checks.pop(key, None)
     checks.update(
         heartbeat_checks(
             inputs.heartbeats, inputs.now, inputs.thresholds, inputs.heartbeat_stale_after
@@ -211,3 +216,51 @@ def health_document(
 def http_status(status: Status) -> int:
     """200 for pass and warn (still serving), 503 for fail."""
     return 503 if status == "fail" else 200
+
+
+def health_report(
+    settings: Settings,
+    heartbeats: Mapping[str, HeartbeatSnapshot],
+    assessment: Assessment | None,
+    *,
+    full: bool,
+    version: str,
+    now: datetime,
+    max_sample_age: float | None = None,
+    heartbeat_stale_after: float | None = None,
+) -> dict[str, Any]:
+    """The health+json document of the API and of ``wedsync-db health``, from data already in
+    memory: the heartbeats now, and the latest assessment when there is one.
+
+    Without a sample (or with one from another local day) the clock alone decides the calendar
+    context and the weddings count is unknown until the next sample.
+    """
+    context = assessment.context if assessment is not None else None
+    weddings_known = context is not None
+    if context is None or context.local_date != now.astimezone(ZoneInfo(settings.timezone)).date():
+        context = calendar_context(now, settings.timezone, parse_months(settings.peak_months), 0)
+        weddings_known = False
+    thresholds = (
+        assessment.thresholds
+        if assessment is not None and assessment.thresholds.level == context.level
+        else thresholds_from_settings(context.level, settings)
+    )
+    inputs = HealthInputs(
+        heartbeats=heartbeats,
+        assessment=assessment,
+        thresholds=thresholds,
+        now=now,
+        max_sample_age=max_sample_age,
+        heartbeat_stale_after=heartbeat_stale_after,
+    )
+    readiness: dict[str, Any] | None = None
+    if full:
+        try:
+            freeze = FreezeConfig.from_settings(settings)
+        except ConfigError as exc:
+            readiness = {"context": context.level, "error": str(exc)}
+        else:
+            readiness = wedding_readiness(
+                context, freeze, now, assessment, weddings_known=weddings_known
+            )
+    return health_document(inputs, version=version, full=full, readiness=readiness)

@@ -17,19 +17,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.registry import Collector
 
 from wedsync_db.db.heartbeat import HeartbeatSnapshot
 from wedsync_db.monitor.snapshot import CONNECTION_STATES, LOCK_MODES, Snapshot
 from wedsync_db.monitor.thresholds import wedding_day_query_mean_ms
-
-if TYPE_CHECKING:
-    from wedsync_db.monitor.state import MonitorState
 
 PREFIX = "wedsync_db_"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -584,46 +578,3 @@ def _advice(snap: Snapshot) -> Iterator[Metric]:
         for rule, n in sorted(rules.items()):
             f.add_metric([rule], float(n))
         yield f
-
-
-class SnapshotCollector(Collector):
-    """A prometheus_client collector reading the monitor's in-memory state."""
-
-    def __init__(self, state: MonitorState) -> None:
-        self.state = state
-
-    def describe(self) -> Iterable[Metric]:
-        # no description at registration time: the families depend on what was collected
-        return []
-
-    def collect(self) -> Iterable[Metric]:
-        st = self.state
-        totals = st.query_totals
-        if st.health_status is not None:
-            # the status /api/database/health answers with (heartbeats included)
-            health: str | None = st.health_status()
-        else:
-            health = st.assessment.status if st.assessment is not None else None
-        return families(
-            st.latest,
-            up=st.up,
-            scrapes=st.scrapes,
-            scrape_errors=dict(st.collector_errors),
-            query_totals=(totals.calls, totals.exec_ms, totals.rows),
-            heartbeats=st.database.heartbeat_snapshots(),
-            pool_stats=st.database.pool_stats(),
-            health_status=health,
-            heartbeat_stale_after=st.database.heartbeat_stale_after,
-        )
-
-
-class MetricsExporter:
-    """A registry holding one :class:`SnapshotCollector`; renders the text format."""
-
-    def __init__(self, state: MonitorState) -> None:
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(SnapshotCollector(state))
-
-    def render(self) -> bytes:
-        """The Prometheus text exposition."""
-        return generate_latest(self.registry)
