@@ -80,9 +80,13 @@ async def test_capture_stores_metrics_and_statement_baseline(
 
 
 async def test_purge_keeps_the_retention_period(database: Database, fresh_db: str) -> None:
-    for days in (40, 10, 5, 1):
+    for days in (40, 10, 5):
         await history.record(database, known(NOW - timedelta(days=days), GIB), source="capture")
-    assert await history.purge(database, 7, now=NOW) == 2
+    # the sampler purges as it stores
+    cutoff = history.retention_cutoff(7, NOW)
+    await history.record(
+        database, known(NOW - timedelta(days=1), GIB), source="capture", purge_before=cutoff
+    )
     remaining = [r[0] for r in await stored_rows(fresh_db)]
     assert remaining == [NOW - timedelta(days=5), NOW - timedelta(days=1)]
 

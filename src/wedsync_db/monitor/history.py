@@ -144,14 +144,6 @@ def retention_cutoff(retention_days: int, now: datetime | None = None) -> dateti
     return (now or datetime.now(UTC)) - timedelta(days=retention_days)
 
 
-async def purge(db: Database, retention_days: int, *, now: datetime | None = None) -> int:
-    """Delete snapshots older than the retention period; returns how many."""
-    async with db.ops(reason="monitor history") as s:
-        return await s.execute(
-            _q("purge_snapshots"), {"before": retention_cutoff(retention_days, now)}
-        )
-
-
 async def series(
     db: Database,
     metric: str,

@@ -795,7 +795,9 @@ class Snapshot:
             m["query_exec_ms_delta"] = w.total_ms
             m["query_mean_ms"] = w.total_ms / w.calls if w.calls else None
         if self.locks is not None:
-            m["locks_waiting"] = sum(self.locks.waiting.values())
+            # lock requests not granted (one session can wait for several); the sessions
+            # waiting are connections_waiting
+            m["lock_requests_waiting"] = sum(self.locks.waiting.values())
             m["blocked_sessions"] = len({b.blocked_pid for b in self.locks.blocking})
         if self.replication is not None:
             m["replication_lag_seconds"] = self.replication.lag_seconds
