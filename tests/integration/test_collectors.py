@@ -212,7 +212,9 @@ INDEX_SETUP = (
     "select count(*) from readings where note = 'x'",
     "select count(*) from readings where note = 'y'",
 )
-SMALL = CollectOptions(missing_index_min_rows=100, unused_index_min_bytes=0)
+SMALL = CollectOptions(
+    missing_index_min_rows=100, unused_index_min_bytes=0, missing_index_min_seq_scans=2
+)
 
 
 async def test_index_advice_finds_each_kind_with_its_remedy(
@@ -247,6 +249,25 @@ async def test_index_advice_finds_each_kind_with_its_remedy(
     after = await collect(database, parts=("indexes",), options=SMALL)
     assert after.indexes is not None
     assert ("unindexed_fk", "child") not in {(a.kind, a.table_name) for a in after.indexes}
+
+
+async def test_a_table_with_few_sequential_scans_is_not_judged_for_a_missing_index(
+    database: Database, fresh_db: str
+) -> None:
+    # readings: 300 rows, read sequentially by its setup (index builds, two counts)
+    await run_sql(fresh_db, *INDEX_SETUP)
+    options = CollectOptions(missing_index_min_rows=100, missing_index_min_seq_scans=50)
+
+    async def missing() -> set[str]:
+        snap = await collect(database, parts=("indexes",), options=options)
+        assert snap.errors == () and snap.indexes is not None
+        return {a.table_name for a in snap.indexes if a.kind == "missing"}
+
+    assert "readings" not in await missing()
+    await run_sql(fresh_db, *["select count(*) from readings where note = 'z'"] * 50)
+    assert "readings" in await missing()
+    # the default asks for a hundred scans before judging
+    assert CollectOptions().missing_index_min_seq_scans == 100
 
 
 # --- security -----------------------------------------------------------------------------------

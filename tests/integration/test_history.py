@@ -204,6 +204,27 @@ async def test_history_api(database: Database, fresh_db: str, tmp_path: Path) ->
             "/api/database/metrics/history", params={"metric": "Bad-Name"}, headers=headers
         )
         assert invalid.status_code == 422
+        # the relative forms of the CLI, and its default span (7 days back from now)
+        relative = await client.get(
+            "/api/database/metrics/history",
+            params={"metric": "database_size_bytes", "since": "7d"},
+            headers=headers,
+        )
+        default = await client.get(
+            "/api/database/metrics/history",
+            params={"metric": "database_size_bytes"},
+            headers=headers,
+        )
+        assert relative.status_code == default.status_code == 200
+        for report in (relative.json(), default.json()):
+            since = datetime.fromisoformat(report["since"])
+            assert abs(since - (datetime.now(UTC) - timedelta(days=7))) < timedelta(minutes=1)
+        bad = await client.get(
+            "/api/database/metrics/history",
+            params={"metric": "database_size_bytes", "since": "yesterday"},
+            headers=headers,
+        )
+        assert bad.status_code == 422 and "7d" in bad.json()["detail"]
 
 
 def test_cli_capture_and_history(fresh_db: str, tmp_path: Path) -> None:

@@ -93,7 +93,7 @@ BUSY = facts(
 def test_public_summary_carries_statuses_only() -> None:
     doc = health_document(inputs(sample(BUSY)), version="0.1.0", full=False)
     assert doc["status"] == "warn"  # the security finding
-    assert doc["version"] == "0"
+    assert doc["version"] == "0.1.0"
     assert doc["releaseId"] == "0.1.0"
     assert doc["serviceId"] == "wedsync-db"
     assert "wedding_readiness" not in doc

@@ -10,8 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from wedsync_db import __version__
-from wedsync_db.api.auth import is_service_request
+from wedsync_db.api.auth import is_service_request, presented_key
 from wedsync_db.api.context import AppContext, get_context
 from wedsync_db.api.problems import problem
 from wedsync_db.monitor import health as monitor_health
@@ -47,13 +46,26 @@ async def ready(ctx: Annotated[AppContext, Depends(get_context)]) -> Any:
     description=(
         "application/health+json built from the heartbeat cache and the latest monitoring "
         "sample; never queries the database. 200 for pass/warn, 503 for fail. With the "
-        "service key: observed values, limits and the wedding readiness section."
+        "service key: observed values, limits and the wedding readiness section; with any "
+        "other key: 401."
     ),
-    responses={200: {"content": {HEALTH_JSON: {}}}, 503: {"content": {HEALTH_JSON: {}}}},
+    responses={
+        200: {"content": {HEALTH_JSON: {}}},
+        401: {"description": "A key was presented that is not the service key"},
+        503: {"content": {HEALTH_JSON: {}}},
+    },
 )
 async def health(request: Request) -> Response:
     ctx = get_context(request)
     full = is_service_request(request, ctx)
+    if not full and presented_key(request) is not None:
+        # a key was given but is not the service key: say so rather than answer the summary
+        return problem(
+            401,
+            "Invalid service key",
+            "the key presented is not the service key; send none for the public summary",
+            headers={"WWW-Authenticate": 'Bearer realm="wedsync-db", error="invalid_token"'},
+        )
     cache: RenderedHealth = ctx.extras.get(_CACHE_KEY) or ctx.extras.setdefault(
         _CACHE_KEY, RenderedHealth(RENDER_TTL_SECONDS)
     )
@@ -92,7 +104,6 @@ def health_report(ctx: AppContext, full: bool) -> dict[str, Any]:
         ctx.database.heartbeat_snapshots(),
         ctx.monitor.assessment if ctx.monitor is not None else None,
         full=full,
-        version=__version__,
         now=datetime.now(UTC),
         max_sample_age=3 * ctx.settings.sample_interval,
         heartbeat_stale_after=ctx.database.heartbeat_stale_after,

@@ -70,19 +70,27 @@ async def metrics_json(ctx: Annotated[AppContext, Depends(get_context)]) -> Any:
 async def metrics_history(
     ctx: Annotated[AppContext, Depends(get_context)],
     metric: Annotated[str, Query(description="e.g. database_size_bytes, connections_total")],
-    since: Annotated[datetime | None, Query(description="ISO 8601; default 7 days ago")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601; default now")] = None,
+    since: Annotated[
+        str, Query(description="7d, 24h, 90m, 2w or an ISO 8601 time (as the CLI)")
+    ] = history.DEFAULT_SINCE,
+    until: Annotated[str | None, Query(description="the same forms; default now")] = None,
     points: Annotated[int, Query(ge=2, le=5000)] = history.DEFAULT_MAX_POINTS,
 ) -> Any:
     if not history.METRIC_NAME.match(metric):
         return problem(422, "Invalid metric", f"{metric!r} is not a metric name")
     settings = ctx.settings
+    now = datetime.now(UTC)
+    try:
+        start = history.parse_moment(since, now)
+        end = history.parse_moment(until, now) if until is not None else None
+    except ValueError as exc:
+        return problem(422, "Invalid time", str(exc))
     try:
         return await history.series_report(
             ctx.database,
             metric,
-            since=_aware(since) if since is not None else None,
-            until=_aware(until) if until is not None else None,
+            since=start,
+            until=end,
             max_points=points,
             disk_budget_bytes=settings.disk_budget_gb * 2**30,
             timezone=settings.timezone,
@@ -120,7 +128,3 @@ async def prometheus_metrics(request: Request) -> Response:
     monitor = _monitor(ctx)
     await monitor.snapshot_for_scrape(ctx.settings.metrics_max_age)
     return Response(monitor.exporter.render(), media_type=CONTENT_TYPE, headers=_NO_STORE)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -11,7 +11,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from wedsync_db import __version__
 from wedsync_db.cli import common
 from wedsync_db.cli.common import err, out
 from wedsync_db.db.client import Database
@@ -92,9 +91,7 @@ def _document(
     heartbeats: dict[str, HeartbeatSnapshot],
     assessment: Assessment | None,
 ) -> dict[str, Any]:
-    doc = health_report(
-        settings, heartbeats, assessment, full=True, version=__version__, now=datetime.now(UTC)
-    )
+    doc = health_report(settings, heartbeats, assessment, full=True, now=datetime.now(UTC))
     if assessment is not None:
         doc["recommendations"] = [r.to_dict() for r in assessment.recommendations]
     return doc

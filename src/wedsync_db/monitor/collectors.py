@@ -128,7 +128,11 @@ class CollectOptions:
     query_chars: int = 500
     # sequences below half their range are far from any threshold
     sequence_min_fraction: float = 0.5
+    # a table is judged for a missing index from this many rows and this many sequential scans
+    # since the statistics were reset: right after a bulk load (`demo seed`) the few scans of
+    # the load itself say nothing about the queries the table will serve
     missing_index_min_rows: int = 10_000
+    missing_index_min_seq_scans: int = 100
     unused_index_min_bytes: int = 1 << 20
 
 
@@ -461,7 +465,11 @@ async def collect_indexes(s: Session, o: CollectOptions) -> tuple[IndexAdvice, .
     """ops.index_recommendations(): invalid, unused, duplicate, missing, unindexed FKs."""
     rows = await s.fetch_all(
         _sql("indexes.sql", "index_recommendations"),
-        {"min_table_rows": o.missing_index_min_rows, "min_unused_bytes": o.unused_index_min_bytes},
+        {
+            "min_table_rows": o.missing_index_min_rows,
+            "min_unused_bytes": o.unused_index_min_bytes,
+            "min_seq_scans": o.missing_index_min_seq_scans,
+        },
         row=IndexAdvice,
     )
     return tuple(rows)

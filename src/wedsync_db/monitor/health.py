@@ -6,6 +6,7 @@ limits and the wedding readiness section. Nothing here queries the database.
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -196,7 +197,7 @@ def health_document(
     status = worst(c["status"] for entries in checks.values() for c in entries)
     doc: dict[str, Any] = {
         "status": status,
-        "version": version.split(".")[0],
+        "version": version,
         "releaseId": version,
         "serviceId": "wedsync-db",
         "description": "WedSync core database",
@@ -224,8 +225,8 @@ def health_report(
     assessment: Assessment | None,
     *,
     full: bool,
-    version: str,
     now: datetime,
+    version: str | None = None,
     max_sample_age: float | None = None,
     heartbeat_stale_after: float | None = None,
 ) -> dict[str, Any]:
@@ -263,4 +264,16 @@ def health_report(
             readiness = wedding_readiness(
                 context, freeze, now, assessment, weddings_known=weddings_known
             )
-    return health_document(inputs, version=version, full=full, readiness=readiness)
+    return health_document(
+        inputs, version=version or package_version(), full=full, readiness=readiness
+    )
+
+
+def package_version() -> str:
+    """The installed wedsync-db version (the source tree's when not installed)."""
+    try:
+        return importlib.metadata.version("wedsync-db")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
+        from wedsync_db import __version__
+
+        return __version__
