@@ -29,6 +29,7 @@ from wedsync_db.errors import (
     WedsyncDBError,
 )
 from wedsync_db.monitor.snapshot import (
+    SERVER_SETTINGS,
     BackgroundStats,
     BackupStats,
     BlockingPair,
@@ -64,29 +65,6 @@ from wedsync_db.monitor.thresholds import wedding_day_query_mean_ms
 
 T = TypeVar("T")
 
-# Settings exposed with the server facts (the pg_settings families worth a dashboard).
-SETTINGS = (
-    "shared_buffers",
-    "effective_cache_size",
-    "work_mem",
-    "maintenance_work_mem",
-    "wal_buffers",
-    "max_wal_size",
-    "min_wal_size",
-    "checkpoint_timeout",
-    "max_worker_processes",
-    "max_parallel_workers",
-    "max_wal_senders",
-    "max_replication_slots",
-    "max_locks_per_transaction",
-    "autovacuum_max_workers",
-    "autovacuum_vacuum_scale_factor",
-    "autovacuum_freeze_max_age",
-    "statement_timeout",
-    "lock_timeout",
-    "idle_in_transaction_session_timeout",
-    "random_page_cost",
-)
 PG_STAT_STATEMENTS_HINT = (
     "pg_stat_statements is not installed: add it to shared_preload_libraries and run "
     "CREATE EXTENSION pg_stat_statements"
@@ -222,7 +200,7 @@ async def collect_server(s: Session) -> ServerInfo:
     info = await s.fetch_one(_sql("database.sql", "server_info"), row=ServerInfo)
     if info is None:  # pragma: no cover - a SELECT without FROM always returns a row
         raise QueryError("server_info returned no row")
-    rows = await s.fetch_tuples(_sql("database.sql", "settings"), {"names": list(SETTINGS)})
+    rows = await s.fetch_tuples(_sql("database.sql", "settings"), {"names": list(SERVER_SETTINGS)})
     values: dict[str, float] = {}
     for name, setting, unit in rows:
         value = setting_in_base_unit(setting, unit)
@@ -631,7 +609,6 @@ COLLECTORS: tuple[CollectorSpec, ...] = (
         "backups", "backups.sql", "backups", BackupStats, lambda c: collect_backups(c.session)
     ),
 )  # fmt: skip
-BY_NAME = {spec.name: spec for spec in COLLECTORS}
 FULL_PARTS = tuple(spec.name for spec in COLLECTORS)
 # Collectors cheap enough to run on every Prometheus scrape; the rest run with the sampler
 # (server facts rarely change; reading every pg_stat_statements entry costs more than all of

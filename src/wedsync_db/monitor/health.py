@@ -247,12 +247,7 @@ def health_report(
         else thresholds_from_settings(context.level, settings)
     )
     inputs = HealthInputs(
-        heartbeats=heartbeats,
-        assessment=assessment,
-        thresholds=thresholds,
-        now=now,
-        max_sample_age=max_sample_age,
-        heartbeat_stale_after=heartbeat_stale_after,
+        heartbeats, assessment, thresholds, now, max_sample_age, heartbeat_stale_after
     )
     readiness: dict[str, Any] | None = None
     if full:

@@ -36,6 +36,30 @@ LOCK_MODES = (
     "ExclusiveLock",
     "AccessExclusiveLock",
 )
+# Settings exposed with the server facts (the pg_settings families worth a dashboard), with the
+# base unit setting_in_base_unit converts them to ("" for a plain number).
+SERVER_SETTINGS: Mapping[str, str] = {
+    "shared_buffers": "bytes",
+    "effective_cache_size": "bytes",
+    "work_mem": "bytes",
+    "maintenance_work_mem": "bytes",
+    "wal_buffers": "bytes",
+    "max_wal_size": "bytes",
+    "min_wal_size": "bytes",
+    "checkpoint_timeout": "seconds",
+    "max_worker_processes": "",
+    "max_parallel_workers": "",
+    "max_wal_senders": "",
+    "max_replication_slots": "",
+    "max_locks_per_transaction": "",
+    "autovacuum_max_workers": "",
+    "autovacuum_vacuum_scale_factor": "",
+    "autovacuum_freeze_max_age": "",
+    "statement_timeout": "seconds",
+    "lock_timeout": "seconds",
+    "idle_in_transaction_session_timeout": "seconds",
+    "random_page_cost": "",
+}
 # 2^31: transaction IDs a database can consume past its oldest unfrozen one before wraparound.
 XID_WRAPAROUND_LIMIT = 2**31
 # Fewer block accesses than this say nothing about the working set: over an interval the cache
