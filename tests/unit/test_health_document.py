@@ -10,12 +10,14 @@ from typing import Any, cast
 import pytest
 
 from monitor_facts import advice, facts
+from wedsync_db.api.app import create_app
 from wedsync_db.api.context import AppContext
 from wedsync_db.api.routes_health import RenderedHealth, health_report
 from wedsync_db.calendar import CalendarContext, FreezeConfig, calendar_context
 from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState
 from wedsync_db.monitor.assess import Assessment, assess
 from wedsync_db.monitor.health import (
+    HealthDocument,
     HealthInputs,
     health_document,
     heartbeat_checks,
@@ -321,3 +323,31 @@ def test_a_probe_stuck_longer_than_the_limit_fails_even_after_a_recent_success()
     # the probe ends (either way) and the stuck state clears
     state.record_success(3.0, at=now)
     assert state.snapshot().stale(now, 1.5) is None
+
+
+# --- the documented response schema -----------------------------------------------------------
+def test_every_rendered_document_matches_the_documented_schema() -> None:
+    assessment = sample(BUSY)
+    ready = wedding_readiness(assessment.context, PRODUCTION, TUESDAY_FEBRUARY, assessment)
+    down = {"service": heartbeat(failures=3)}
+    for doc in (
+        health_document(inputs(assessment), version="0.1.0", full=False),
+        health_document(inputs(assessment), version="0.1.0", full=True, readiness=ready),
+        health_document(inputs(None, down), version="0.1.0", full=True),
+    ):
+        parsed = HealthDocument.model_validate(doc)
+        # the model reads the document as it is, field for field
+        assert parsed.model_dump(by_alias=True, exclude_unset=True) == doc
+
+
+def test_the_openapi_gives_the_health_route_its_schema() -> None:
+    database, runner = cast(Any, SimpleNamespace()), cast(Any, SimpleNamespace())
+    settings = Settings(_env_file=None, service_key="k" * 32)
+    app = create_app(settings, database=database, runner=runner, manage_database=False)
+    spec = app.openapi()
+    responses = spec["paths"]["/api/database/health"]["get"]["responses"]
+    ref = {"$ref": "#/components/schemas/HealthDocument"}
+    for code in ("200", "503"):
+        assert responses[code]["content"] == {"application/health+json": {"schema": ref}}
+    properties = spec["components"]["schemas"]["HealthDocument"]["properties"]
+    assert {"status", "version", "releaseId", "checks", "wedding_readiness"} <= set(properties)

@@ -9,12 +9,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
 
 from wedsync_db.api.auth import is_service_request, presented_key
 from wedsync_db.api.context import AppContext, get_context
 from wedsync_db.api.problems import problem
 from wedsync_db.monitor import health as monitor_health
-from wedsync_db.monitor.health import http_status
+from wedsync_db.monitor.health import HealthDocument, http_status
 
 router = APIRouter(prefix="/api/database/health", tags=["health"])
 HEALTH_JSON = "application/health+json"
@@ -23,6 +24,12 @@ HEALTH_JSON = "application/health+json"
 RENDER_TTL_SECONDS = 1.0
 _NO_STORE = {"Cache-Control": "no-store"}
 _CACHE_KEY = "health.rendered"
+
+
+class HealthJSONResponse(JSONResponse):
+    """An encoded health+json document."""
+
+    media_type = HEALTH_JSON
 
 
 @router.get("/live", summary="Process is alive (never touches the database)")
@@ -50,10 +57,11 @@ async def ready(ctx: Annotated[AppContext, Depends(get_context)]) -> Any:
         "other key: 401."
     ),
     responses={
-        200: {"content": {HEALTH_JSON: {}}},
+        200: {"model": HealthDocument},
         401: {"description": "A key was presented that is not the service key"},
-        503: {"content": {HEALTH_JSON: {}}},
+        503: {"model": HealthDocument},
     },
+    response_class=HealthJSONResponse,
 )
 async def health(request: Request) -> Response:
     ctx = get_context(request)

@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from wedsync_db.calendar import (
     CalendarContext,
     FreezeConfig,
@@ -28,6 +30,8 @@ from wedsync_db.monitor.thresholds import NORMAL, Thresholds, thresholds_from_se
 from wedsync_db.settings import Settings, parse_months
 
 __all__ = [
+    "HealthCheck",
+    "HealthDocument",
     "HealthInputs",
     "Status",
     "health_document",
@@ -37,6 +41,39 @@ __all__ = [
     "wedding_readiness",
     "worst",
 ]
+
+
+class HealthCheck(BaseModel):
+    """One entry under a check key (the public summary carries ``status`` alone)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Status
+    component_id: str | None = Field(None, alias="componentId")
+    component_type: str | None = Field(None, alias="componentType")
+    observed_value: float | int | None = Field(None, alias="observedValue")
+    observed_unit: str | None = Field(None, alias="observedUnit")
+    time: str | None = Field(None, description="ISO 8601")
+    context: str | None = Field(None, description="the calendar context whose limits applied")
+    limits: dict[str, float] | None = None
+    output: str | None = Field(None, description="why the check is not passing")
+
+
+class HealthDocument(BaseModel):
+    """The application/health+json document (the response schema of the health endpoint)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Status
+    version: str = Field(description="the installed wedsync-db version")
+    release_id: str = Field(alias="releaseId")
+    service_id: str = Field(alias="serviceId")
+    description: str
+    output: str | None = Field(None, description="the failing check keys (full report)")
+    checks: dict[str, list[HealthCheck]] = Field(description="keyed component:measurement")
+    wedding_readiness: dict[str, object] | None = Field(
+        None, description="context, weddings today, freeze state, top risks (full report)"
+    )
 
 
 def heartbeat_checks(
