@@ -351,3 +351,5 @@ def test_the_openapi_gives_the_health_route_its_schema() -> None:
         assert responses[code]["content"] == {"application/health+json": {"schema": ref}}
     properties = spec["components"]["schemas"]["HealthDocument"]["properties"]
     assert {"status", "version", "releaseId", "checks", "wedding_readiness"} <= set(properties)
+    metrics = spec["paths"]["/api/database/metrics"]["get"]["responses"]["200"]["content"]
+    assert metrics["application/json"]["schema"] == {"$ref": "#/components/schemas/MetricsDocument"}

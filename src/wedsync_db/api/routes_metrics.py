@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, Field
 
 from wedsync_db.api.auth import ServiceKey, presented_key
 from wedsync_db.api.context import AppContext, get_context
@@ -17,6 +18,39 @@ from wedsync_db.monitor.state import MonitorState
 
 router = APIRouter(tags=["metrics"])
 _NO_STORE = {"Cache-Control": "no-store"}
+
+
+class RecommendationModel(BaseModel):
+    """Something to do, keyed stably across samples."""
+
+    key: str = Field(description="e.g. index.unused:public.guests_foo_idx")
+    severity: str = Field(description="critical, warning or info")
+    title: str
+    objects: list[str]
+    remedy: str
+    remedy_sql: str | None
+
+
+class MonitorModel(BaseModel):
+    """State of the monitor itself."""
+
+    up: bool
+    captures: int
+    consecutive_failures: int
+    last_error: str | None
+    snapshot_age_seconds: float | None
+    full_captured_at: str | None
+
+
+class MetricsDocument(BaseModel):
+    """The response of GET /api/database/metrics."""
+
+    captured_at: str = Field(description="ISO 8601")
+    snapshot: dict[str, Any] = Field(description="every collector's records, by collector")
+    metrics: dict[str, float] = Field(description="the flat metrics stored in the history")
+    assessment: dict[str, Any] | None = Field(description="status, context, checks, alerts")
+    recommendations: list[RecommendationModel]
+    monitor: MonitorModel
 
 
 def _monitor(ctx: AppContext) -> MonitorState:
@@ -36,6 +70,7 @@ def _monitor(ctx: AppContext) -> MonitorState:
         "the latest assessment and its recommendations. Served from the sampler's latest "
         "snapshot; captured on demand when there is none yet."
     ),
+    responses={200: {"model": MetricsDocument}},
 )
 async def metrics_json(ctx: Annotated[AppContext, Depends(get_context)]) -> Any:
     monitor = _monitor(ctx)
