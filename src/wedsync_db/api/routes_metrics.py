@@ -71,6 +71,7 @@ def _monitor(ctx: AppContext) -> MonitorState:
         "snapshot; captured on demand when there is none yet."
     ),
     responses={200: {"model": MetricsDocument}},
+    response_model=None,
 )
 async def metrics_json(ctx: Annotated[AppContext, Depends(get_context)]) -> Any:
     monitor = _monitor(ctx)
