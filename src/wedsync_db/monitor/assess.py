@@ -9,7 +9,7 @@ sample).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -396,80 +396,87 @@ def _cache(b: _Builder, inp: Snapshot) -> None:
         )
 
 
-def _activity(b: _Builder, inp: Snapshot) -> None:
-    t, c = b.t, inp.connections
-    long_running: tuple[SessionActivity, ...] = c.long_running if c else ()
-    idle_in_transaction: tuple[SessionActivity, ...] = c.idle_in_transaction if c else ()
-    # long-running statements
-    slow = sorted(
-        (a for a in long_running if a.seconds >= t.long_query_warn_s),
-        key=lambda a: -a.seconds,
-    )
-    longest = max((a.seconds for a in long_running), default=0.0)
-    status = _at_or_above(longest, t.long_query_warn_s, t.long_query_fail_s)
+def _sessions_over(
+    b: _Builder,
+    key: str,
+    sessions: Iterable[SessionActivity],
+    limits: tuple[float, float],
+    describe: Callable[[int, float], str],
+    advice: tuple[str, str, str, str],
+) -> None:
+    """A check on the longest of ``sessions`` (seconds) and advice naming each one over the
+    warn limit; ``advice`` is (key, title, remedy, remedy SQL with ``{pid}``)."""
+    warn, fail = limits
+    listed = list(sessions)
+    over = sorted((a for a in listed if a.seconds >= warn), key=lambda a: -a.seconds)
+    longest = max((a.seconds for a in listed), default=0.0)
     b.check(
-        "postgres:longRunningQueries",
-        status,
+        key,
+        _at_or_above(longest, warn, fail),
         round(longest, 1),
         "s",
-        f"{len(slow)} statement(s) running longer than {t.long_query_warn_s:.0f} s, "
-        f"the longest {longest:.0f} s (fail at {t.long_query_fail_s:.0f} s)",
-        limits={"warn": t.long_query_warn_s, "fail": t.long_query_fail_s},
-        details={"count": len(slow)},
+        describe(len(over), longest),
+        limits={"warn": warn, "fail": fail},
+        details={"count": len(over)},
     )
-    for a in slow:
+    rec_key, title, remedy, remedy_sql = advice
+    for a in over:
         b.recommend(
-            "activity.long_running_query",
-            _severity(_at_or_above(a.seconds, t.long_query_warn_s, t.long_query_fail_s)),
-            "Long-running statements",
+            rec_key,
+            _severity(_at_or_above(a.seconds, warn, fail)),
+            title,
             [
                 f"pid {a.pid} ({a.application_name or 'unknown'}, {a.seconds:.0f} s): "
                 f"{_short(a.query)}"
             ],
-            "Check what the statement waits for (EXPLAIN it, look at its locks); cancel it if it "
-            "is stuck, then fix the query or its index.",
-            f"SELECT pg_cancel_backend({a.pid});",
+            remedy,
+            remedy_sql.format(pid=a.pid),
         )
 
-    # idle in transaction
-    idle = sorted(
-        (a for a in idle_in_transaction if a.seconds >= t.idle_in_transaction_warn_s),
-        key=lambda a: -a.seconds,
+
+def _activity(b: _Builder, inp: Snapshot) -> None:
+    t, c = b.t, inp.connections
+    _sessions_over(
+        b,
+        "postgres:longRunningQueries",
+        c.long_running if c else (),
+        (t.long_query_warn_s, t.long_query_fail_s),
+        lambda n, longest: (
+            f"{n} statement(s) running longer than {t.long_query_warn_s:.0f} s, "
+            f"the longest {longest:.0f} s (fail at {t.long_query_fail_s:.0f} s)"
+        ),
+        (
+            "activity.long_running_query",
+            "Long-running statements",
+            "Check what the statement waits for (EXPLAIN it, look at its locks); cancel it if it "
+            "is stuck, then fix the query or its index.",
+            "SELECT pg_cancel_backend({pid});",
+        ),
     )
-    longest_idle = max((a.seconds for a in idle_in_transaction), default=0.0)
-    status = _at_or_above(longest_idle, t.idle_in_transaction_warn_s, t.idle_in_transaction_fail_s)
-    b.check(
+    _sessions_over(
+        b,
         "postgres:idleInTransaction",
-        status,
-        round(longest_idle, 1),
-        "s",
-        f"{len(idle)} session(s) idle in an open transaction for more than "
-        f"{t.idle_in_transaction_warn_s:.0f} s, the longest {longest_idle:.0f} s",
-        limits={"warn": t.idle_in_transaction_warn_s, "fail": t.idle_in_transaction_fail_s},
-        details={"count": len(idle)},
-    )
-    for a in idle:
-        b.recommend(
+        c.idle_in_transaction if c else (),
+        (t.idle_in_transaction_warn_s, t.idle_in_transaction_fail_s),
+        lambda n, longest: (
+            f"{n} session(s) idle in an open transaction for more than "
+            f"{t.idle_in_transaction_warn_s:.0f} s, the longest {longest:.0f} s"
+        ),
+        (
             "activity.idle_in_transaction",
-            _severity(
-                _at_or_above(a.seconds, t.idle_in_transaction_warn_s, t.idle_in_transaction_fail_s)
-            ),
             "Sessions idle inside an open transaction",
-            [
-                f"pid {a.pid} ({a.application_name or 'unknown'}, {a.seconds:.0f} s): "
-                f"{_short(a.query)}"
-            ],
             "The client opened a transaction and stopped talking; it keeps its locks and holds "
             "back vacuum. Terminate it and fix the client (or set "
             "idle_in_transaction_session_timeout).",
-            f"SELECT pg_terminate_backend({a.pid});",
-        )
+            "SELECT pg_terminate_backend({pid});",
+        ),
+    )
 
     # oldest open transaction
     oldest = c.longest_transaction_seconds if c else None
     if oldest is not None:
         age = oldest
-        status = "warn" if age >= t.transaction_age_warn_s else "pass"
+        status: Status = "warn" if age >= t.transaction_age_warn_s else "pass"
         b.check(
             "postgres:transactionAge",
             status,
