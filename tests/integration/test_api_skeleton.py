@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,8 +139,14 @@ def test_the_full_health_report_needs_the_service_key(client: TestClient) -> Non
     assert {c["componentId"] for c in full["checks"][beat]} == {"user-pool", "service-pool"}
     assert all("observedValue" in c for c in full["checks"][beat])
     assert "postgres:responseTime" in full["checks"]
-    wrong = client.get("/api/database/health", headers={"apikey": "nope"}).json()
-    assert wrong["checks"] == summary["checks"]
+    # a wrong key is refused, not silently answered with the summary
+    wrong = client.get("/api/database/health", headers={"apikey": "nope"})
+    assert wrong.status_code == 401
+    assert wrong.headers["content-type"].startswith(PROBLEM)
+    assert wrong.json()["status"] == 401 and "checks" not in wrong.json()
+    assert "nope" not in wrong.text and KEY not in wrong.text
+    # the version is the installed package's
+    assert summary["version"] == full["version"] == importlib.metadata.version("wedsync-db")
 
 
 # --- errors ---------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ async def ctx(server: OwnServer, repo_root: Path) -> AsyncIterator[service.Backu
 def assess_in(env: Any, snap: Snapshot) -> Assessment:
     context = calendar_context(snap.captured_at, "UTC", frozenset(), 0)
     thresholds = thresholds_for(context.level, environment=env)
-    return assess(snap.to_assessment_input(), context, thresholds, now=snap.captured_at)
+    return assess(snap, context, thresholds, now=snap.captured_at)
 
 
 def write(server: OwnServer, note: str, n: int = 5) -> None:

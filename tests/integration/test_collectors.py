@@ -6,19 +6,25 @@ pg_stat_statements differences between two snapshots."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import importlib.resources
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg import errors as pgerr
 
 from conftest import make_database
+from monitor_facts import facts, statement
 from wedsync_db.db.client import Database
+from wedsync_db.monitor.assess import Assessment, assess_sample
 from wedsync_db.monitor.collectors import (
+    COLLECTORS,
     FULL_PARTS,
     OPS_FUNCTIONS_HINT,
     PG_STAT_STATEMENTS_HINT,
@@ -26,11 +32,18 @@ from wedsync_db.monitor.collectors import (
     CollectOptions,
     collect,
 )
-from wedsync_db.monitor.snapshot import XID_WRAPAROUND_LIMIT
+from wedsync_db.monitor.prometheus import families
+from wedsync_db.monitor.snapshot import XID_WRAPAROUND_LIMIT, Snapshot
+from wedsync_db.settings import Settings
 
 pytestmark = pytest.mark.db
 
 NOW = CollectOptions(activity_min_seconds=0.2)
+
+
+def judge(snap: Snapshot) -> Assessment:
+    """The assessment of a collected snapshot (default settings)."""
+    return assess_sample(snap, Settings(_env_file=None))
 
 
 @asynccontextmanager
@@ -99,9 +112,9 @@ async def test_idle_in_transaction_session_is_named_with_its_audience(
     assert c.by_audience["ops"] >= 1  # the collector's own connection
     assert quiet.connections is not None
     assert pid not in {a.pid for a in quiet.connections.idle_in_transaction}
-    inp = snap.to_assessment_input()
-    assert any(a.pid == pid for a in inp.idle_in_transaction)
-    assert inp.connections_max_usable == 0  # no server facts in this partial collection
+    assert any(a.pid == pid for a in snap.connections.idle_in_transaction)
+    # no server facts in this partial collection: utilization is not judged
+    assert "postgres:connections" not in {c.key for c in judge(snap).checks}
 
 
 async def test_long_running_statement_is_listed_until_cancelled(
@@ -124,7 +137,7 @@ async def test_long_running_statement_is_listed_until_cancelled(
     [item] = [a for a in snap.connections.long_running if a.pid == pid]
     assert item.audience == "couple" and "pg_sleep" in item.query and item.seconds >= 0.3
     assert snap.connections.longest_transaction_seconds is not None
-    assert any(a.pid == pid for a in snap.to_assessment_input().long_running_queries)
+    assert any(a.pid == pid for a in snap.connections.long_running)
 
 
 # --- locks --------------------------------------------------------------------------------------
@@ -159,7 +172,7 @@ async def test_blocked_lock_names_the_holder(database: Database, fresh_db: str) 
     assert "update booking" in pair.blocked_query and "lock table" in pair.blocking_query
     assert snap.connections.waiting_on_locks >= 1
     assert snap.locks.waiting.get("RowExclusiveLock", 0) >= 1
-    chains = snap.to_assessment_input().blocking_chains
+    chains = snap.locks.blocking
     assert any(c.blocked_pid == waiter_pid and c.blocking_pid == holder_pid for c in chains)
 
 
@@ -199,7 +212,9 @@ INDEX_SETUP = (
     "select count(*) from readings where note = 'x'",
     "select count(*) from readings where note = 'y'",
 )
-SMALL = CollectOptions(missing_index_min_rows=100, unused_index_min_bytes=0)
+SMALL = CollectOptions(
+    missing_index_min_rows=100, unused_index_min_bytes=0, missing_index_min_seq_scans=2
+)
 
 
 async def test_index_advice_finds_each_kind_with_its_remedy(
@@ -220,7 +235,7 @@ async def test_index_advice_finds_each_kind_with_its_remedy(
     assert ("invalid", "readings", "readings_id_idx") in advice
     assert ("unused", "readings", "readings_v_id_idx") in advice
     assert ("duplicate", "readings", "readings_v_id_idx") not in advice
-    kinds = {i.kind for i in snap.to_assessment_input().index_advice}
+    kinds = {r.key.split(":")[0].removeprefix("index.") for r in judge(snap).recommendations}
     assert kinds == {"unindexed_fk", "missing", "duplicate", "invalid", "unused"}
 
     # psql users get the same answer from the administrative function
@@ -234,6 +249,25 @@ async def test_index_advice_finds_each_kind_with_its_remedy(
     after = await collect(database, parts=("indexes",), options=SMALL)
     assert after.indexes is not None
     assert ("unindexed_fk", "child") not in {(a.kind, a.table_name) for a in after.indexes}
+
+
+async def test_a_table_with_few_sequential_scans_is_not_judged_for_a_missing_index(
+    database: Database, fresh_db: str
+) -> None:
+    # readings: 300 rows, read sequentially by its setup (index builds, two counts)
+    await run_sql(fresh_db, *INDEX_SETUP)
+    options = CollectOptions(missing_index_min_rows=100, missing_index_min_seq_scans=50)
+
+    async def missing() -> set[str]:
+        snap = await collect(database, parts=("indexes",), options=options)
+        assert snap.errors == () and snap.indexes is not None
+        return {a.table_name for a in snap.indexes if a.kind == "missing"}
+
+    assert "readings" not in await missing()
+    await run_sql(fresh_db, *["select count(*) from readings where note = 'z'"] * 50)
+    assert "readings" in await missing()
+    # the default asks for a hundred scans before judging
+    assert CollectOptions().missing_index_min_seq_scans == 100
 
 
 # --- security -----------------------------------------------------------------------------------
@@ -277,7 +311,7 @@ async def test_security_lints_name_the_offending_objects(database: Database, fre
     assert leak.remedy is not None and "ENABLE ROW LEVEL SECURITY" in leak.remedy
     definer = found[("security_definer_search_path_mutable", "public.unsafe_definer()")]
     assert definer.remedy is not None and "SET search_path = pg_catalog, pg_temp" in definer.remedy
-    rules = {f.rule for f in snap.to_assessment_input().security_findings}
+    rules = {f.rule for f in snap.security or ()}
     assert "tenant_table_without_rls" in rules
 
 
@@ -310,7 +344,8 @@ async def test_dead_rows_and_sequences_running_out(database: Database, fresh_db:
     assert seqs["wide_seq"].max_value == 2**31 - 1
     assert seqs["wide_seq"].used_fraction > 0.97
     assert 0 < (db.xid_remaining or 0) < XID_WRAPAROUND_LIMIT
-    names = {s.name for s in snap.to_assessment_input().sequences}
+    assert snap.maintenance is not None
+    names = {f"{s.schema_name}.{s.sequence_name}" for s in snap.maintenance.sequences}
     assert {"public.seq_int_id_seq", "public.wide_seq"} <= names
 
 
@@ -354,7 +389,7 @@ async def test_statement_statistics_are_differences_between_snapshots(
     assert all("from wedding_marker" not in q.query for q in third.queries.window.top)
     # the view is never reset
     assert third.queries.stats_reset == reset_before
-    assert any(q.calls_delta == 7 for q in second.to_assessment_input().slow_queries)
+    assert any(q.calls == 7 for q in second.queries.window.top)
 
 
 async def test_missing_pg_stat_statements_degrades_with_a_hint(
@@ -395,7 +430,7 @@ async def test_an_inactive_replication_slot_is_reported(database: Database, fres
     [slot] = [s for s in snap.replication.slots if s.slot_name == name]
     assert not slot.active and slot.slot_type == "physical"
     assert slot.retained_bytes is not None and slot.retained_bytes >= 0
-    assert name in snap.to_assessment_input().inactive_slots
+    assert f"replication.inactive_slot:{name}" in {r.key for r in judge(snap).recommendations}
 
 
 # --- server, counters, calendar -----------------------------------------------------------------
@@ -417,9 +452,9 @@ async def test_full_collection_on_a_fresh_database(database: Database) -> None:
     # no backups here: recorded as none, and nothing for development to judge
     assert snap.backups is not None and snap.backups.events_recorded
     assert snap.backups.backups_ok == 0 and snap.backups.last_verified_at is None
-    inp = snap.to_assessment_input()
-    assert inp.connections_max_usable == server.max_usable_connections
-    assert inp.database_size_bytes == snap.storage.database_bytes
+    checks = {c.key: c for c in judge(snap).checks}
+    assert "postgres:connections" in checks
+    assert checks["postgres:databaseSize"].observed_value == snap.storage.database_bytes
 
 
 async def test_weddings_today_are_counted_through_rls(database: Database) -> None:
@@ -462,3 +497,46 @@ async def test_ops_functions_are_refused_to_authenticated_and_run_for_service_ro
             "select count(*) from ops.connection_stats() where audience = 'other'"
         )
         assert (await cur.fetchone()) is not None
+
+
+# --- every declared collector reaches the assessment, Prometheus and the metrics document -------
+# Collectors whose records feed dashboards only (no health rule judges them), and why.
+NOT_ASSESSED = {"background": "checkpointer, bgwriter and WAL counters are dashboard series"}
+
+
+async def test_every_declared_collector_is_rendered(database: Database) -> None:
+    snap = await collect(database, parts=FULL_PARTS, today=date(2026, 6, 13))
+    # a fresh database gives some collectors nothing to judge: give those a record that matters
+    shown = facts(
+        inactive_slots=("gone_replica",),
+        slow_queries=(statement(7, "select pg_sleep($1)", 3, 3_000.0),),
+    )
+    snap = dataclasses.replace(
+        snap, replication=shown.replication, queries=shown.queries, weddings_today=2
+    )
+    production = Settings(_env_file=None, env="production", service_key="k")
+    fields = {f.name: f for f in dataclasses.fields(Snapshot)}
+    sql = importlib.resources.files("wedsync_db.monitor") / "sql"
+
+    def prometheus(s: Snapshot) -> list[Any]:
+        rendered = families(
+            s, up=True, scrapes=1, scrape_errors={}, query_totals=None, heartbeats={},
+            pool_stats={}, now=s.captured_at,
+        )  # fmt: skip
+        return [(m.name, m.samples) for m in rendered]
+
+    def judged(s: Snapshot) -> Any:
+        a = assess_sample(s, production)
+        return a.context.level, [c.to_dict() for c in a.checks]
+
+    assert [spec.name for spec in COLLECTORS] == list(FULL_PARTS)
+    for spec in COLLECTORS:
+        assert spec.field in fields, spec.name
+        assert spec.record.__name__ in str(fields[spec.field].type), spec.name
+        assert (sql / spec.sql).is_file(), spec.name
+        assert getattr(snap, spec.field) is not None, f"{spec.name} collected nothing"
+        without = dataclasses.replace(snap, **{spec.field: None})
+        assert snap.to_dict()[spec.field] != without.to_dict()[spec.field], spec.name
+        assert prometheus(snap) != prometheus(without), f"{spec.name} is not in Prometheus"
+        if spec.name not in NOT_ASSESSED:
+            assert judged(snap) != judged(without), f"{spec.name} is not assessed"

@@ -80,9 +80,13 @@ async def test_capture_stores_metrics_and_statement_baseline(
 
 
 async def test_purge_keeps_the_retention_period(database: Database, fresh_db: str) -> None:
-    for days in (40, 10, 5, 1):
+    for days in (40, 10, 5):
         await history.record(database, known(NOW - timedelta(days=days), GIB), source="capture")
-    assert await history.purge(database, 7, now=NOW) == 2
+    # the sampler purges as it stores
+    cutoff = history.retention_cutoff(7, NOW)
+    await history.record(
+        database, known(NOW - timedelta(days=1), GIB), source="capture", purge_before=cutoff
+    )
     remaining = [r[0] for r in await stored_rows(fresh_db)]
     assert remaining == [NOW - timedelta(days=5), NOW - timedelta(days=1)]
 
@@ -200,6 +204,27 @@ async def test_history_api(database: Database, fresh_db: str, tmp_path: Path) ->
             "/api/database/metrics/history", params={"metric": "Bad-Name"}, headers=headers
         )
         assert invalid.status_code == 422
+        # the relative forms of the CLI, and its default span (7 days back from now)
+        relative = await client.get(
+            "/api/database/metrics/history",
+            params={"metric": "database_size_bytes", "since": "7d"},
+            headers=headers,
+        )
+        default = await client.get(
+            "/api/database/metrics/history",
+            params={"metric": "database_size_bytes"},
+            headers=headers,
+        )
+        assert relative.status_code == default.status_code == 200
+        for report in (relative.json(), default.json()):
+            since = datetime.fromisoformat(report["since"])
+            assert abs(since - (datetime.now(UTC) - timedelta(days=7))) < timedelta(minutes=1)
+        bad = await client.get(
+            "/api/database/metrics/history",
+            params={"metric": "database_size_bytes", "since": "yesterday"},
+            headers=headers,
+        )
+        assert bad.status_code == 422 and "7d" in bad.json()["detail"]
 
 
 def test_cli_capture_and_history(fresh_db: str, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from prometheus_client.samples import Sample
 from pydantic import SecretStr
 
 from wedsync_db.api.app import create_app
+from wedsync_db.api.routes_metrics import MetricsDocument
 from wedsync_db.db.client import Database
 from wedsync_db.migrate.runner import MigrationRunner
 from wedsync_db.monitor.prometheus import TABLE_SERIES
@@ -211,3 +212,5 @@ async def test_metrics_json_has_the_snapshot_and_recommendations(
     assert "security.tenant_table_without_rls:public.leaky_notes" in keys
     [rec] = [x for x in body["recommendations"] if "leaky_notes" in x["key"]]
     assert rec["remedy_sql"] and "ROW LEVEL SECURITY" in rec["remedy_sql"]
+    # the body is what the OpenAPI documents
+    assert MetricsDocument.model_validate(body).model_dump() == body

@@ -746,5 +746,5 @@ async def test_security_lints_report_unsafe_privileges(db: Database, fresh_db: s
         "security_definer_search_path_without_pg_temp",
         "security_definer_owned_by_superuser",
     }
-    assessment = snap.to_assessment_input().security_findings
+    assessment = snap.security or ()
     assert {f.rule for f in assessment} >= {"temp_granted_to_public"}

@@ -8,22 +8,11 @@ from typing import Any
 
 import pytest
 
+from monitor_facts import activity as activity_of
+from monitor_facts import advice, blocking, facts, sequence, statement, table
 from wedsync_db.calendar import CalendarContext, calendar_context
-from wedsync_db.monitor.assess import (
-    ActivityItem,
-    Assessment,
-    AssessmentInput,
-    BlockingItem,
-    CollectorIssue,
-    IndexItem,
-    MaintenanceItem,
-    QueryItem,
-    SecurityItem,
-    SequenceItem,
-    Status,
-    assess,
-    quote_ident,
-)
+from wedsync_db.monitor.assess import Assessment, Status, assess, quote_ident
+from wedsync_db.monitor.snapshot import CollectorError, SecurityFinding, Snapshot
 from wedsync_db.monitor.thresholds import NORMAL, WEDDING_DAY, thresholds_for
 
 PEAK = frozenset(range(5, 11))
@@ -39,7 +28,7 @@ def context_at(now: datetime, weddings: int = 0) -> CalendarContext:
 
 
 def run(
-    inp: AssessmentInput, now: datetime = TUESDAY_FEBRUARY, weddings: int = 0, **limits: Any
+    inp: Snapshot, now: datetime = TUESDAY_FEBRUARY, weddings: int = 0, **limits: Any
 ) -> Assessment:
     ctx = context_at(now, weddings)
     thresholds = replace(thresholds_for(ctx.level), **limits)
@@ -54,139 +43,130 @@ def status_of(result: Assessment, key: str) -> Status | None:
     return "fail" if "fail" in entries else "warn" if "warn" in entries else "pass"
 
 
-def activity(seconds: float, pid: int = 101, state: str = "active") -> ActivityItem:
-    return ActivityItem(pid, "wedsync-vendor", state, seconds, "select * from guests")
+def activity(seconds: float, pid: int = 101, state: str = "active") -> Any:
+    return activity_of(seconds, pid, state)
 
 
-def chain(wait: float) -> BlockingItem:
-    return BlockingItem(201, 202, wait, "public.guests", "update guests …", "alter table …")
+def chain(wait: float) -> Any:
+    return blocking(201, 202, wait, "public.guests", "update guests …", "alter table …")
 
 
-def dead(dead_rows: int, live_rows: int) -> MaintenanceItem:
-    return MaintenanceItem("public", "guests", dead_rows, live_rows, 7200.0)
+def dead(dead_rows: int, live_rows: int) -> Any:
+    return table("public", "guests", dead_rows, live_rows, 7200.0)
 
 
-def slow(mean_ms: float, queryid: int = 42) -> QueryItem:
-    return QueryItem(queryid, "select * from guests where email = $1", 10, mean_ms, mean_ms * 10)
+def slow(mean_ms: float, queryid: int = 42) -> Any:
+    return statement(queryid, "select * from guests where email = $1", 10, mean_ms * 10)
 
 
 # Each row: check key, then (input, expected status) pairs on a normal Tuesday in February,
 # walking the value across the warn and fail limits.
-FLIPS: list[tuple[str, list[tuple[AssessmentInput, Status]]]] = [
+FLIPS: list[tuple[str, list[tuple[Snapshot, Status]]]] = [
     (
         "postgres:connections",
         [
-            (AssessmentInput(connections_total=79, connections_max_usable=100), "pass"),
-            (AssessmentInput(connections_total=80, connections_max_usable=100), "warn"),
-            (AssessmentInput(connections_total=94, connections_max_usable=100), "warn"),
-            (AssessmentInput(connections_total=95, connections_max_usable=100), "fail"),
+            (facts(connections_total=79, connections_max_usable=100), "pass"),
+            (facts(connections_total=80, connections_max_usable=100), "warn"),
+            (facts(connections_total=94, connections_max_usable=100), "warn"),
+            (facts(connections_total=95, connections_max_usable=100), "fail"),
         ],
     ),
-    (
-        "postgres:responseTime",
-        [
-            (AssessmentInput(heartbeat_p95_ms=199.9), "pass"),
-            (AssessmentInput(heartbeat_p95_ms=200.0), "warn"),
-            (AssessmentInput(heartbeat_p95_ms=500.0), "fail"),
-        ],
-    ),
-    ("postgres:heartbeat", [(AssessmentInput(heartbeat_failures=1), "fail")]),
     (
         "postgres:cacheHitRatio",
         [
-            (AssessmentInput(cache_hit_ratio=0.99), "pass"),
-            (AssessmentInput(cache_hit_ratio=0.989), "warn"),
-            (AssessmentInput(cache_hit_ratio=0.94), "warn"),
-            (AssessmentInput(cache_hit_ratio=0.939), "fail"),
-            (AssessmentInput(cache_hit_ratio=0.999, index_hit_ratio=0.95), "warn"),
+            (facts(cache_hit_ratio=0.99), "pass"),
+            (facts(cache_hit_ratio=0.989), "warn"),
+            (facts(cache_hit_ratio=0.94), "warn"),
+            (facts(cache_hit_ratio=0.939), "fail"),
+            (facts(cache_hit_ratio=0.999, index_hit_ratio=0.95), "warn"),
         ],
     ),
     (
         "postgres:longRunningQueries",
         [
-            (AssessmentInput(long_running_queries=(activity(59.9),)), "pass"),
-            (AssessmentInput(long_running_queries=(activity(60),)), "warn"),
-            (AssessmentInput(long_running_queries=(activity(600),)), "fail"),
+            (facts(long_running_queries=(activity(59.9),)), "pass"),
+            (facts(long_running_queries=(activity(60),)), "warn"),
+            (facts(long_running_queries=(activity(600),)), "fail"),
         ],
     ),
     (
         "postgres:idleInTransaction",
         [
-            (AssessmentInput(idle_in_transaction=(activity(59, state="idle in tx"),)), "pass"),
-            (AssessmentInput(idle_in_transaction=(activity(60, state="idle in tx"),)), "warn"),
-            (AssessmentInput(idle_in_transaction=(activity(600, state="idle in tx"),)), "fail"),
+            (facts(idle_in_transaction=(activity(59, state="idle in tx"),)), "pass"),
+            (facts(idle_in_transaction=(activity(60, state="idle in tx"),)), "warn"),
+            (facts(idle_in_transaction=(activity(600, state="idle in tx"),)), "fail"),
         ],
     ),
     (
         "postgres:transactionAge",
         [
-            (AssessmentInput(longest_transaction_seconds=299), "pass"),
-            (AssessmentInput(longest_transaction_seconds=300), "warn"),
+            (facts(longest_transaction_seconds=299), "pass"),
+            (facts(longest_transaction_seconds=300), "warn"),
         ],
     ),
     (
         "postgres:lockWaits",
         [
-            (AssessmentInput(waiting_on_locks=1, blocking_chains=(chain(119),)), "pass"),
-            (AssessmentInput(waiting_on_locks=1, blocking_chains=(chain(120),)), "warn"),
-            (AssessmentInput(waiting_on_locks=1, blocking_chains=(chain(600),)), "fail"),
+            (facts(waiting_on_locks=1, blocking_chains=(chain(119),)), "pass"),
+            (facts(waiting_on_locks=1, blocking_chains=(chain(120),)), "warn"),
+            (facts(waiting_on_locks=1, blocking_chains=(chain(600),)), "fail"),
         ],
     ),
     (
         "postgres:wraparound",
         [
-            (AssessmentInput(xid_remaining=1_500_000_000), "pass"),
-            (AssessmentInput(xid_remaining=1_499_999_999), "warn"),
-            (AssessmentInput(xid_remaining=499_999_999), "fail"),
+            (facts(xid_remaining=1_500_000_000), "pass"),
+            (facts(xid_remaining=1_499_999_999), "warn"),
+            (facts(xid_remaining=499_999_999), "fail"),
         ],
     ),
     (
         "postgres:sequences",
         [
-            (AssessmentInput(sequences=(SequenceItem("public.guests_seq", 0.90),)), "pass"),
-            (AssessmentInput(sequences=(SequenceItem("public.guests_seq", 0.91),)), "warn"),
-            (AssessmentInput(sequences=(SequenceItem("public.guests_seq", 0.99),)), "fail"),
+            (facts(sequences=(sequence("public.guests_seq", 0.90),)), "pass"),
+            (facts(sequences=(sequence("public.guests_seq", 0.91),)), "warn"),
+            (facts(sequences=(sequence("public.guests_seq", 0.99),)), "fail"),
         ],
     ),
     (
         "postgres:replicationLag",
         [
-            (AssessmentInput(replication_lag_seconds=4.9), "pass"),
-            (AssessmentInput(replication_lag_seconds=5.0), "warn"),
-            (AssessmentInput(replication_lag_seconds=60.0), "fail"),
+            (facts(replication_lag_seconds=4.9), "pass"),
+            (facts(replication_lag_seconds=5.0), "warn"),
+            (facts(replication_lag_seconds=60.0), "fail"),
         ],
     ),
-    ("postgres:replicationSlots", [(AssessmentInput(inactive_slots=("old_replica",)), "warn")]),
+    ("postgres:replicationSlots", [(facts(inactive_slots=("old_replica",)), "warn")]),
     (
         "postgres:deadTuples",
         [
             # 20 % dead but too small to matter
-            (AssessmentInput(dead_tuple_tables=(dead(9_999, 30_000),)), "pass"),
-            (AssessmentInput(dead_tuple_tables=(dead(10_000, 40_001),)), "pass"),
-            (AssessmentInput(dead_tuple_tables=(dead(10_000, 40_000),)), "warn"),
+            (facts(dead_tuple_tables=(dead(9_999, 30_000),)), "pass"),
+            (facts(dead_tuple_tables=(dead(10_000, 40_001),)), "pass"),
+            (facts(dead_tuple_tables=(dead(10_000, 40_000),)), "warn"),
         ],
     ),
     (
         "postgres:deadlocks",
         [
-            (AssessmentInput(deadlocks_delta=0), "pass"),
-            (AssessmentInput(deadlocks_delta=1), "warn"),
+            (facts(deadlocks_delta=0), "pass"),
+            (facts(deadlocks_delta=1), "warn"),
         ],
     ),
     (
         "postgres:tempFiles",
         [
-            (AssessmentInput(temp_bytes_delta=(1 << 30) - 1), "pass"),
-            (AssessmentInput(temp_bytes_delta=1 << 30), "warn"),
+            (facts(temp_bytes_delta=(1 << 30) - 1), "pass"),
+            (facts(temp_bytes_delta=1 << 30), "warn"),
         ],
     ),
     (
         "postgres:security",
         [
-            (AssessmentInput(), "pass"),
+            (facts(), "pass"),
             (
-                AssessmentInput(
-                    security_findings=(SecurityItem("rls_disabled", "public.notes", "…", None),)
+                facts(
+                    security_findings=(SecurityFinding("rls_disabled", "public.notes", "…", None),)
                 ),
                 "warn",
             ),
@@ -196,15 +176,11 @@ FLIPS: list[tuple[str, list[tuple[AssessmentInput, Status]]]] = [
         "postgres:indexes",
         [
             (
-                AssessmentInput(
-                    index_advice=(IndexItem("unused", "public", "guests", "g_idx", "", None),)
-                ),
+                facts(index_advice=(advice("unused", "public", "guests", "g_idx", "", None),)),
                 "pass",
             ),
             (
-                AssessmentInput(
-                    index_advice=(IndexItem("invalid", "public", "guests", "g_idx", "", None),)
-                ),
+                facts(index_advice=(advice("invalid", "public", "guests", "g_idx", "", None),)),
                 "warn",
             ),
         ],
@@ -212,16 +188,16 @@ FLIPS: list[tuple[str, list[tuple[AssessmentInput, Status]]]] = [
     (
         "postgres:slowQueries",
         [
-            (AssessmentInput(slow_queries=(slow(500.0),)), "pass"),
-            (AssessmentInput(slow_queries=(slow(500.1),)), "warn"),
+            (facts(slow_queries=(slow(500.0),)), "pass"),
+            (facts(slow_queries=(slow(500.1),)), "warn"),
         ],
     ),
     (
         "postgres:collectors",
         [
-            (AssessmentInput(), "pass"),
+            (facts(), "pass"),
             (
-                AssessmentInput(collector_errors=(CollectorIssue("queries", "missing", "add"),)),
+                facts(collector_errors=(CollectorError("queries", "missing", "add"),)),
                 "warn",
             ),
         ],
@@ -234,9 +210,7 @@ FLIPS: list[tuple[str, list[tuple[AssessmentInput, Status]]]] = [
     [(key, inp, expected) for key, cases in FLIPS for inp, expected in cases],
     ids=[f"{key}-{i}-{exp}" for key, cases in FLIPS for i, (_, exp) in enumerate(cases)],
 )
-def test_each_check_flips_at_its_threshold(
-    key: str, inp: AssessmentInput, expected: Status
-) -> None:
+def test_each_check_flips_at_its_threshold(key: str, inp: Snapshot, expected: Status) -> None:
     result = run(inp)
     assert status_of(result, key) == expected
     # the overall status is at least as bad as any single check
@@ -251,15 +225,15 @@ def test_each_check_flips_at_its_threshold(
 
 def test_database_size_against_the_disk_budget() -> None:
     budget = 100 * 2**30
-    unbudgeted = run(AssessmentInput(database_size_bytes=99 * 2**30))
+    unbudgeted = run(facts(database_size_bytes=99 * 2**30))
     assert status_of(unbudgeted, "postgres:databaseSize") == "pass"
     for size, expected in ((79, "pass"), (80, "warn"), (95, "fail")):
-        result = run(AssessmentInput(database_size_bytes=size * 2**30), disk_budget_bytes=budget)
+        result = run(facts(database_size_bytes=size * 2**30), disk_budget_bytes=budget)
         assert status_of(result, "postgres:databaseSize") == expected
 
 
 def test_same_utilization_passes_in_february_and_warns_on_a_june_saturday() -> None:
-    inp = AssessmentInput(connections_total=65, connections_max_usable=100)
+    inp = facts(connections_total=65, connections_max_usable=100)
     tuesday = run(inp, TUESDAY_FEBRUARY)
     saturday = run(inp, SATURDAY_JUNE)
     assert tuesday.context.level == "normal"
@@ -275,13 +249,12 @@ def test_same_utilization_passes_in_february_and_warns_on_a_june_saturday() -> N
 @pytest.mark.parametrize(
     ("inp", "key"),
     [
-        (AssessmentInput(connections_total=72, connections_max_usable=100), "postgres:connections"),
-        (AssessmentInput(heartbeat_p95_ms=160.0), "postgres:responseTime"),
-        (AssessmentInput(long_running_queries=(activity(50),)), "postgres:longRunningQueries"),
-        (AssessmentInput(slow_queries=(slow(300.0),)), "postgres:slowQueries"),
+        (facts(connections_total=72, connections_max_usable=100), "postgres:connections"),
+        (facts(long_running_queries=(activity(50),)), "postgres:longRunningQueries"),
+        (facts(slow_queries=(slow(300.0),)), "postgres:slowQueries"),
     ],
 )
-def test_peak_season_sits_between_normal_and_wedding_day(inp: AssessmentInput, key: str) -> None:
+def test_peak_season_sits_between_normal_and_wedding_day(inp: Snapshot, key: str) -> None:
     assert status_of(run(inp, TUESDAY_FEBRUARY), key) == "pass"
     assert run(inp, WEDNESDAY_JULY).context.level == "peak-season"
     assert status_of(run(inp, WEDNESDAY_JULY), key) == "warn"
@@ -289,7 +262,7 @@ def test_peak_season_sits_between_normal_and_wedding_day(inp: AssessmentInput, k
 
 
 def test_a_weekday_with_weddings_uses_wedding_day_limits() -> None:
-    inp = AssessmentInput(long_running_queries=(activity(40),))
+    inp = facts(long_running_queries=(activity(40),))
     assert status_of(run(inp, TUESDAY_FEBRUARY), "postgres:longRunningQueries") == "pass"
     result = run(inp, TUESDAY_FEBRUARY, weddings=3)
     assert result.context.level == "wedding-day"
@@ -310,7 +283,7 @@ def test_thresholds_only_tighten_towards_wedding_day() -> None:
 
 
 def test_empty_input_passes_and_skips_unknown_measurements() -> None:
-    result = run(AssessmentInput())
+    result = run(facts())
     assert result.status == "pass"
     assert result.alerts == ()
     assert result.recommendations == ()
@@ -319,9 +292,9 @@ def test_empty_input_passes_and_skips_unknown_measurements() -> None:
 
 
 def test_recommendation_keys_are_stable_and_carry_the_offending_objects() -> None:
-    inp = AssessmentInput(
+    inp = facts(
         index_advice=(
-            IndexItem(
+            advice(
                 "unused",
                 "public",
                 "guests",
@@ -330,10 +303,10 @@ def test_recommendation_keys_are_stable_and_carry_the_offending_objects() -> Non
                 "DROP INDEX CONCURRENTLY public.guests_foo_idx;",
             ),
         ),
-        sequences=(SequenceItem("public.guests_id_seq", 0.95),),
-        dead_tuple_tables=(MaintenanceItem("public", "SeatingPlan", 50_000, 50_000, None),),
+        sequences=(sequence("public.guests_id_seq", 0.95),),
+        dead_tuple_tables=(table("public", "SeatingPlan", 50_000, 50_000, None),),
         security_findings=(
-            SecurityItem(
+            SecurityFinding(
                 "rls_disabled",
                 "public.notes",
                 "tenant table without row-level security",
@@ -379,10 +352,10 @@ def test_recommendation_keys_are_stable_and_carry_the_offending_objects() -> Non
 
 
 def test_advice_on_one_object_is_merged_under_one_key() -> None:
-    inp = AssessmentInput(
+    inp = facts(
         index_advice=(
-            IndexItem("unindexed_fk", "public", "guests", None, "(wedding_id)", "CREATE INDEX a;"),
-            IndexItem("unindexed_fk", "public", "guests", None, "(table_id)", "CREATE INDEX b;"),
+            advice("unindexed_fk", "public", "guests", None, "(wedding_id)", "CREATE INDEX a;"),
+            advice("unindexed_fk", "public", "guests", None, "(table_id)", "CREATE INDEX b;"),
         )
     )
     (rec,) = run(inp).recommendations
@@ -393,7 +366,7 @@ def test_advice_on_one_object_is_merged_under_one_key() -> None:
 
 def test_slow_queries_over_the_wedding_day_limit_are_flagged_as_risks() -> None:
     limit = WEDDING_DAY.query_mean_warn_ms
-    inp = AssessmentInput(slow_queries=(slow(limit + 50, queryid=7), slow(limit - 1, queryid=8)))
+    inp = facts(slow_queries=(slow(limit + 50, queryid=7), slow(limit - 1, queryid=8)))
     tuesday = run(inp, TUESDAY_FEBRUARY)
     # fine for a normal day, but already named as a wedding-day risk
     assert status_of(tuesday, "postgres:slowQueries") == "pass"
@@ -408,11 +381,11 @@ def test_slow_queries_over_the_wedding_day_limit_are_flagged_as_risks() -> None:
 
 
 def test_blocking_chains_name_the_blocker() -> None:
-    inp = AssessmentInput(
+    inp = facts(
         waiting_on_locks=2,
         blocking_chains=(
-            BlockingItem(11, 10, 130, "public.guests", "update guests", "alter table guests"),
-            BlockingItem(12, 10, 125, "public.guests", "select guests", "alter table guests"),
+            blocking(11, 10, 130, "public.guests", "update guests", "alter table guests"),
+            blocking(12, 10, 125, "public.guests", "select guests", "alter table guests"),
         ),
     )
     result = run(inp)
@@ -429,15 +402,15 @@ def test_blocking_chains_name_the_blocker() -> None:
 
 
 def test_top_risks_puts_the_most_severe_first_and_keeps_five() -> None:
-    inp = AssessmentInput(
+    inp = facts(
         connections_total=96,
         connections_max_usable=100,
         cache_hit_ratio=0.98,
         deadlocks_delta=2,
         index_advice=tuple(
-            IndexItem("unused", "public", "guests", f"idx_{i}", "", None) for i in range(6)
+            advice("unused", "public", "guests", f"idx_{i}", "", None) for i in range(6)
         ),
-        security_findings=(SecurityItem("rls_disabled", "public.notes", "…", None),),
+        security_findings=(SecurityFinding("rls_disabled", "public.notes", "…", None),),
     )
     risks = run(inp).top_risks()
     assert len(risks) == 5

@@ -13,7 +13,7 @@ from wedsync_db.backup.repository import BackupMeta, Repository, RepositoryBusy
 from wedsync_db.backup.schedule import FULL_EVERY, due
 from wedsync_db.backup.tools import Toolbox
 from wedsync_db.calendar import calendar_context
-from wedsync_db.monitor.assess import Assessment, AssessmentInput, BackupItem, assess
+from wedsync_db.monitor.assess import Assessment, assess
 from wedsync_db.monitor.prometheus import families
 from wedsync_db.monitor.snapshot import BackupStats, Snapshot
 from wedsync_db.monitor.thresholds import thresholds_for
@@ -23,25 +23,36 @@ NOW = datetime(2026, 2, 10, 12, tzinfo=UTC)
 HOUR = 3600.0
 
 
-def item(**kw: object) -> BackupItem:
-    values: dict[str, object] = {
-        "provider_managed": False,
-        "in_use": True,
-        "archive_failing": False,
-        "verified_age_s": 1 * HOUR,
-        "verified_kind": "full",
-        "latest_verification_failed": False,
-        "backup_age_s": 1 * HOUR,
-    }
-    values.update(kw)
-    return BackupItem(**values)  # type: ignore[arg-type]
-
-
-def judged(env: Environment, bk: BackupItem | None) -> Assessment:
-    ctx = calendar_context(NOW, "Europe/London", frozenset(range(5, 11)), 0)
-    return assess(
-        AssessmentInput(backups=bk), ctx, thresholds_for(ctx.level, environment=env), now=NOW
+def item(
+    *,
+    provider_managed: bool = False,
+    in_use: bool = True,
+    archive_failing: bool = False,
+    verified_age_s: float | None = 1 * HOUR,
+    latest_verification_failed: bool = False,
+) -> BackupStats:
+    """Backup records as a collection at NOW would read them."""
+    verified = None if verified_age_s is None else NOW - timedelta(seconds=verified_age_s)
+    return BackupStats(
+        archiving=not provider_managed and in_use,
+        can_replicate=not provider_managed,
+        archived_count=1,
+        failed_count=1 if archive_failing else 0,
+        last_archived_time=NOW - timedelta(minutes=10),
+        last_failed_time=NOW - timedelta(minutes=1) if archive_failing else None,
+        events_recorded=True,
+        last_backup_at=NOW - timedelta(hours=1),
+        last_verified_at=verified,
+        last_verify_failed_at=NOW - timedelta(minutes=1) if latest_verification_failed else None,
+        last_verified_kind="full",
+        backups_ok=1 if in_use else 0,
     )
+
+
+def judged(env: Environment, bk: BackupStats | None) -> Assessment:
+    ctx = calendar_context(NOW, "Europe/London", frozenset(range(5, 11)), 0)
+    snap = Snapshot(captured_at=NOW, duration_ms=1.0, backups=bk)
+    return assess(snap, ctx, thresholds_for(ctx.level, environment=env), now=NOW)
 
 
 def check(result: Assessment, key: str = "backup:lastVerifiedAge") -> tuple[str, str] | None:
@@ -75,7 +86,7 @@ def test_the_verified_age_is_judged_by_the_environment(
 
 def test_never_verified_fails_where_backups_are_required() -> None:
     for env, expected in (("production", "fail"), ("staging", "fail"), ("development", "warn")):
-        got = check(judged(env, item(verified_age_s=None)))  # type: ignore[arg-type]
+        got = check(judged(env, item(verified_age_s=None)))
         assert got is not None and got[0] == expected
         assert "no backup has been verified" in got[1]
 
@@ -130,11 +141,9 @@ def test_the_snapshot_turns_recorded_events_into_ages() -> None:
         verifications_failed=1,
     )
     snap = Snapshot(captured_at=NOW, duration_ms=1.0, backups=stats)
-    inp = snap.to_assessment_input()
-    assert inp.backups is not None
-    assert inp.backups.verified_age_s == pytest.approx(2 * HOUR)
-    assert inp.backups.latest_verification_failed  # a failure after the last good one
-    assert not inp.backups.archive_failing  # archived again after the failure
+    assert snap.age_seconds(stats.last_verified_at) == pytest.approx(2 * HOUR)
+    assert stats.latest_verification_failed  # a failure after the last good one
+    assert not stats.archive_failing  # archived again after the failure
     assert snap.metrics()["backup_verified_age_seconds"] == pytest.approx(2 * HOUR)
 
     names = {

@@ -9,25 +9,23 @@ from typing import Any, cast
 
 import pytest
 
+from monitor_facts import advice, facts
+from wedsync_db.api.app import create_app
 from wedsync_db.api.context import AppContext
 from wedsync_db.api.routes_health import RenderedHealth, health_report
 from wedsync_db.calendar import CalendarContext, calendar_context
 from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState
 from wedsync_db.migrate.freeze import FreezeConfig
-from wedsync_db.monitor.assess import (
-    Assessment,
-    AssessmentInput,
-    IndexItem,
-    SecurityItem,
-    assess,
-)
+from wedsync_db.monitor.assess import Assessment, assess
 from wedsync_db.monitor.health import (
+    HealthDocument,
     HealthInputs,
     health_document,
     heartbeat_checks,
     http_status,
     wedding_readiness,
 )
+from wedsync_db.monitor.snapshot import SecurityFinding, Snapshot
 from wedsync_db.monitor.thresholds import thresholds_for
 from wedsync_db.settings import Settings
 
@@ -54,7 +52,7 @@ def context_at(now: datetime, weddings: int = 0) -> CalendarContext:
     return calendar_context(now, LONDON, PEAK, weddings)
 
 
-def sample(inp: AssessmentInput, now: datetime = TUESDAY_FEBRUARY, weddings: int = 0) -> Assessment:
+def sample(inp: Snapshot, now: datetime = TUESDAY_FEBRUARY, weddings: int = 0) -> Assessment:
     ctx = context_at(now, weddings)
     return assess(inp, ctx, thresholds_for(ctx.level), now=now)
 
@@ -85,20 +83,20 @@ def walk_keys(value: Any) -> Iterator[str]:
             yield from walk_keys(v)
 
 
-BUSY = AssessmentInput(
+BUSY = facts(
     connections_total=70,
     connections_max_usable=100,
     connections_by_audience={"vendor": 40, "couple": 25, "service": 5},
     cache_hit_ratio=0.995,
-    index_advice=(IndexItem("unused", "public", "guests", "guests_foo_idx", "", None),),
-    security_findings=(SecurityItem("rls_disabled", "public.notes", "no RLS", None),),
+    index_advice=(advice("unused", "public", "guests", "guests_foo_idx", "", None),),
+    security_findings=(SecurityFinding("rls_disabled", "public.notes", "no RLS", None),),
 )
 
 
 def test_public_summary_carries_statuses_only() -> None:
     doc = health_document(inputs(sample(BUSY)), version="0.1.0", full=False)
     assert doc["status"] == "warn"  # the security finding
-    assert doc["version"] == "0"
+    assert doc["version"] == "0.1.0"
     assert doc["releaseId"] == "0.1.0"
     assert doc["serviceId"] == "wedsync-db"
     assert "wedding_readiness" not in doc
@@ -118,7 +116,10 @@ def test_full_report_has_observed_values_and_wedding_readiness() -> None:
     assert conn["observedValue"] == 70.0
     assert conn["observedUnit"] == "percent"
     assert conn["context"] == "normal"
-    assert conn["byAudience"] == {"vendor": 40, "couple": 25, "service": 5}
+    # every audience, the busiest first
+    assert conn["byAudience"] == {
+        "vendor": 40, "couple": 25, "service": 5, "ops": 0, "other": 0, "pool": 0
+    }  # fmt: skip
     assert {"time", "status"} <= set(conn)
     readiness = doc["wedding_readiness"]
     assert readiness["context"] == "normal"
@@ -177,11 +178,13 @@ def test_no_probe_yet_is_a_warning() -> None:
     assert doc["status"] == "warn"
 
 
-def test_fresh_heartbeat_replaces_the_samples_response_time() -> None:
-    # the sample saw a slow heartbeat; the live one is fast again
-    assessment = sample(AssessmentInput(heartbeat_p95_ms=900.0))
+def test_the_heartbeat_is_judged_once_when_the_document_is_rendered() -> None:
+    # the sample carries no heartbeat checks: the live heartbeat is the only one judged
+    assessment = sample(facts(connections_total=10, connections_max_usable=100))
+    assert not {c.key for c in assessment.checks} & {"postgres:heartbeat", "postgres:responseTime"}
     doc = health_document(inputs(assessment), version="0.1.0", full=True)
     assert doc["status"] == "pass"
+    assert len(doc["checks"]["postgres:heartbeat"]) == 2
     assert all(c["observedValue"] < 10 for c in doc["checks"]["postgres:responseTime"])
 
 
@@ -197,14 +200,14 @@ def test_heartbeat_latency_limits_tighten_on_a_wedding_day() -> None:
 
 
 def test_failing_sample_fails_the_document() -> None:
-    assessment = sample(AssessmentInput(connections_total=99, connections_max_usable=100))
+    assessment = sample(facts(connections_total=99, connections_max_usable=100))
     doc = health_document(inputs(assessment), version="0.1.0", full=False)
     assert doc["status"] == "fail"
     assert http_status(doc["status"]) == 503
 
 
 def test_a_stale_sample_is_reported() -> None:
-    assessment = sample(AssessmentInput())
+    assessment = sample(facts())
     later = TUESDAY_FEBRUARY + timedelta(minutes=10)
     doc = health_document(
         inputs(assessment, now=later, max_sample_age=180), version="0.1.0", full=True
@@ -264,7 +267,7 @@ def app_context(assessment: Assessment | None) -> AppContext:
 def test_the_route_reads_the_monitors_latest_assessment() -> None:
     now = datetime.now(UTC)
     context = calendar_context(now, LONDON, PEAK, 3)
-    busy = AssessmentInput(connections_total=70, connections_max_usable=100)
+    busy = facts(connections_total=70, connections_max_usable=100)
     assessment = assess(busy, context, thresholds_for(context.level), now=now)
     full = health_report(app_context(assessment), full=True)
     (conn,) = full["checks"]["postgres:connections"]
@@ -289,7 +292,7 @@ def test_the_route_without_a_sample_answers_from_the_heartbeat() -> None:
 def test_a_sample_from_yesterday_does_not_count_its_weddings() -> None:
     yesterday = datetime.now(UTC) - timedelta(days=1)
     context = calendar_context(yesterday, LONDON, PEAK, 4)
-    old = assess(AssessmentInput(), context, thresholds_for(context.level), now=yesterday)
+    old = assess(facts(), context, thresholds_for(context.level), now=yesterday)
     report = health_report(app_context(old), full=True)
     assert report["wedding_readiness"]["weddings_today"] is None
     assert report["checks"]["monitor:sampleAge"][0]["status"] == "warn"
@@ -321,3 +324,33 @@ def test_a_probe_stuck_longer_than_the_limit_fails_even_after_a_recent_success()
     # the probe ends (either way) and the stuck state clears
     state.record_success(3.0, at=now)
     assert state.snapshot().stale(now, 1.5) is None
+
+
+# --- the documented response schema -----------------------------------------------------------
+def test_every_rendered_document_matches_the_documented_schema() -> None:
+    assessment = sample(BUSY)
+    ready = wedding_readiness(assessment.context, PRODUCTION, TUESDAY_FEBRUARY, assessment)
+    down = {"service": heartbeat(failures=3)}
+    for doc in (
+        health_document(inputs(assessment), version="0.1.0", full=False),
+        health_document(inputs(assessment), version="0.1.0", full=True, readiness=ready),
+        health_document(inputs(None, down), version="0.1.0", full=True),
+    ):
+        parsed = HealthDocument.model_validate(doc)
+        # the model reads the document as it is, field for field
+        assert parsed.model_dump(by_alias=True, exclude_unset=True) == doc
+
+
+def test_the_openapi_gives_the_health_route_its_schema() -> None:
+    database, runner = cast(Any, SimpleNamespace()), cast(Any, SimpleNamespace())
+    settings = Settings(_env_file=None, service_key="k" * 32)
+    app = create_app(settings, database=database, runner=runner, manage_database=False)
+    spec = app.openapi()
+    responses = spec["paths"]["/api/database/health"]["get"]["responses"]
+    ref = {"$ref": "#/components/schemas/HealthDocument"}
+    for code in ("200", "503"):
+        assert responses[code]["content"] == {"application/health+json": {"schema": ref}}
+    properties = spec["components"]["schemas"]["HealthDocument"]["properties"]
+    assert {"status", "version", "releaseId", "checks", "wedding_readiness"} <= set(properties)
+    metrics = spec["paths"]["/api/database/metrics"]["get"]["responses"]["200"]["content"]
+    assert metrics["application/json"]["schema"] == {"$ref": "#/components/schemas/MetricsDocument"}

@@ -7,17 +7,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from wedsync_db.monitor.collectors import merge_scrape
 from wedsync_db.monitor.snapshot import (
     CollectorError,
     ConnectionGroup,
     ConnectionStats,
     DatabaseStats,
+    LockStats,
     QueryBaseline,
     QueryCounters,
     QueryStats,
     Snapshot,
     counter_deltas,
-    merge_scrape,
     query_differences,
     setting_in_base_unit,
 )
@@ -141,3 +142,15 @@ def test_a_scrape_refresh_keeps_the_heavy_parts_and_their_errors() -> None:
     assert merged.indexes == () and merged.full_captured_at == full.full_captured_at
     assert [e.collector for e in merged.errors] == ["storage"]
     assert merged.connections is not None and merged.connections.by_audience["vendor"] == 3
+
+
+def test_waiting_sessions_and_waiting_lock_requests_have_their_own_names() -> None:
+    group = ConnectionGroup("vendor", "active", 3, 1, 1.0, 1.0)
+    snap = Snapshot(
+        T0, 1.0, connections=ConnectionStats((group,), (), ()),
+        locks=LockStats({}, {"RowExclusiveLock": 2, "AccessExclusiveLock": 1}, ()),
+    )  # fmt: skip
+    m = snap.metrics()
+    assert m["connections_waiting"] == 1.0  # one session
+    assert m["lock_requests_waiting"] == 3.0  # waiting for three locks
+    assert "locks_waiting" not in m

@@ -5,27 +5,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
 
-from wedsync_db import __version__
-from wedsync_db.api.auth import is_service_request
+from wedsync_db.api.auth import is_service_request, presented_key
 from wedsync_db.api.context import AppContext, get_context
 from wedsync_db.api.problems import problem
-from wedsync_db.calendar import CalendarContext, calendar_context
-from wedsync_db.errors import ConfigError
-from wedsync_db.migrate.freeze import FreezeConfig
-from wedsync_db.monitor.assess import Assessment
-from wedsync_db.monitor.health import (
-    HealthInputs,
-    health_document,
-    http_status,
-    wedding_readiness,
-)
-from wedsync_db.monitor.thresholds import thresholds_for
+from wedsync_db.monitor import health as monitor_health
+from wedsync_db.monitor.health import HealthDocument, http_status
 
 router = APIRouter(prefix="/api/database/health", tags=["health"])
 HEALTH_JSON = "application/health+json"
@@ -34,6 +24,12 @@ HEALTH_JSON = "application/health+json"
 RENDER_TTL_SECONDS = 1.0
 _NO_STORE = {"Cache-Control": "no-store"}
 _CACHE_KEY = "health.rendered"
+
+
+class HealthJSONResponse(JSONResponse):
+    """An encoded health+json document."""
+
+    media_type = HEALTH_JSON
 
 
 @router.get("/live", summary="Process is alive (never touches the database)")
@@ -57,13 +53,27 @@ async def ready(ctx: Annotated[AppContext, Depends(get_context)]) -> Any:
     description=(
         "application/health+json built from the heartbeat cache and the latest monitoring "
         "sample; never queries the database. 200 for pass/warn, 503 for fail. With the "
-        "service key: observed values, limits and the wedding readiness section."
+        "service key: observed values, limits and the wedding readiness section; with any "
+        "other key: 401."
     ),
-    responses={200: {"content": {HEALTH_JSON: {}}}, 503: {"content": {HEALTH_JSON: {}}}},
+    responses={
+        200: {"model": HealthDocument},
+        401: {"description": "A key was presented that is not the service key"},
+        503: {"model": HealthDocument},
+    },
+    response_class=HealthJSONResponse,
 )
 async def health(request: Request) -> Response:
     ctx = get_context(request)
     full = is_service_request(request, ctx)
+    if not full and presented_key(request) is not None:
+        # a key was given but is not the service key: say so rather than answer the summary
+        return problem(
+            401,
+            "Invalid service key",
+            "the key presented is not the service key; send none for the public summary",
+            headers={"WWW-Authenticate": 'Bearer realm="wedsync-db", error="invalid_token"'},
+        )
     cache: RenderedHealth = ctx.extras.get(_CACHE_KEY) or ctx.extras.setdefault(
         _CACHE_KEY, RenderedHealth(RENDER_TTL_SECONDS)
     )
@@ -88,10 +98,6 @@ class RenderedHealth:
         self._entries[full] = (now, body, code)
         return body, code
 
-    def clear(self) -> None:
-        """Forget every rendering (after a new sample, for instance)."""
-        self._entries.clear()
-
 
 def _render(ctx: AppContext, full: bool) -> tuple[bytes, int]:
     report = health_report(ctx, full)
@@ -99,51 +105,14 @@ def _render(ctx: AppContext, full: bool) -> tuple[bytes, int]:
     return body, http_status(report["status"])
 
 
-def latest_sample(ctx: AppContext) -> tuple[Assessment | None, CalendarContext | None]:
-    """The monitor's latest assessment and the calendar context it was taken in, if any."""
-    assessment = ctx.monitor.assessment if ctx.monitor is not None else None
-    if assessment is None:
-        return None, None
-    return assessment, assessment.context
-
-
 def health_report(ctx: AppContext, full: bool) -> dict[str, Any]:
     """The health+json document from cached data only (no queries on the request path)."""
-    settings = ctx.settings
-    now = datetime.now(UTC)
-    assessment, context = latest_sample(ctx)
-    weddings_known = context is not None
-    if context is None or context.local_date != _local_date(now, settings.timezone):
-        # no sample yet (or it is from yesterday): the clock alone decides Saturday / season;
-        # weddings are counted by the next sample
-        context = calendar_context(now, settings.timezone, settings.peak_months, 0)
-        weddings_known = False
-    budget = round(settings.disk_budget_gb * 2**30)
-    thresholds = (
-        assessment.thresholds
-        if assessment is not None and assessment.thresholds.level == context.level
-        else thresholds_for(context.level, disk_budget_bytes=budget, environment=settings.env)
-    )
-    inputs = HealthInputs(
-        heartbeats=ctx.database.heartbeat_snapshots(),
-        assessment=assessment,
-        thresholds=thresholds,
-        now=now,
-        max_sample_age=3 * settings.sample_interval,
+    return monitor_health.health_report(
+        ctx.settings,
+        ctx.database.heartbeat_snapshots(),
+        ctx.monitor.assessment if ctx.monitor is not None else None,
+        full=full,
+        now=datetime.now(UTC),
+        max_sample_age=3 * ctx.settings.sample_interval,
         heartbeat_stale_after=ctx.database.heartbeat_stale_after,
     )
-    readiness: dict[str, Any] | None = None
-    if full:
-        try:
-            freeze = FreezeConfig.from_settings(settings)
-        except ConfigError as exc:
-            readiness = {"context": context.level, "error": str(exc)}
-        else:
-            readiness = wedding_readiness(
-                context, freeze, now, assessment, weddings_known=weddings_known
-            )
-    return health_document(inputs, version=__version__, full=full, readiness=readiness)
-
-
-def _local_date(now: datetime, timezone: str) -> date:
-    return now.astimezone(ZoneInfo(timezone)).date()

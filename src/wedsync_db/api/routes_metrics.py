@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, Field
 
 from wedsync_db.api.auth import ServiceKey, presented_key
 from wedsync_db.api.context import AppContext, get_context
@@ -17,6 +18,39 @@ from wedsync_db.monitor.state import MonitorState
 
 router = APIRouter(tags=["metrics"])
 _NO_STORE = {"Cache-Control": "no-store"}
+
+
+class RecommendationModel(BaseModel):
+    """Something to do, keyed stably across samples."""
+
+    key: str = Field(description="e.g. index.unused:public.guests_foo_idx")
+    severity: str = Field(description="critical, warning or info")
+    title: str
+    objects: list[str]
+    remedy: str
+    remedy_sql: str | None
+
+
+class MonitorModel(BaseModel):
+    """State of the monitor itself."""
+
+    up: bool
+    captures: int
+    consecutive_failures: int
+    last_error: str | None
+    snapshot_age_seconds: float | None
+    full_captured_at: str | None
+
+
+class MetricsDocument(BaseModel):
+    """The response of GET /api/database/metrics."""
+
+    captured_at: str = Field(description="ISO 8601")
+    snapshot: dict[str, Any] = Field(description="every collector's records, by collector")
+    metrics: dict[str, float] = Field(description="the flat metrics stored in the history")
+    assessment: dict[str, Any] | None = Field(description="status, context, checks, alerts")
+    recommendations: list[RecommendationModel]
+    monitor: MonitorModel
 
 
 def _monitor(ctx: AppContext) -> MonitorState:
@@ -36,6 +70,8 @@ def _monitor(ctx: AppContext) -> MonitorState:
         "the latest assessment and its recommendations. Served from the sampler's latest "
         "snapshot; captured on demand when there is none yet."
     ),
+    responses={200: {"model": MetricsDocument}},
+    response_model=None,
 )
 async def metrics_json(ctx: Annotated[AppContext, Depends(get_context)]) -> Any:
     monitor = _monitor(ctx)
@@ -70,19 +106,27 @@ async def metrics_json(ctx: Annotated[AppContext, Depends(get_context)]) -> Any:
 async def metrics_history(
     ctx: Annotated[AppContext, Depends(get_context)],
     metric: Annotated[str, Query(description="e.g. database_size_bytes, connections_total")],
-    since: Annotated[datetime | None, Query(description="ISO 8601; default 7 days ago")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601; default now")] = None,
+    since: Annotated[
+        str, Query(description="7d, 24h, 90m, 2w or an ISO 8601 time (as the CLI)")
+    ] = history.DEFAULT_SINCE,
+    until: Annotated[str | None, Query(description="the same forms; default now")] = None,
     points: Annotated[int, Query(ge=2, le=5000)] = history.DEFAULT_MAX_POINTS,
 ) -> Any:
     if not history.METRIC_NAME.match(metric):
         return problem(422, "Invalid metric", f"{metric!r} is not a metric name")
     settings = ctx.settings
+    now = datetime.now(UTC)
+    try:
+        start = history.parse_moment(since, now)
+        end = history.parse_moment(until, now) if until is not None else None
+    except ValueError as exc:
+        return problem(422, "Invalid time", str(exc))
     try:
         return await history.series_report(
             ctx.database,
             metric,
-            since=_aware(since) if since is not None else None,
-            until=_aware(until) if until is not None else None,
+            since=start,
+            until=end,
             max_points=points,
             disk_budget_bytes=settings.disk_budget_gb * 2**30,
             timezone=settings.timezone,
@@ -120,7 +164,3 @@ async def prometheus_metrics(request: Request) -> Response:
     monitor = _monitor(ctx)
     await monitor.snapshot_for_scrape(ctx.settings.metrics_max_age)
     return Response(monitor.exporter.render(), media_type=CONTENT_TYPE, headers=_NO_STORE)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

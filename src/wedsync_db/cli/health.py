@@ -11,17 +11,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from wedsync_db import __version__
-from wedsync_db.calendar import calendar_context
 from wedsync_db.cli import common
 from wedsync_db.cli.common import err, out
 from wedsync_db.db.client import Database
 from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState
-from wedsync_db.errors import ConfigError, DatabaseUnavailable, WedsyncDBError
-from wedsync_db.migrate.freeze import FreezeConfig
-from wedsync_db.monitor.assess import Assessment
-from wedsync_db.monitor.health import HealthInputs, health_document, wedding_readiness
-from wedsync_db.monitor.thresholds import thresholds_for
+from wedsync_db.errors import DatabaseUnavailable, WedsyncDBError
+from wedsync_db.monitor.assess import Assessment, assess_sample
+from wedsync_db.monitor.health import health_report
 from wedsync_db.runtime import Target, database_for
 from wedsync_db.settings import Settings
 
@@ -51,7 +47,6 @@ async def full_report(settings: Settings, target: Target) -> dict[str, Any]:
     """Open the pools, probe them, run every collector once and build the full document."""
     from wedsync_db.monitor import history
     from wedsync_db.monitor.collectors import FULL_PARTS, collect
-    from wedsync_db.monitor.state import MonitorState
 
     database = database_for(settings, target.dsn)
     try:
@@ -69,7 +64,7 @@ async def full_report(settings: Settings, target: Target) -> dict[str, Any]:
                 baseline = await history.load_query_baseline(database)
             today = datetime.now(ZoneInfo(settings.timezone)).date()
             snap = await collect(database, parts=FULL_PARTS, query_baseline=baseline, today=today)
-            assessment = MonitorState(settings, database, store_history=False).assess(snap)
+            assessment = assess_sample(snap, settings)
         except WedsyncDBError as exc:
             err.print(f"[yellow]collection failed:[/] {escape(str(exc))}")
         return _document(settings, database.heartbeat_snapshots(), assessment)
@@ -96,28 +91,7 @@ def _document(
     heartbeats: dict[str, HeartbeatSnapshot],
     assessment: Assessment | None,
 ) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    if assessment is not None:
-        context, thresholds = assessment.context, assessment.thresholds
-    else:
-        # without a collection the weddings table was not read: the clock alone decides
-        context = calendar_context(now, settings.timezone, settings.peak_months, 0)
-        thresholds = thresholds_for(context.level, environment=settings.env)
-    inputs = HealthInputs(
-        heartbeats=heartbeats,
-        assessment=assessment,
-        thresholds=thresholds,
-        now=now,
-    )
-    try:
-        freeze = FreezeConfig.from_settings(settings)
-    except ConfigError as exc:
-        readiness: dict[str, Any] = {"context": context.level, "error": str(exc)}
-    else:
-        readiness = wedding_readiness(
-            context, freeze, now, assessment, weddings_known=assessment is not None
-        )
-    doc = health_document(inputs, version=__version__, full=True, readiness=readiness)
+    doc = health_report(settings, heartbeats, assessment, full=True, now=datetime.now(UTC))
     if assessment is not None:
         doc["recommendations"] = [r.to_dict() for r in assessment.recommendations]
     return doc

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -104,20 +103,12 @@ def _when(moment: datetime | None) -> str:
     return f"{hours:,.1f} h ago" if hours < 48 else f"{hours / 24:,.0f} d ago"
 
 
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
 def parse_since(value: str, now: datetime) -> datetime:
     """``7d``, ``24h``, ``90m``, ``2w`` before ``now``, or an ISO 8601 time (UTC if naive)."""
-    match = _RELATIVE.match(value.strip())
-    if match:
-        return now - timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r}: use e.g. 7d, 24h or 2026-06-01T00:00") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return history.parse_moment(value, now)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 # --- metrics ------------------------------------------------------------------------------------
@@ -192,9 +183,13 @@ def metrics_capture(json_out: JsonOpt = False) -> None:
 @metrics_app.command("history")
 def metrics_history(
     metric: Annotated[str, typer.Argument(help="e.g. database_size_bytes, connections_total")],
-    since: Annotated[str, typer.Option(help="7d, 24h, 90m or an ISO 8601 time")] = "7d",
+    since: Annotated[
+        str, typer.Option(help="7d, 24h, 90m or an ISO 8601 time")
+    ] = history.DEFAULT_SINCE,
     until: Annotated[str | None, typer.Option(help="ISO 8601 time (default: now)")] = None,
-    points: Annotated[int, typer.Option(min=2, max=5000, help="At most this many buckets")] = 200,
+    points: Annotated[
+        int, typer.Option(min=2, max=5000, help="At most this many buckets")
+    ] = history.DEFAULT_MAX_POINTS,
     json_out: JsonOpt = False,
 ) -> None:
     """A metric's stored history with its trend and forecast. Exit 1 for an unknown metric."""

@@ -1,19 +1,33 @@
-"""Health assessment (pure): collected facts + calendar context + thresholds → verdict.
+"""Health assessment (pure): a snapshot + calendar context + thresholds → verdict.
 
-The collectors turn their snapshot into an :class:`AssessmentInput`; :func:`assess` returns the
-status, health+json checks keyed ``component:measurement``, alerts and recommendations. Nothing
-here does I/O, so every rule is tested with plain values.
+:func:`assess` reads the collectors' records in a :class:`Snapshot` and returns the status,
+health+json checks keyed ``component:measurement``, alerts and recommendations. Nothing here
+does I/O, so every rule is tested with plain records. The pools' heartbeats are judged by
+:mod:`wedsync_db.monitor.health` when the document is rendered (they are fresher than any
+sample).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from wedsync_db.calendar import CalendarContext, ContextLevel
-from wedsync_db.monitor.thresholds import Thresholds, wedding_day_query_mean_ms
+from wedsync_db.calendar import CalendarContext, ContextLevel, calendar_context
+from wedsync_db.monitor.snapshot import (
+    BlockingPair,
+    CollectorError,
+    SessionActivity,
+    Snapshot,
+    TableMaintenance,
+)
+from wedsync_db.monitor.thresholds import (
+    Thresholds,
+    thresholds_from_settings,
+    wedding_day_query_mean_ms,
+)
+from wedsync_db.settings import Settings
 
 Status = Literal["pass", "warn", "fail"]
 Severity = Literal["critical", "warning", "info"]
@@ -29,138 +43,6 @@ def worst(statuses: Iterable[Status]) -> Status:
         if STATUS_RANK[s] > STATUS_RANK[out]:
             out = s
     return out
-
-
-# --- input --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ActivityItem:
-    """One backend from pg_stat_activity (a long query or an idle open transaction)."""
-
-    pid: int
-    application_name: str
-    state: str
-    seconds: float
-    query: str
-
-
-@dataclass(frozen=True)
-class BlockingItem:
-    """One edge of a blocking chain: ``blocked_pid`` waits for a lock ``blocking_pid`` holds."""
-
-    blocked_pid: int
-    blocking_pid: int
-    wait_seconds: float
-    relation: str | None
-    blocked_query: str
-    blocking_query: str
-
-
-@dataclass(frozen=True)
-class SequenceItem:
-    """A sequence and how much of its type's range is used (0–1)."""
-
-    name: str
-    used_fraction: float
-
-
-@dataclass(frozen=True)
-class MaintenanceItem:
-    """A table with dead tuples waiting for vacuum."""
-
-    schema: str
-    table: str
-    dead_tuples: int
-    live_tuples: int
-    last_autovacuum_age_seconds: float | None
-
-
-@dataclass(frozen=True)
-class IndexItem:
-    """Index advice: ``kind`` is unused, duplicate, invalid, missing or unindexed_fk."""
-
-    kind: str
-    schema: str
-    table: str
-    index: str | None
-    detail: str
-    remedy_sql: str | None
-
-
-@dataclass(frozen=True)
-class SecurityItem:
-    """A security lint finding on one object (table, policy or function)."""
-
-    rule: str
-    object: str
-    detail: str
-    remedy_sql: str | None
-
-
-@dataclass(frozen=True)
-class QueryItem:
-    """A statement from pg_stat_statements, as differences between two snapshots."""
-
-    queryid: int
-    query: str
-    calls_delta: int
-    mean_ms: float
-    total_ms_delta: float
-
-
-@dataclass(frozen=True)
-class CollectorIssue:
-    """A collector that could not run, with what to do about it."""
-
-    collector: str
-    message: str
-    hint: str
-
-
-@dataclass(frozen=True)
-class BackupItem:
-    """Backups as the assessment sees them (ages in seconds at the sample's time)."""
-
-    provider_managed: bool
-    in_use: bool
-    archive_failing: bool
-    verified_age_s: float | None
-    verified_kind: str | None
-    # the newest verification failed (a newer one than the last good)
-    latest_verification_failed: bool
-    backup_age_s: float | None
-
-
-@dataclass(frozen=True)
-class AssessmentInput:
-    """Everything the assessment looks at; counters are already differences between samples."""
-
-    connections_total: int = 0
-    # max_connections minus reserved slots; 0 when unknown (the check is then skipped)
-    connections_max_usable: int = 0
-    connections_by_audience: Mapping[str, int] = field(default_factory=dict)
-    idle_in_transaction: tuple[ActivityItem, ...] = ()
-    waiting_on_locks: int = 0
-    long_running_queries: tuple[ActivityItem, ...] = ()
-    longest_transaction_seconds: float | None = None
-    cache_hit_ratio: float | None = None
-    index_hit_ratio: float | None = None
-    deadlocks_delta: int | None = None
-    temp_bytes_delta: int | None = None
-    rollback_ratio: float | None = None
-    blocking_chains: tuple[BlockingItem, ...] = ()
-    xid_remaining: int | None = None
-    sequences: tuple[SequenceItem, ...] = ()
-    replication_lag_seconds: float | None = None
-    inactive_slots: tuple[str, ...] = ()
-    dead_tuple_tables: tuple[MaintenanceItem, ...] = ()
-    index_advice: tuple[IndexItem, ...] = ()
-    security_findings: tuple[SecurityItem, ...] = ()
-    slow_queries: tuple[QueryItem, ...] = ()
-    database_size_bytes: int | None = None
-    collector_errors: tuple[CollectorIssue, ...] = ()
-    heartbeat_p95_ms: float | None = None
-    heartbeat_failures: int = 0
-    backups: BackupItem | None = None
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -395,12 +277,12 @@ class _Builder:
 
 
 def assess(
-    inp: AssessmentInput, context: CalendarContext, thresholds: Thresholds, *, now: datetime
+    snap: Snapshot, context: CalendarContext, thresholds: Thresholds, *, now: datetime
 ) -> Assessment:
     """Judge one sample against the limits of the calendar context it was taken in."""
     b = _Builder(context, thresholds, now)
+    inp = snap
     _connections(b, inp)
-    _heartbeat(b, inp)
     _cache(b, inp)
     _activity(b, inp)
     _locks(b, inp)
@@ -435,19 +317,35 @@ def assess(
     )
 
 
-def _connections(b: _Builder, inp: AssessmentInput) -> None:
-    if inp.connections_max_usable <= 0:
+def assess_sample(snap: Snapshot, settings: Settings) -> Assessment:
+    """Judge a snapshot in the calendar context of its capture time, with the limits
+    ``settings`` choose (disk budget, environment)."""
+    context = calendar_context(
+        snap.captured_at,
+        settings.timezone,
+        settings.peak_months,
+        snap.weddings_today or 0,
+    )
+    thresholds = thresholds_from_settings(context.level, settings)
+    return assess(snap, context, thresholds, now=snap.captured_at)
+
+
+def _connections(b: _Builder, inp: Snapshot) -> None:
+    usable = inp.server.max_usable_connections if inp.server else 0
+    if usable <= 0:
         return
-    t = b.t
-    used = inp.connections_total / inp.connections_max_usable
+    t, c = b.t, inp.connections
+    total = c.total if c else 0
+    used = total / usable
     status = _at_or_above(used, t.connection_warn_fraction, t.connection_fail_fraction)
-    by_audience = dict(sorted(inp.connections_by_audience.items(), key=lambda kv: (-kv[1], kv[0])))
+    audiences = c.by_audience if c else {}
+    by_audience = dict(sorted(audiences.items(), key=lambda kv: (-kv[1], kv[0])))
     b.check(
         "postgres:connections",
         status,
         _pct(used),
         "percent",
-        f"{inp.connections_total} of {inp.connections_max_usable} usable connections in use "
+        f"{total} of {usable} usable connections in use "
         f"({used:.0%}); warn at {t.connection_warn_fraction:.0%}, "
         f"fail at {t.connection_fail_fraction:.0%}",
         limits={
@@ -469,32 +367,7 @@ def _connections(b: _Builder, inp: AssessmentInput) -> None:
         )
 
 
-def _heartbeat(b: _Builder, inp: AssessmentInput) -> None:
-    t = b.t
-    if inp.heartbeat_failures:
-        status: Status = "fail" if inp.heartbeat_failures >= t.heartbeat_failures_fail else "warn"
-        b.check(
-            "postgres:heartbeat",
-            status,
-            inp.heartbeat_failures,
-            "failures",
-            f"{inp.heartbeat_failures} consecutive failed probe(s)",
-        )
-    if inp.heartbeat_p95_ms is None:
-        return
-    status = _at_or_above(inp.heartbeat_p95_ms, t.heartbeat_warn_ms, t.heartbeat_fail_ms)
-    b.check(
-        "postgres:responseTime",
-        status,
-        round(inp.heartbeat_p95_ms, 3),
-        "ms",
-        f"heartbeat p95 {inp.heartbeat_p95_ms:.0f} ms; warn at {t.heartbeat_warn_ms:.0f} ms, "
-        f"fail at {t.heartbeat_fail_ms:.0f} ms",
-        limits={"warn": t.heartbeat_warn_ms, "fail": t.heartbeat_fail_ms},
-    )
-
-
-def _cache(b: _Builder, inp: AssessmentInput) -> None:
+def _cache(b: _Builder, inp: Snapshot) -> None:
     t = b.t
     worst_status: Status = "pass"
     for component, ratio in (("tables", inp.cache_hit_ratio), ("indexes", inp.index_hit_ratio)):
@@ -523,77 +396,87 @@ def _cache(b: _Builder, inp: AssessmentInput) -> None:
         )
 
 
-def _activity(b: _Builder, inp: AssessmentInput) -> None:
-    t = b.t
-    # long-running statements
-    slow = sorted(
-        (a for a in inp.long_running_queries if a.seconds >= t.long_query_warn_s),
-        key=lambda a: -a.seconds,
-    )
-    longest = max((a.seconds for a in inp.long_running_queries), default=0.0)
-    status = _at_or_above(longest, t.long_query_warn_s, t.long_query_fail_s)
+def _sessions_over(
+    b: _Builder,
+    key: str,
+    sessions: Iterable[SessionActivity],
+    limits: tuple[float, float],
+    describe: Callable[[int, float], str],
+    advice: tuple[str, str, str, str],
+) -> None:
+    """A check on the longest of ``sessions`` (seconds) and advice naming each one over the
+    warn limit; ``advice`` is (key, title, remedy, remedy SQL with ``{pid}``)."""
+    warn, fail = limits
+    listed = list(sessions)
+    over = sorted((a for a in listed if a.seconds >= warn), key=lambda a: -a.seconds)
+    longest = max((a.seconds for a in listed), default=0.0)
     b.check(
-        "postgres:longRunningQueries",
-        status,
+        key,
+        _at_or_above(longest, warn, fail),
         round(longest, 1),
         "s",
-        f"{len(slow)} statement(s) running longer than {t.long_query_warn_s:.0f} s, "
-        f"the longest {longest:.0f} s (fail at {t.long_query_fail_s:.0f} s)",
-        limits={"warn": t.long_query_warn_s, "fail": t.long_query_fail_s},
-        details={"count": len(slow)},
+        describe(len(over), longest),
+        limits={"warn": warn, "fail": fail},
+        details={"count": len(over)},
     )
-    for a in slow:
+    rec_key, title, remedy, remedy_sql = advice
+    for a in over:
         b.recommend(
-            "activity.long_running_query",
-            _severity(_at_or_above(a.seconds, t.long_query_warn_s, t.long_query_fail_s)),
-            "Long-running statements",
+            rec_key,
+            _severity(_at_or_above(a.seconds, warn, fail)),
+            title,
             [
                 f"pid {a.pid} ({a.application_name or 'unknown'}, {a.seconds:.0f} s): "
                 f"{_short(a.query)}"
             ],
-            "Check what the statement waits for (EXPLAIN it, look at its locks); cancel it if it "
-            "is stuck, then fix the query or its index.",
-            f"SELECT pg_cancel_backend({a.pid});",
+            remedy,
+            remedy_sql.format(pid=a.pid),
         )
 
-    # idle in transaction
-    idle = sorted(
-        (a for a in inp.idle_in_transaction if a.seconds >= t.idle_in_transaction_warn_s),
-        key=lambda a: -a.seconds,
+
+def _activity(b: _Builder, inp: Snapshot) -> None:
+    t, c = b.t, inp.connections
+    _sessions_over(
+        b,
+        "postgres:longRunningQueries",
+        c.long_running if c else (),
+        (t.long_query_warn_s, t.long_query_fail_s),
+        lambda n, longest: (
+            f"{n} statement(s) running longer than {t.long_query_warn_s:.0f} s, "
+            f"the longest {longest:.0f} s (fail at {t.long_query_fail_s:.0f} s)"
+        ),
+        (
+            "activity.long_running_query",
+            "Long-running statements",
+            "Check what the statement waits for (EXPLAIN it, look at its locks); cancel it if it "
+            "is stuck, then fix the query or its index.",
+            "SELECT pg_cancel_backend({pid});",
+        ),
     )
-    longest_idle = max((a.seconds for a in inp.idle_in_transaction), default=0.0)
-    status = _at_or_above(longest_idle, t.idle_in_transaction_warn_s, t.idle_in_transaction_fail_s)
-    b.check(
+    _sessions_over(
+        b,
         "postgres:idleInTransaction",
-        status,
-        round(longest_idle, 1),
-        "s",
-        f"{len(idle)} session(s) idle in an open transaction for more than "
-        f"{t.idle_in_transaction_warn_s:.0f} s, the longest {longest_idle:.0f} s",
-        limits={"warn": t.idle_in_transaction_warn_s, "fail": t.idle_in_transaction_fail_s},
-        details={"count": len(idle)},
-    )
-    for a in idle:
-        b.recommend(
+        c.idle_in_transaction if c else (),
+        (t.idle_in_transaction_warn_s, t.idle_in_transaction_fail_s),
+        lambda n, longest: (
+            f"{n} session(s) idle in an open transaction for more than "
+            f"{t.idle_in_transaction_warn_s:.0f} s, the longest {longest:.0f} s"
+        ),
+        (
             "activity.idle_in_transaction",
-            _severity(
-                _at_or_above(a.seconds, t.idle_in_transaction_warn_s, t.idle_in_transaction_fail_s)
-            ),
             "Sessions idle inside an open transaction",
-            [
-                f"pid {a.pid} ({a.application_name or 'unknown'}, {a.seconds:.0f} s): "
-                f"{_short(a.query)}"
-            ],
             "The client opened a transaction and stopped talking; it keeps its locks and holds "
             "back vacuum. Terminate it and fix the client (or set "
             "idle_in_transaction_session_timeout).",
-            f"SELECT pg_terminate_backend({a.pid});",
-        )
+            "SELECT pg_terminate_backend({pid});",
+        ),
+    )
 
     # oldest open transaction
-    if inp.longest_transaction_seconds is not None:
-        age = inp.longest_transaction_seconds
-        status = "warn" if age >= t.transaction_age_warn_s else "pass"
+    oldest = c.longest_transaction_seconds if c else None
+    if oldest is not None:
+        age = oldest
+        status: Status = "warn" if age >= t.transaction_age_warn_s else "pass"
         b.check(
             "postgres:transactionAge",
             status,
@@ -604,22 +487,26 @@ def _activity(b: _Builder, inp: AssessmentInput) -> None:
         )
 
 
-def _locks(b: _Builder, inp: AssessmentInput) -> None:
+def _locks(b: _Builder, inp: Snapshot) -> None:
+    if inp.locks is None:
+        return  # not collected: nothing to judge
     t = b.t
-    longest = max((c.wait_seconds for c in inp.blocking_chains), default=0.0)
+    chains: tuple[BlockingPair, ...] = inp.locks.blocking
+    waiting = inp.connections.waiting_on_locks if inp.connections else 0
+    longest = max((c.wait_seconds for c in chains), default=0.0)
     status = _at_or_above(longest, t.lock_wait_warn_s, t.lock_wait_fail_s)
     b.check(
         "postgres:lockWaits",
         status,
         round(longest, 1),
         "s",
-        f"{inp.waiting_on_locks} session(s) waiting on locks, the longest for {longest:.0f} s; "
+        f"{waiting} session(s) waiting on locks, the longest for {longest:.0f} s; "
         f"warn at {t.lock_wait_warn_s:.0f} s, fail at {t.lock_wait_fail_s:.0f} s",
         limits={"warn": t.lock_wait_warn_s, "fail": t.lock_wait_fail_s},
-        details={"waitingSessions": inp.waiting_on_locks},
+        details={"waitingSessions": waiting},
     )
-    blockers: dict[int, list[BlockingItem]] = {}
-    for c in inp.blocking_chains:
+    blockers: dict[int, list[BlockingPair]] = {}
+    for c in chains:
         if c.wait_seconds >= t.lock_wait_warn_s:
             blockers.setdefault(c.blocking_pid, []).append(c)
     for pid, chain in sorted(blockers.items()):
@@ -640,16 +527,18 @@ def _locks(b: _Builder, inp: AssessmentInput) -> None:
         )
 
 
-def _counters(b: _Builder, inp: AssessmentInput) -> None:
-    t = b.t
-    if inp.deadlocks_delta is not None:
-        status: Status = "warn" if inp.deadlocks_delta > 0 else "pass"
+def _counters(b: _Builder, inp: Snapshot) -> None:
+    t, d = b.t, inp.deltas
+    deadlocks = d.deadlocks if d else None
+    temp_bytes = d.temp_bytes if d else None
+    if deadlocks is not None:
+        status: Status = "warn" if deadlocks > 0 else "pass"
         b.check(
             "postgres:deadlocks",
             status,
-            inp.deadlocks_delta,
+            deadlocks,
             "deadlocks",
-            f"{inp.deadlocks_delta} deadlock(s) since the previous sample",
+            f"{deadlocks} deadlock(s) since the previous sample",
         )
         if status != "pass":
             b.recommend(
@@ -660,14 +549,14 @@ def _counters(b: _Builder, inp: AssessmentInput) -> None:
                 "Two code paths lock the same rows in different orders; the server log names "
                 "the statements (log_lock_waits helps). Lock rows in a fixed order.",
             )
-    if inp.temp_bytes_delta is not None:
-        status = "warn" if inp.temp_bytes_delta >= t.temp_bytes_warn else "pass"
+    if temp_bytes is not None:
+        status = "warn" if temp_bytes >= t.temp_bytes_warn else "pass"
         b.check(
             "postgres:tempFiles",
             status,
-            inp.temp_bytes_delta,
+            temp_bytes,
             "bytes",
-            f"{inp.temp_bytes_delta / 2**20:.0f} MiB of temporary files since the previous "
+            f"{temp_bytes / 2**20:.0f} MiB of temporary files since the previous "
             f"sample; warn at {t.temp_bytes_warn / 2**20:.0f} MiB",
             limits={"warn": t.temp_bytes_warn},
         )
@@ -680,15 +569,16 @@ def _counters(b: _Builder, inp: AssessmentInput) -> None:
                 "Find the statements with temp_blks_written in pg_stat_statements; add an index "
                 "for their ORDER BY / GROUP BY or raise work_mem for them alone.",
             )
-    if inp.rollback_ratio is not None:
-        b.check("postgres:rollbackRatio", "pass", _pct(inp.rollback_ratio), "percent")
+    rollback_ratio = inp.rollback_ratio
+    if rollback_ratio is not None:
+        b.check("postgres:rollbackRatio", "pass", _pct(rollback_ratio), "percent")
 
 
-def _wraparound(b: _Builder, inp: AssessmentInput) -> None:
-    if inp.xid_remaining is None:
+def _wraparound(b: _Builder, inp: Snapshot) -> None:
+    left = inp.database.xid_remaining if inp.database else None
+    if left is None:
         return
     t = b.t
-    left = inp.xid_remaining
     status = _below(left, t.wraparound_warn_xids_left, t.wraparound_fail_xids_left)
     b.check(
         "postgres:wraparound",
@@ -711,15 +601,17 @@ def _wraparound(b: _Builder, inp: AssessmentInput) -> None:
         )
 
 
-def _sequences(b: _Builder, inp: AssessmentInput) -> None:
+def _sequences(b: _Builder, inp: Snapshot) -> None:
+    if inp.maintenance is None:
+        return  # not collected: nothing to judge
     t = b.t
+    sequences = [
+        (f"{q.schema_name}.{q.sequence_name}", q.used_fraction) for q in inp.maintenance.sequences
+    ]
     near = sorted(
-        (s for s in inp.sequences if s.used_fraction > t.sequence_warn_fraction),
-        key=lambda s: (-s.used_fraction, s.name),
+        (q for q in sequences if q[1] > t.sequence_warn_fraction), key=lambda q: (-q[1], q[0])
     )
-    top = (
-        near[0].used_fraction if near else max((s.used_fraction for s in inp.sequences), default=0)
-    )
+    top = near[0][1] if near else max((used for _, used in sequences), default=0)
     status: Status = "fail" if top > t.sequence_fail_fraction else "warn" if near else "pass"
     b.check(
         "postgres:sequences",
@@ -730,23 +622,24 @@ def _sequences(b: _Builder, inp: AssessmentInput) -> None:
         f"at {top:.1%}",
         limits={"warn": _pct(t.sequence_warn_fraction), "fail": _pct(t.sequence_fail_fraction)},
     )
-    for s in near:
-        sev: Severity = "critical" if s.used_fraction > t.sequence_fail_fraction else "warning"
+    for name, used in near:
+        sev: Severity = "critical" if used > t.sequence_fail_fraction else "warning"
         b.recommend(
-            f"sequence.exhaustion:{s.name}",
+            f"sequence.exhaustion:{name}",
             sev,
-            f"Sequence {s.name} is {s.used_fraction:.1%} used",
-            [s.name],
+            f"Sequence {name} is {used:.1%} used",
+            [name],
             "Widen the sequence and the column it feeds to bigint before it runs out; the "
             "column change rewrites the table, so plan it outside peak season.",
-            f"ALTER SEQUENCE {_qualified_dotted(s.name)} AS bigint;",
+            f"ALTER SEQUENCE {_qualified_dotted(name)} AS bigint;",
         )
 
 
-def _replication(b: _Builder, inp: AssessmentInput) -> None:
-    t = b.t
-    if inp.replication_lag_seconds is not None:
-        lag = inp.replication_lag_seconds
+def _replication(b: _Builder, inp: Snapshot) -> None:
+    t, r = b.t, inp.replication
+    inactive_slots = tuple(s.slot_name for s in (r.slots if r else ()) if not s.active)
+    lag = r.lag_seconds if r else None
+    if lag is not None:
         status = _at_or_above(lag, t.replication_lag_warn_s, t.replication_lag_fail_s)
         b.check(
             "postgres:replicationLag",
@@ -757,16 +650,16 @@ def _replication(b: _Builder, inp: AssessmentInput) -> None:
             f"fail at {t.replication_lag_fail_s:.0f} s",
             limits={"warn": t.replication_lag_warn_s, "fail": t.replication_lag_fail_s},
         )
-    if inp.inactive_slots:
+    if inactive_slots:
         b.check(
             "postgres:replicationSlots",
             "warn",
-            len(inp.inactive_slots),
+            len(inactive_slots),
             "slots",
-            f"{len(inp.inactive_slots)} inactive replication slot(s) retaining WAL: "
-            + ", ".join(sorted(inp.inactive_slots)),
+            f"{len(inactive_slots)} inactive replication slot(s) retaining WAL: "
+            + ", ".join(sorted(inactive_slots)),
         )
-    for slot in sorted(inp.inactive_slots):
+    for slot in sorted(inactive_slots):
         b.recommend(
             f"replication.inactive_slot:{slot}",
             "warning",
@@ -778,12 +671,16 @@ def _replication(b: _Builder, inp: AssessmentInput) -> None:
         )
 
 
-def _dead_tuples(b: _Builder, inp: AssessmentInput) -> None:
+def _dead_tuples(b: _Builder, inp: Snapshot) -> None:
+    if inp.maintenance is None:
+        return  # not collected: nothing to judge
     t = b.t
-    flagged: list[tuple[MaintenanceItem, float]] = []
+    flagged: list[tuple[TableMaintenance, float]] = []
     # the highest dead share among tables large enough to matter
     worst_share = 0.0
-    for m in inp.dead_tuple_tables:
+    # ages are counted from the capture that read the tables
+    captured = inp.full_captured_at or inp.captured_at
+    for m in inp.maintenance.tables:
         total = m.dead_tuples + m.live_tuples
         share = m.dead_tuples / total if total else 0.0
         if m.dead_tuples < t.dead_tuple_min_rows:
@@ -791,23 +688,23 @@ def _dead_tuples(b: _Builder, inp: AssessmentInput) -> None:
         worst_share = max(worst_share, share)
         if share >= t.dead_tuple_warn_fraction:
             flagged.append((m, share))
-    flagged.sort(key=lambda x: (-x[0].dead_tuples, x[0].schema, x[0].table))
+    flagged.sort(key=lambda x: (-x[0].dead_tuples, x[0].schema_name, x[0].table_name))
     b.check(
         "postgres:deadTuples",
         "warn" if flagged else "pass",
         _pct(worst_share),
         "percent",
         f"{len(flagged)} table(s) with more than {t.dead_tuple_warn_fraction:.0%} dead rows: "
-        + ", ".join(f"{m.schema}.{m.table}" for m, _ in flagged[:5]),
+        + ", ".join(f"{m.schema_name}.{m.table_name}" for m, _ in flagged[:5]),
         limits={"warn": _pct(t.dead_tuple_warn_fraction)},
         details={"count": len(flagged)},
     )
     for m, share in flagged:
-        name = f"{m.schema}.{m.table}"
+        name = f"{m.schema_name}.{m.table_name}"
         vacuumed = (
             "never autovacuumed"
-            if m.last_autovacuum_age_seconds is None
-            else f"last autovacuumed {m.last_autovacuum_age_seconds / 3600:.1f} h ago"
+            if m.last_vacuum is None
+            else f"last autovacuumed {(captured - m.last_vacuum).total_seconds() / 3600:.1f} h ago"
         )
         b.recommend(
             f"maintenance.vacuum:{name}",
@@ -816,23 +713,24 @@ def _dead_tuples(b: _Builder, inp: AssessmentInput) -> None:
             [f"{name} ({m.dead_tuples:,} dead, {m.live_tuples:,} live, {vacuumed})"],
             "Autovacuum is behind on this table: vacuum it now (VACUUM does not block reads or "
             "writes) and lower its autovacuum_vacuum_scale_factor.",
-            f"VACUUM (ANALYZE) {qualified(m.schema, m.table)};",
+            f"VACUUM (ANALYZE) {qualified(m.schema_name, m.table_name)};",
         )
 
 
-def _size(b: _Builder, inp: AssessmentInput) -> None:
+def _size(b: _Builder, inp: Snapshot) -> None:
     t = b.t
-    if inp.database_size_bytes is None:
+    if inp.storage is None:
         return
+    size = inp.storage.database_bytes
     if t.disk_budget_bytes is None:
-        b.check("postgres:databaseSize", "pass", inp.database_size_bytes, "bytes")
+        b.check("postgres:databaseSize", "pass", size, "bytes")
         return
-    used = inp.database_size_bytes / t.disk_budget_bytes
+    used = size / t.disk_budget_bytes
     status = _at_or_above(used, t.disk_warn_fraction, t.disk_fail_fraction)
     b.check(
         "postgres:databaseSize",
         status,
-        inp.database_size_bytes,
+        size,
         "bytes",
         f"database is {used:.0%} of the {t.disk_budget_bytes / 2**30:.0f} GiB disk budget",
         limits={
@@ -862,17 +760,25 @@ _INDEX_REMEDIES: dict[str, str] = {
 }
 
 
-def _indexes(b: _Builder, inp: AssessmentInput) -> None:
-    invalid = [i for i in inp.index_advice if i.kind == "invalid"]
+def _indexes(b: _Builder, inp: Snapshot) -> None:
+    if inp.indexes is None:
+        return  # not collected: nothing to judge
+    advice = inp.indexes
+    invalid = [i for i in advice if i.kind == "invalid"]
     b.check(
         "postgres:indexes",
         "warn" if invalid else "pass",
-        len(inp.index_advice),
+        len(advice),
         "advice",
-        f"{len(invalid)} invalid index(es): " + ", ".join(f"{i.schema}.{i.index}" for i in invalid),
+        f"{len(invalid)} invalid index(es): "
+        + ", ".join(f"{i.schema_name}.{i.index_name}" for i in invalid),
     )
-    for item in inp.index_advice:
-        name = f"{item.schema}.{item.index}" if item.index else f"{item.schema}.{item.table}"
+    for item in advice:
+        name = (
+            f"{item.schema_name}.{item.index_name}"
+            if item.index_name
+            else f"{item.schema_name}.{item.table_name}"
+        )
         obj = name if not item.detail else f"{name}: {item.detail}"
         b.recommend(
             f"index.{item.kind}:{name}",
@@ -880,7 +786,7 @@ def _indexes(b: _Builder, inp: AssessmentInput) -> None:
             f"{_INDEX_TITLES.get(item.kind, item.kind.replace('_', ' ').capitalize())}: {name}",
             [obj],
             _INDEX_REMEDIES.get(item.kind, item.detail),
-            item.remedy_sql,
+            item.remedy,
         )
 
 
@@ -896,8 +802,10 @@ ESCALATION_RULES = frozenset(
 )
 
 
-def _security(b: _Builder, inp: AssessmentInput) -> None:
-    findings = sorted(inp.security_findings, key=lambda f: (f.rule, f.object))
+def _security(b: _Builder, inp: Snapshot) -> None:
+    if inp.security is None:
+        return  # not collected: nothing to judge
+    findings = sorted(inp.security, key=lambda f: (f.rule, f.object))
     b.check(
         "postgres:security",
         "warn" if findings else "pass",
@@ -916,14 +824,16 @@ def _security(b: _Builder, inp: AssessmentInput) -> None:
             f"{f.rule.replace('_', ' ')}: {f.object}",
             [f.object],
             f.detail,
-            f.remedy_sql,
+            f.remedy,
         )
 
 
-def _slow_queries(b: _Builder, inp: AssessmentInput) -> None:
+def _slow_queries(b: _Builder, inp: Snapshot) -> None:
     t = b.t
     wedding_limit = wedding_day_query_mean_ms()
-    called = [q for q in inp.slow_queries if q.calls_delta > 0]
+    window = inp.queries.window if inp.queries else None
+    statements = window.top if window else ()
+    called = [q for q in statements if q.calls > 0]
     over = [q for q in called if q.mean_ms > t.query_mean_warn_ms]
     slowest = max((q.mean_ms for q in called), default=0.0)
     b.check(
@@ -935,7 +845,7 @@ def _slow_queries(b: _Builder, inp: AssessmentInput) -> None:
         limits={"warn": t.query_mean_warn_ms},
         details={"count": len(over)},
     )
-    for q in sorted(inp.slow_queries, key=lambda q: (-q.total_ms_delta, q.queryid)):
+    for q in sorted(statements, key=lambda q: (-q.total_ms, q.queryid)):
         if q.mean_ms <= wedding_limit:
             continue
         severity: Severity = "warning" if q.mean_ms > t.query_mean_warn_ms else "info"
@@ -944,7 +854,7 @@ def _slow_queries(b: _Builder, inp: AssessmentInput) -> None:
             severity,
             f"Query {q.queryid} averages {q.mean_ms:.0f} ms: a wedding-day risk "
             f"(over {wedding_limit:.0f} ms)",
-            [f"{q.queryid}: {_short(q.query)} ({q.calls_delta} calls, {q.mean_ms:.0f} ms mean)"],
+            [f"{q.queryid}: {_short(q.query)} ({q.calls} calls, {q.mean_ms:.0f} ms mean)"],
             "EXPLAIN (ANALYZE, BUFFERS) the statement with realistic parameters; add the index "
             "it needs or narrow what it reads before the next Saturday.",
         )
@@ -955,7 +865,7 @@ def _hours(seconds: float) -> str:
     return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
-def _backups(b: _Builder, inp: AssessmentInput) -> None:
+def _backups(b: _Builder, inp: Snapshot) -> None:
     """backup:lastVerifiedAge (the newest backup a restore proved good) and
     backup:walArchiving; limits by environment, not by calendar."""
     bk, t = inp.backups, b.t
@@ -963,10 +873,10 @@ def _backups(b: _Builder, inp: AssessmentInput) -> None:
         return
     env = t.environment
     warn_h, fail_h = t.backup_verified_warn_hours, t.backup_verified_fail_hours
-    if env == "development" and not bk.in_use and bk.verified_age_s is None:
+    age = inp.age_seconds(bk.last_verified_at)
+    if env == "development" and not bk.in_use and age is None:
         return  # development without backups set up: nothing to judge
     limits = {k: v * 3600.0 for k, v in (("warn", warn_h), ("fail", fail_h)) if v is not None}
-    age = bk.verified_age_s
     if age is None:
         status: Status = "fail" if fail_h is not None else "warn"
         output = (
@@ -981,7 +891,7 @@ def _backups(b: _Builder, inp: AssessmentInput) -> None:
         elif warn_h is not None and age >= warn_h * 3600.0:
             status = "warn"
         output = (
-            f"the newest verified backup ({bk.verified_kind or 'backup'}) is {_hours(age)} old"
+            f"the newest verified backup ({bk.last_verified_kind or 'backup'}) is {_hours(age)} old"
             + (f"; warn at {warn_h:g} h" if warn_h is not None else "")
             + (f", fail at {fail_h:g} h" if fail_h is not None else "")
         )
@@ -1043,8 +953,8 @@ def _backups(b: _Builder, inp: AssessmentInput) -> None:
         )
 
 
-def _collectors(b: _Builder, inp: AssessmentInput) -> None:
-    errors = sorted(inp.collector_errors, key=lambda e: e.collector)
+def _collectors(b: _Builder, inp: Snapshot) -> None:
+    errors: list[CollectorError] = sorted(inp.errors, key=lambda e: e.collector)
     b.check(
         "postgres:collectors",
         "warn" if errors else "pass",

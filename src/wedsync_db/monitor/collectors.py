@@ -9,12 +9,13 @@ fails (a missing extension or privilege, a timeout) is rolled back alone and rep
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import time
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from wedsync_db.db.client import Database
 from wedsync_db.db.queries import NamedQuery, load_queries
@@ -28,7 +29,7 @@ from wedsync_db.errors import (
     WedsyncDBError,
 )
 from wedsync_db.monitor.snapshot import (
-    CHEAP_PARTS,
+    SERVER_SETTINGS,
     BackgroundStats,
     BackupStats,
     BlockingPair,
@@ -64,40 +65,6 @@ from wedsync_db.monitor.thresholds import wedding_day_query_mean_ms
 
 T = TypeVar("T")
 
-FULL_PARTS = (
-    "server",
-    *CHEAP_PARTS,
-    "queries",
-    "storage",
-    "maintenance",
-    "indexes",
-    "security",
-    "calendar",
-    "backups",
-)
-# Settings exposed with the server facts (the pg_settings families worth a dashboard).
-SETTINGS = (
-    "shared_buffers",
-    "effective_cache_size",
-    "work_mem",
-    "maintenance_work_mem",
-    "wal_buffers",
-    "max_wal_size",
-    "min_wal_size",
-    "checkpoint_timeout",
-    "max_worker_processes",
-    "max_parallel_workers",
-    "max_wal_senders",
-    "max_replication_slots",
-    "max_locks_per_transaction",
-    "autovacuum_max_workers",
-    "autovacuum_vacuum_scale_factor",
-    "autovacuum_freeze_max_age",
-    "statement_timeout",
-    "lock_timeout",
-    "idle_in_transaction_session_timeout",
-    "random_page_cost",
-)
 PG_STAT_STATEMENTS_HINT = (
     "pg_stat_statements is not installed: add it to shared_preload_libraries and run "
     "CREATE EXTENSION pg_stat_statements"
@@ -139,7 +106,11 @@ class CollectOptions:
     query_chars: int = 500
     # sequences below half their range are far from any threshold
     sequence_min_fraction: float = 0.5
+    # a table is judged for a missing index from this many rows and this many sequential scans
+    # since the statistics were reset: right after a bulk load (`demo seed`) the few scans of
+    # the load itself say nothing about the queries the table will serve
     missing_index_min_rows: int = 10_000
+    missing_index_min_seq_scans: int = 100
     unused_index_min_bytes: int = 1 << 20
 
 
@@ -229,7 +200,7 @@ async def collect_server(s: Session) -> ServerInfo:
     info = await s.fetch_one(_sql("database.sql", "server_info"), row=ServerInfo)
     if info is None:  # pragma: no cover - a SELECT without FROM always returns a row
         raise QueryError("server_info returned no row")
-    rows = await s.fetch_tuples(_sql("database.sql", "settings"), {"names": list(SETTINGS)})
+    rows = await s.fetch_tuples(_sql("database.sql", "settings"), {"names": list(SERVER_SETTINGS)})
     values: dict[str, float] = {}
     for name, setting, unit in rows:
         value = setting_in_base_unit(setting, unit)
@@ -472,7 +443,11 @@ async def collect_indexes(s: Session, o: CollectOptions) -> tuple[IndexAdvice, .
     """ops.index_recommendations(): invalid, unused, duplicate, missing, unindexed FKs."""
     rows = await s.fetch_all(
         _sql("indexes.sql", "index_recommendations"),
-        {"min_table_rows": o.missing_index_min_rows, "min_unused_bytes": o.unused_index_min_bytes},
+        {
+            "min_table_rows": o.missing_index_min_rows,
+            "min_unused_bytes": o.unused_index_min_bytes,
+            "min_seq_scans": o.missing_index_min_seq_scans,
+        },
         row=IndexAdvice,
     )
     return tuple(rows)
@@ -527,6 +502,151 @@ async def performance_report(
         )
 
 
+# --- the declarations -------------------------------------------------------------------------
+@dataclass
+class _Context:
+    """What one collection run hands its collectors."""
+
+    session: Session
+    options: CollectOptions
+    query_baseline: QueryBaseline | None
+    captured_at: datetime
+    today: date | None
+    got: dict[str, Any] = field(default_factory=dict)
+
+    async def version_num(self) -> int:
+        server: ServerInfo | None = self.got.get("server")
+        return server.version_num if server else await _version(self.session)
+
+
+# how a collector takes part in a Prometheus scrape:
+#   "refresh": cheap enough to run on every scrape; the fresh value replaces the sampled one
+#   "if_missing": run by a scrape only while no full sample has it; a fresh value wins
+#   "keep": run with the full sample only; a scrape keeps the sampled value (and its error)
+ScrapeMode = Literal["refresh", "if_missing", "keep"]
+
+
+@dataclass(frozen=True)
+class CollectorSpec:
+    """One collector: its name, SQL file, the Snapshot field (and record type) it fills,
+    whether it runs at scrapes, and the function that runs it."""
+
+    name: str
+    sql: str
+    field: str
+    # the record class the field holds (one of them, or a tuple of them)
+    record: type
+    run: Callable[[_Context], Awaitable[Any]]
+    scrape: ScrapeMode = "keep"
+    # runs only when the caller gives the platform-local date
+    needs_today: bool = False
+    # the longer statement timeout (visits every table)
+    heavy: bool = False
+    # the collector is part of the expensive sample whose time Snapshot.full_captured_at keeps
+    expensive: bool = False
+
+
+async def _run_calendar(c: _Context) -> int:
+    assert c.today is not None  # needs_today
+    return await collect_weddings_today(c.session, c.today)
+
+
+async def _run_background(c: _Context) -> BackgroundStats:
+    return await collect_background(c.session, await c.version_num())
+
+
+# In running order (one transaction, so every part sees the same moment). Adding a collector is
+# one entry here, its SQL file, and its Snapshot field.
+COLLECTORS: tuple[CollectorSpec, ...] = (
+    CollectorSpec(
+        "server", "database.sql", "server", ServerInfo,
+        lambda c: collect_server(c.session), scrape="if_missing",
+    ),
+    CollectorSpec(
+        "connections", "connections.sql", "connections", ConnectionStats,
+        lambda c: collect_connections(c.session, c.options), scrape="refresh",
+    ),
+    CollectorSpec(
+        "database", "database.sql", "database", DatabaseStats,
+        lambda c: collect_database(c.session), scrape="refresh",
+    ),
+    CollectorSpec(
+        "background", "database.sql", "background", BackgroundStats,
+        _run_background, scrape="refresh",
+    ),
+    CollectorSpec(
+        "locks", "locks.sql", "locks", LockStats,
+        lambda c: collect_locks(c.session, c.options), scrape="refresh",
+    ),
+    CollectorSpec(
+        "replication", "replication.sql", "replication", ReplicationStats,
+        lambda c: collect_replication(c.session), scrape="refresh",
+    ),
+    CollectorSpec(
+        "queries", "queries.sql", "queries", QueryStats,
+        lambda c: collect_queries(c.session, c.options, c.query_baseline, c.captured_at),
+    ),
+    CollectorSpec(
+        "storage", "storage.sql", "storage", StorageStats,
+        lambda c: collect_storage(c.session, c.options), heavy=True, expensive=True,
+    ),
+    CollectorSpec(
+        "maintenance", "maintenance.sql", "maintenance", MaintenanceStats,
+        lambda c: collect_maintenance(c.session, c.options), heavy=True, expensive=True,
+    ),
+    CollectorSpec(
+        "indexes", "indexes.sql", "indexes", IndexAdvice,
+        lambda c: collect_indexes(c.session, c.options), heavy=True, expensive=True,
+    ),
+    CollectorSpec(
+        "security", "security.sql", "security", SecurityFinding,
+        lambda c: collect_security(c.session), expensive=True,
+    ),
+    CollectorSpec(
+        "calendar", "database.sql", "weddings_today", int, _run_calendar, needs_today=True
+    ),
+    CollectorSpec(
+        "backups", "backups.sql", "backups", BackupStats, lambda c: collect_backups(c.session)
+    ),
+)  # fmt: skip
+FULL_PARTS = tuple(spec.name for spec in COLLECTORS)
+# Collectors cheap enough to run on every Prometheus scrape; the rest run with the sampler
+# (server facts rarely change; reading every pg_stat_statements entry costs more than all of
+# these together, so statement counters advance once per sample).
+CHEAP_PARTS = tuple(spec.name for spec in COLLECTORS if spec.scrape == "refresh")
+
+
+def scrape_parts(full: Snapshot | None) -> tuple[str, ...]:
+    """The collectors a scrape refresh runs on top of ``full`` (the latest full sample)."""
+    return tuple(
+        spec.name
+        for spec in COLLECTORS
+        if spec.scrape == "refresh"
+        or (spec.scrape == "if_missing" and (full is None or getattr(full, spec.field) is None))
+    )
+
+
+def merge_scrape(fresh: Snapshot, full: Snapshot | None) -> Snapshot:
+    """A scrape-time refresh of the cheap parts on top of the latest full snapshot."""
+    if full is None:
+        return fresh
+    refreshed = {spec.name for spec in COLLECTORS if spec.scrape == "refresh"}
+    kept_errors = tuple(e for e in full.errors if e.collector not in refreshed)
+    values: dict[str, Any] = {}
+    for spec in COLLECTORS:
+        if spec.scrape == "refresh":
+            values[spec.field] = getattr(fresh, spec.field)
+        elif spec.scrape == "if_missing":
+            values[spec.field] = getattr(fresh, spec.field) or getattr(full, spec.field)
+    return dataclasses.replace(
+        full,
+        captured_at=fresh.captured_at,
+        duration_ms=fresh.duration_ms,
+        errors=fresh.errors + kept_errors,
+        **values,
+    )
+
+
 # --- orchestration ----------------------------------------------------------------------------
 async def collect(
     db: Database,
@@ -548,72 +668,30 @@ async def collect(
         raise ValueError(f"unknown collector(s): {', '.join(sorted(unknown))}")
     started = time.perf_counter()
     captured_at = datetime.now(UTC)
-    got: dict[str, Any] = {}
     async with db.ops(reason="monitor") as s:
         run = _Run(s, o)
-        if "server" in parts:
-            got["server"] = await run.guarded("server", lambda: collect_server(s))
-        if "connections" in parts:
-            got["connections"] = await run.guarded("connections", lambda: collect_connections(s, o))
-        if "database" in parts:
-            got["database"] = await run.guarded("database", lambda: collect_database(s))
-        if "background" in parts:
-            server: ServerInfo | None = got.get("server")
-            version = server.version_num if server else await _version(s)
-            got["background"] = await run.guarded(
-                "background", lambda: collect_background(s, version)
+        ctx = _Context(s, o, query_baseline, captured_at, today)
+        for spec in COLLECTORS:
+            if spec.name not in parts or (spec.needs_today and today is None):
+                continue
+            ctx.got[spec.field] = await run.guarded(
+                spec.name, functools.partial(spec.run, ctx), heavy=spec.heavy
             )
-        if "locks" in parts:
-            got["locks"] = await run.guarded("locks", lambda: collect_locks(s, o))
-        if "replication" in parts:
-            got["replication"] = await run.guarded("replication", lambda: collect_replication(s))
-        if "queries" in parts:
-            got["queries"] = await run.guarded(
-                "queries", lambda: collect_queries(s, o, query_baseline, captured_at)
-            )
-        if "storage" in parts:
-            got["storage"] = await run.guarded("storage", lambda: collect_storage(s, o), heavy=True)
-        if "maintenance" in parts:
-            got["maintenance"] = await run.guarded(
-                "maintenance", lambda: collect_maintenance(s, o), heavy=True
-            )
-        if "indexes" in parts:
-            got["indexes"] = await run.guarded("indexes", lambda: collect_indexes(s, o), heavy=True)
-        if "security" in parts:
-            got["security"] = await run.guarded("security", lambda: collect_security(s))
-        if "calendar" in parts and today is not None:
-            day = today
-            got["weddings_today"] = await run.guarded(
-                "calendar", lambda: collect_weddings_today(s, day)
-            )
-        if "backups" in parts:
-            got["backups"] = await run.guarded("backups", lambda: collect_backups(s))
         errors = tuple(run.errors)
+    got = ctx.got
     database: DatabaseStats | None = got.get("database")
-    heavy = any(p in parts for p in ("storage", "maintenance", "indexes", "security"))
+    expensive = any(spec.expensive for spec in COLLECTORS if spec.name in parts)
     return Snapshot(
         captured_at=captured_at,
         duration_ms=(time.perf_counter() - started) * 1000.0,
-        server=got.get("server"),
-        connections=got.get("connections"),
-        database=database,
         deltas=(
             counter_deltas(previous.database, previous.captured_at, database, captured_at)
             if database is not None and previous is not None
             else None
         ),
-        background=got.get("background"),
-        queries=got.get("queries"),
-        storage=got.get("storage"),
-        maintenance=got.get("maintenance"),
-        locks=got.get("locks"),
-        replication=got.get("replication"),
-        indexes=got.get("indexes"),
-        security=got.get("security"),
-        weddings_today=got.get("weddings_today"),
-        backups=got.get("backups"),
         errors=errors,
-        full_captured_at=captured_at if heavy else None,
+        full_captured_at=captured_at if expensive else None,
+        **got,
     )
 
 

@@ -7,6 +7,7 @@ the predicted peak of the next Saturday. Too little history gives no number but 
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -50,22 +51,12 @@ def fit_line(points: Sequence[Point]) -> LinearFit | None:
     origin = min(t for t, _ in points)
     xs = [(t - origin).total_seconds() / SECONDS_PER_DAY for t, _ in points]
     ys = [float(v) for _, v in points]
-    n = len(xs)
-    mean_x, mean_y = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mean_x) ** 2 for x in xs)
-    if sxx == 0:
+    if len(set(xs)) < 2:
         return None
-    sxy = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
-    slope = sxy / sxx
-    intercept = mean_y - slope * mean_x
-    syy = sum((y - mean_y) ** 2 for y in ys)
-    r2 = (
-        None
-        if syy == 0
-        else 1.0
-        - sum((y - (intercept + slope * x)) ** 2 for x, y in zip(xs, ys, strict=True)) / syy
-    )
-    return LinearFit(origin, slope, intercept, r2, n)
+    slope, intercept = statistics.linear_regression(xs, ys)
+    # with an intercept, the share of variance the line explains is the squared correlation
+    r2 = None if len(set(ys)) < 2 else statistics.correlation(xs, ys) ** 2
+    return LinearFit(origin, slope, intercept, r2, len(xs))
 
 
 @dataclass(frozen=True)

@@ -6,30 +6,69 @@ limits and the wedding readiness section. Nothing here queries the database.
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from wedsync_db.calendar import CalendarContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from wedsync_db.calendar import CalendarContext, calendar_context
 from wedsync_db.db.heartbeat import HeartbeatSnapshot
+from wedsync_db.errors import ConfigError
 from wedsync_db.migrate.freeze import FreezeConfig, FreezeDecision, freeze_decision
 from wedsync_db.monitor.assess import Assessment, Status, worst
-from wedsync_db.monitor.thresholds import NORMAL, Thresholds
+from wedsync_db.monitor.thresholds import NORMAL, Thresholds, thresholds_from_settings
+from wedsync_db.settings import Settings
 
 __all__ = [
+    "HealthCheck",
+    "HealthDocument",
     "HealthInputs",
     "Status",
     "health_document",
+    "health_report",
     "heartbeat_checks",
     "http_status",
     "wedding_readiness",
     "worst",
 ]
 
-# Keys the heartbeat answers itself; fresher than any sample, so they replace the sample's.
-HEARTBEAT_KEYS = ("postgres:heartbeat", "postgres:responseTime")
+
+class HealthCheck(BaseModel):
+    """One entry under a check key (the public summary carries ``status`` alone)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Status
+    component_id: str | None = Field(None, alias="componentId")
+    component_type: str | None = Field(None, alias="componentType")
+    observed_value: float | int | None = Field(None, alias="observedValue")
+    observed_unit: str | None = Field(None, alias="observedUnit")
+    time: str | None = Field(None, description="ISO 8601")
+    context: str | None = Field(None, description="the calendar context whose limits applied")
+    limits: dict[str, float] | None = None
+    output: str | None = Field(None, description="why the check is not passing")
+
+
+class HealthDocument(BaseModel):
+    """The application/health+json document (the response schema of the health endpoint)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Status
+    version: str = Field(description="the installed wedsync-db version")
+    release_id: str = Field(alias="releaseId")
+    service_id: str = Field(alias="serviceId")
+    description: str
+    output: str | None = Field(None, description="the failing check keys (full report)")
+    checks: dict[str, list[HealthCheck]] = Field(description="keyed component:measurement")
+    wedding_readiness: dict[str, object] | None = Field(
+        None, description="context, weddings today, freeze state, top risks (full report)"
+    )
 
 
 def heartbeat_checks(
@@ -182,8 +221,6 @@ def health_document(
                         "stuck, so the checks below may be stale",
                     }
                 ]
-    for key in HEARTBEAT_KEYS:
-        checks.pop(key, None)
     checks.update(
         heartbeat_checks(
             inputs.heartbeats, inputs.now, inputs.thresholds, inputs.heartbeat_stale_after
@@ -192,7 +229,7 @@ def health_document(
     status = worst(c["status"] for entries in checks.values() for c in entries)
     doc: dict[str, Any] = {
         "status": status,
-        "version": version.split(".")[0],
+        "version": version,
         "releaseId": version,
         "serviceId": "wedsync-db",
         "description": "WedSync core database",
@@ -212,3 +249,58 @@ def health_document(
 def http_status(status: Status) -> int:
     """200 for pass and warn (still serving), 503 for fail."""
     return 503 if status == "fail" else 200
+
+
+def health_report(
+    settings: Settings,
+    heartbeats: Mapping[str, HeartbeatSnapshot],
+    assessment: Assessment | None,
+    *,
+    full: bool,
+    now: datetime,
+    version: str | None = None,
+    max_sample_age: float | None = None,
+    heartbeat_stale_after: float | None = None,
+) -> dict[str, Any]:
+    """The health+json document of the API and of ``wedsync-db health``, from data already in
+    memory: the heartbeats now, and the latest assessment when there is one.
+
+    Without a sample (or with one from another local day) the clock alone decides the calendar
+    context and the weddings count is unknown until the next sample.
+    """
+    context = assessment.context if assessment is not None else None
+    weddings_known = context is not None
+    if context is None or context.local_date != now.astimezone(ZoneInfo(settings.timezone)).date():
+        context = calendar_context(now, settings.timezone, settings.peak_months, 0)
+        weddings_known = False
+    thresholds = (
+        assessment.thresholds
+        if assessment is not None and assessment.thresholds.level == context.level
+        else thresholds_from_settings(context.level, settings)
+    )
+    inputs = HealthInputs(
+        heartbeats, assessment, thresholds, now, max_sample_age, heartbeat_stale_after
+    )
+    readiness: dict[str, Any] | None = None
+    if full:
+        try:
+            freeze = FreezeConfig.from_settings(settings)
+        except ConfigError as exc:
+            readiness = {"context": context.level, "error": str(exc)}
+        else:
+            readiness = wedding_readiness(
+                context, freeze, now, assessment, weddings_known=weddings_known
+            )
+    return health_document(
+        inputs, version=version or package_version(), full=full, readiness=readiness
+    )
+
+
+def package_version() -> str:
+    """The installed wedsync-db version (the source tree's when not installed)."""
+    try:
+        return importlib.metadata.version("wedsync-db")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
+        from wedsync_db import __version__
+
+        return __version__

@@ -16,12 +16,33 @@ from wedsync_db.monitor.snapshot import QueryBaseline, QueryCounters, Snapshot
 
 # A metric name is a jsonb key written by Snapshot.metrics(); anything else is a typo.
 METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-# Points returned for one series: enough for a chart, small enough for one response.
-DEFAULT_MAX_POINTS = 500
+# Points returned for one series (API and CLI): enough for a chart, small enough for one
+# response or one screen of rows.
+DEFAULT_MAX_POINTS = 200
 # Drill-down rows kept per snapshot; the flat metrics carry the trends.
 DETAIL_ROWS = 10
 # Without an explicit start a series covers this much: a week shows the Saturday peak.
 DEFAULT_SPAN = timedelta(days=7)
+
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# the start of a series when none is given, in the form parse_moment reads
+DEFAULT_SINCE = "7d"
+
+
+def parse_moment(value: str, now: datetime) -> datetime:
+    """``7d``, ``24h``, ``90m``, ``2w`` before ``now``, or an ISO 8601 time (UTC if naive).
+
+    Raises ValueError for anything else."""
+    match = _RELATIVE.match(value.strip())
+    if match:
+        return now - timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"{value!r}: use e.g. 7d, 24h or 2026-06-01T00:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class UnknownMetric(ValueError):
@@ -142,14 +163,6 @@ async def record(
 def retention_cutoff(retention_days: int, now: datetime | None = None) -> datetime:
     """The oldest capture time kept."""
     return (now or datetime.now(UTC)) - timedelta(days=retention_days)
-
-
-async def purge(db: Database, retention_days: int, *, now: datetime | None = None) -> int:
-    """Delete snapshots older than the retention period; returns how many."""
-    async with db.ops(reason="monitor history") as s:
-        return await s.execute(
-            _q("purge_snapshots"), {"before": retention_cutoff(retention_days, now)}
-        )
 
 
 async def series(

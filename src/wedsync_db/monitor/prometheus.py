@@ -17,19 +17,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.registry import Collector
 
 from wedsync_db.db.heartbeat import HeartbeatSnapshot
-from wedsync_db.monitor.snapshot import CONNECTION_STATES, LOCK_MODES, Snapshot
+from wedsync_db.monitor.snapshot import CONNECTION_STATES, LOCK_MODES, SERVER_SETTINGS, Snapshot
 from wedsync_db.monitor.thresholds import wedding_day_query_mean_ms
-
-if TYPE_CHECKING:
-    from wedsync_db.monitor.state import MonitorState
 
 PREFIX = "wedsync_db_"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -71,6 +65,16 @@ def _g(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:
 
 def _c(name: str, doc: str, labels: Iterable[str] = ()) -> CounterMetricFamily:
     return CounterMetricFamily(PREFIX + name, doc, labels=list(labels))
+
+
+def _labelled(
+    name: str, doc: str, label: str, values: Iterable[tuple[str, float]]
+) -> CounterMetricFamily:
+    """A counter family with one labelled sample per (label value, value)."""
+    c = _c(name, doc, [label])
+    for key, value in values:
+        c.add_metric([key], float(value))
+    return c
 
 
 def _value(family: GaugeMetricFamily | CounterMetricFamily, value: float | None) -> None:
@@ -205,30 +209,9 @@ def _server(snap: Snapshot) -> Iterator[Metric]:
         yield _setting(name, value)
 
 
-# settings whose base unit is bytes or seconds (setting_in_base_unit converted them)
-_BYTE_SETTINGS = frozenset(
-    {
-        "shared_buffers",
-        "effective_cache_size",
-        "work_mem",
-        "maintenance_work_mem",
-        "wal_buffers",
-        "max_wal_size",
-        "min_wal_size",
-    }
-)
-_SECOND_SETTINGS = frozenset(
-    {
-        "checkpoint_timeout",
-        "statement_timeout",
-        "lock_timeout",
-        "idle_in_transaction_session_timeout",
-    }
-)
-
-
 def _setting(name: str, value: float) -> GaugeMetricFamily:
-    suffix = "_bytes" if name in _BYTE_SETTINGS else "_seconds" if name in _SECOND_SETTINGS else ""
+    unit = SERVER_SETTINGS.get(name, "")
+    suffix = f"_{unit}" if unit else ""
     f = _g(f"settings_{name}{suffix}", f"Server setting {name}")
     f.add_metric([], value)
     return f
@@ -285,28 +268,27 @@ def _database(snap: Snapshot) -> Iterator[Metric]:
         c = _c(name, doc)
         c.add_metric([], float(value))
         yield c
-    conflicts = _c("conflicts", "Queries cancelled by recovery conflicts", ["reason"])
-    for reason, n in sorted((d.conflicts_by_reason or {"all": d.conflicts}).items()):
-        conflicts.add_metric([reason], float(n))
-    yield conflicts
-    rows = _c("rows", "Rows processed by operation", ["operation"])
-    for op, value in (
-        ("returned", d.tup_returned),
-        ("fetched", d.tup_fetched),
-        ("inserted", d.tup_inserted),
-        ("updated", d.tup_updated),
-        ("deleted", d.tup_deleted),
-    ):
-        rows.add_metric([op], float(value))
-    yield rows
-    ended = _c("sessions_ended", "Sessions that did not end normally", ["reason"])
-    for reason, value in (
-        ("abandoned", d.sessions_abandoned),
-        ("fatal", d.sessions_fatal),
-        ("killed", d.sessions_killed),
-    ):
-        ended.add_metric([reason], float(value))
-    yield ended
+    yield _labelled(
+        "conflicts",
+        "Queries cancelled by recovery conflicts",
+        "reason",
+        sorted((d.conflicts_by_reason or {"all": d.conflicts}).items()),
+    )
+    yield _labelled(
+        "rows",
+        "Rows processed by operation",
+        "operation",
+        [
+            (op, getattr(d, f"tup_{op}"))
+            for op in ("returned", "fetched", "inserted", "updated", "deleted")
+        ],
+    )
+    yield _labelled(
+        "sessions_ended",
+        "Sessions that did not end normally",
+        "reason",
+        [(why, getattr(d, f"sessions_{why}")) for why in ("abandoned", "fatal", "killed")],
+    )
     times = _c("session_time_seconds", "Time spent by sessions", ["state"])
     times.add_metric(["all"], d.session_time_ms / 1000.0)
     times.add_metric(["active"], d.active_time_ms / 1000.0)
@@ -584,46 +566,3 @@ def _advice(snap: Snapshot) -> Iterator[Metric]:
         for rule, n in sorted(rules.items()):
             f.add_metric([rule], float(n))
         yield f
-
-
-class SnapshotCollector(Collector):
-    """A prometheus_client collector reading the monitor's in-memory state."""
-
-    def __init__(self, state: MonitorState) -> None:
-        self.state = state
-
-    def describe(self) -> Iterable[Metric]:
-        # no description at registration time: the families depend on what was collected
-        return []
-
-    def collect(self) -> Iterable[Metric]:
-        st = self.state
-        totals = st.query_totals
-        if st.health_status is not None:
-            # the status /api/database/health answers with (heartbeats included)
-            health: str | None = st.health_status()
-        else:
-            health = st.assessment.status if st.assessment is not None else None
-        return families(
-            st.latest,
-            up=st.up,
-            scrapes=st.scrapes,
-            scrape_errors=dict(st.collector_errors),
-            query_totals=(totals.calls, totals.exec_ms, totals.rows),
-            heartbeats=st.database.heartbeat_snapshots(),
-            pool_stats=st.database.pool_stats(),
-            health_status=health,
-            heartbeat_stale_after=st.database.heartbeat_stale_after,
-        )
-
-
-class MetricsExporter:
-    """A registry holding one :class:`SnapshotCollector`; renders the text format."""
-
-    def __init__(self, state: MonitorState) -> None:
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(SnapshotCollector(state))
-
-    def render(self) -> bytes:
-        """The Prometheus text exposition."""
-        return generate_latest(self.registry)

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from wedsync_db.monitor.assess import AssessmentInput, BackupItem
+from typing import Any
 
 # Who a connection serves, from the application_name set by wedsync-db's clients
 # (ops.connection_audience); "pool" is an idle connection parked in one of our pools.
@@ -39,6 +36,30 @@ LOCK_MODES = (
     "ExclusiveLock",
     "AccessExclusiveLock",
 )
+# Settings exposed with the server facts (the pg_settings families worth a dashboard), with the
+# base unit setting_in_base_unit converts them to ("" for a plain number).
+SERVER_SETTINGS: Mapping[str, str] = {
+    "shared_buffers": "bytes",
+    "effective_cache_size": "bytes",
+    "work_mem": "bytes",
+    "maintenance_work_mem": "bytes",
+    "wal_buffers": "bytes",
+    "max_wal_size": "bytes",
+    "min_wal_size": "bytes",
+    "checkpoint_timeout": "seconds",
+    "max_worker_processes": "",
+    "max_parallel_workers": "",
+    "max_wal_senders": "",
+    "max_replication_slots": "",
+    "max_locks_per_transaction": "",
+    "autovacuum_max_workers": "",
+    "autovacuum_vacuum_scale_factor": "",
+    "autovacuum_freeze_max_age": "",
+    "statement_timeout": "seconds",
+    "lock_timeout": "seconds",
+    "idle_in_transaction_session_timeout": "seconds",
+    "random_page_cost": "",
+}
 # 2^31: transaction IDs a database can consume past its oldest unfrozen one before wraparound.
 XID_WRAPAROUND_LIMIT = 2**31
 # Fewer block accesses than this say nothing about the working set: over an interval the cache
@@ -647,6 +668,12 @@ class BackupStats:
         """Backups are set up or have been taken here."""
         return self.archiving or self.backups_ok + self.backups_failed > 0
 
+    @property
+    def latest_verification_failed(self) -> bool:
+        """The newest verification failed (one newer than the last good one)."""
+        failed, ok = self.last_verify_failed_at, self.last_verified_at
+        return failed is not None and (ok is None or failed > ok)
+
 
 # --- advice ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -748,6 +775,10 @@ class Snapshot:
         usable = self.server.max_usable_connections
         return self.connections.total / usable if usable else None
 
+    def age_seconds(self, moment: datetime | None) -> float | None:
+        """Seconds from ``moment`` to this capture (never negative), None without one."""
+        return None if moment is None else max(0.0, (self.captured_at - moment).total_seconds())
+
     def metrics(self) -> dict[str, float]:
         """Flat numeric metrics: what the history table stores and series are drawn from."""
         m: dict[str, float | int | None] = {}
@@ -788,7 +819,9 @@ class Snapshot:
             m["query_exec_ms_delta"] = w.total_ms
             m["query_mean_ms"] = w.total_ms / w.calls if w.calls else None
         if self.locks is not None:
-            m["locks_waiting"] = sum(self.locks.waiting.values())
+            # lock requests not granted (one session can wait for several); the sessions
+            # waiting are connections_waiting
+            m["lock_requests_waiting"] = sum(self.locks.waiting.values())
             m["blocked_sessions"] = len({b.blocked_pid for b in self.locks.blocking})
         if self.replication is not None:
             m["replication_lag_seconds"] = self.replication.lag_seconds
@@ -805,13 +838,9 @@ class Snapshot:
             bk = self.backups
             m["wal_archived_total"] = bk.archived_count
             m["wal_archive_failed_total"] = bk.failed_count
-            for name, moment in (
-                ("backup_age_seconds", bk.last_backup_at),
-                ("backup_verified_age_seconds", bk.last_verified_at),
-                ("wal_archived_age_seconds", bk.last_archived_time),
-            ):
-                if moment is not None:
-                    m[name] = max(0.0, (self.captured_at - moment).total_seconds())
+            m["backup_age_seconds"] = self.age_seconds(bk.last_backup_at)
+            m["backup_verified_age_seconds"] = self.age_seconds(bk.last_verified_at)
+            m["wal_archived_age_seconds"] = self.age_seconds(bk.last_archived_time)
         return {k: float(v) for k, v in m.items() if v is not None and math.isfinite(float(v))}
 
     def to_dict(self) -> dict[str, Any]:
@@ -824,156 +853,6 @@ class Snapshot:
             "connection_utilization": self.connection_utilization,
         }
         return out
-
-    def to_assessment_input(
-        self, *, heartbeat_p95_ms: float | None = None, heartbeat_failures: int = 0
-    ) -> AssessmentInput:
-        """The plain facts the pure assessment judges (heartbeat figures come from the pools)."""
-        from wedsync_db.monitor import assess as a
-
-        def activity(items: Iterable[SessionActivity]) -> tuple[a.ActivityItem, ...]:
-            return tuple(
-                a.ActivityItem(
-                    pid=s.pid,
-                    application_name=s.application_name,
-                    state=s.state,
-                    seconds=s.seconds,
-                    query=s.query,
-                )
-                for s in items
-            )
-
-        c, db, d = self.connections, self.database, self.deltas
-        captured = self.full_captured_at or self.captured_at
-        maintenance = self.maintenance
-        queries = self.queries.window.top if self.queries and self.queries.window else ()
-        return a.AssessmentInput(
-            connections_total=c.total if c else 0,
-            connections_max_usable=self.server.max_usable_connections if self.server else 0,
-            connections_by_audience=c.by_audience if c else {},
-            idle_in_transaction=activity(c.idle_in_transaction) if c else (),
-            waiting_on_locks=c.waiting_on_locks if c else 0,
-            long_running_queries=activity(c.long_running) if c else (),
-            longest_transaction_seconds=c.longest_transaction_seconds if c else None,
-            cache_hit_ratio=self.cache_hit_ratio,
-            index_hit_ratio=self.index_hit_ratio,
-            deadlocks_delta=d.deadlocks if d else None,
-            temp_bytes_delta=d.temp_bytes if d else None,
-            rollback_ratio=self.rollback_ratio,
-            blocking_chains=tuple(
-                a.BlockingItem(
-                    blocked_pid=b.blocked_pid,
-                    blocking_pid=b.blocking_pid,
-                    wait_seconds=b.wait_seconds,
-                    relation=b.relation,
-                    blocked_query=b.blocked_query,
-                    blocking_query=b.blocking_query,
-                )
-                for b in (self.locks.blocking if self.locks else ())
-            ),
-            xid_remaining=db.xid_remaining if db else None,
-            sequences=tuple(
-                a.SequenceItem(f"{s.schema_name}.{s.sequence_name}", s.used_fraction)
-                for s in (maintenance.sequences if maintenance else ())
-            ),
-            replication_lag_seconds=self.replication.lag_seconds if self.replication else None,
-            inactive_slots=tuple(
-                s.slot_name
-                for s in (self.replication.slots if self.replication else ())
-                if not s.active
-            ),
-            dead_tuple_tables=tuple(
-                a.MaintenanceItem(
-                    schema=t.schema_name,
-                    table=t.table_name,
-                    dead_tuples=t.dead_tuples,
-                    live_tuples=t.live_tuples,
-                    last_autovacuum_age_seconds=(
-                        (captured - t.last_vacuum).total_seconds() if t.last_vacuum else None
-                    ),
-                )
-                for t in (maintenance.tables if maintenance else ())
-            ),
-            index_advice=tuple(
-                a.IndexItem(
-                    kind=i.kind,
-                    schema=i.schema_name,
-                    table=i.table_name,
-                    index=i.index_name,
-                    detail=i.detail,
-                    remedy_sql=i.remedy,
-                )
-                for i in (self.indexes or ())
-            ),
-            security_findings=tuple(
-                a.SecurityItem(rule=f.rule, object=f.object, detail=f.detail, remedy_sql=f.remedy)
-                for f in (self.security or ())
-            ),
-            slow_queries=tuple(
-                a.QueryItem(
-                    queryid=q.queryid,
-                    query=q.query,
-                    calls_delta=q.calls,
-                    mean_ms=q.mean_ms,
-                    total_ms_delta=q.total_ms,
-                )
-                for q in queries
-            ),
-            database_size_bytes=self.storage.database_bytes if self.storage else None,
-            collector_errors=tuple(
-                a.CollectorIssue(collector=e.collector, message=e.message, hint=e.hint)
-                for e in self.errors
-            ),
-            heartbeat_p95_ms=heartbeat_p95_ms,
-            heartbeat_failures=heartbeat_failures,
-            backups=self._backup_item(),
-        )
-
-    def _backup_item(self) -> BackupItem | None:
-        from wedsync_db.monitor import assess as a
-
-        bk = self.backups
-        if bk is None:
-            return None
-
-        def age(moment: datetime | None) -> float | None:
-            return None if moment is None else max(0.0, (self.captured_at - moment).total_seconds())
-
-        failed, ok = bk.last_verify_failed_at, bk.last_verified_at
-        return a.BackupItem(
-            provider_managed=bk.provider_managed,
-            in_use=bk.in_use,
-            archive_failing=bk.archive_failing,
-            verified_age_s=age(ok),
-            verified_kind=bk.last_verified_kind,
-            latest_verification_failed=failed is not None and (ok is None or failed > ok),
-            backup_age_s=age(bk.last_backup_at),
-        )
-
-
-# Collectors cheap enough to run on every Prometheus scrape; the rest run with the sampler
-# (server facts rarely change; reading every pg_stat_statements entry costs more than all of
-# these together, so statement counters advance once per sample).
-CHEAP_PARTS = ("connections", "database", "background", "locks", "replication")
-
-
-def merge_scrape(fresh: Snapshot, full: Snapshot | None) -> Snapshot:
-    """A scrape-time refresh of the cheap parts on top of the latest full snapshot."""
-    if full is None:
-        return fresh
-    kept_errors = tuple(e for e in full.errors if e.collector not in CHEAP_PARTS)
-    return dataclasses.replace(
-        full,
-        captured_at=fresh.captured_at,
-        duration_ms=fresh.duration_ms,
-        server=fresh.server or full.server,
-        connections=fresh.connections,
-        database=fresh.database,
-        background=fresh.background,
-        locks=fresh.locks,
-        replication=fresh.replication,
-        errors=fresh.errors + kept_errors,
-    )
 
 
 # --- settings -------------------------------------------------------------------------------

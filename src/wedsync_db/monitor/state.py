@@ -11,39 +11,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from wedsync_db.calendar import calendar_context
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
 from wedsync_db.db.backoff import Backoff
 from wedsync_db.db.client import Database
 from wedsync_db.errors import DatabaseUnavailable, WedsyncDBError
 from wedsync_db.monitor import history
+from wedsync_db.monitor.assess import Assessment, assess_sample
 from wedsync_db.monitor.collectors import (
     FULL_PARTS,
     SCRAPE_OPTIONS,
     CollectOptions,
     collect,
+    merge_scrape,
+    scrape_parts,
 )
+from wedsync_db.monitor.prometheus import families
 from wedsync_db.monitor.snapshot import (
-    CHEAP_PARTS,
     QueryBaseline,
     QueryStats,
     Snapshot,
-    merge_scrape,
     query_differences,
 )
-from wedsync_db.monitor.thresholds import thresholds_for
 from wedsync_db.settings import Settings
-
-if TYPE_CHECKING:
-    from wedsync_db.monitor.assess import Assessment
-    from wedsync_db.monitor.prometheus import MetricsExporter
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +137,6 @@ class MonitorState:
     def exporter(self) -> MetricsExporter:
         """The Prometheus registry rendering this state (created on first use)."""
         if self._exporter is None:
-            from wedsync_db.monitor.prometheus import MetricsExporter
-
             self._exporter = MetricsExporter(self)
         return self._exporter
 
@@ -236,24 +233,7 @@ class MonitorState:
 
     def assess(self, snap: Snapshot) -> Assessment:
         """Judge a snapshot in the calendar context of its capture time."""
-        from wedsync_db.monitor.assess import assess
-
-        s = self.settings
-        context = calendar_context(
-            snap.captured_at, s.timezone, s.peak_months, snap.weddings_today or 0
-        )
-        thresholds = thresholds_for(
-            context.level,
-            disk_budget_bytes=round(s.disk_budget_gb * 2**30),
-            environment=s.env,
-        )
-        heartbeats = self.database.heartbeat_snapshots().values()
-        p95s = [h.p95_ms for h in heartbeats if not math.isnan(h.p95_ms)]
-        inp = snap.to_assessment_input(
-            heartbeat_p95_ms=max(p95s) if p95s else None,
-            heartbeat_failures=max((h.consecutive_failures for h in heartbeats), default=0),
-        )
-        return assess(inp, context, thresholds, now=snap.captured_at)
+        return assess_sample(snap, self.settings)
 
     # --- bookkeeping ------------------------------------------------------------------------
     def _succeeded(self, snap: Snapshot, *, scrape: bool) -> None:
@@ -306,7 +286,7 @@ class MonitorState:
         async with self._lock:
             self.refreshes += 1
             # server facts come with the full sample; without one yet, collect them too
-            parts = CHEAP_PARTS if self.full and self.full.server else ("server", *CHEAP_PARTS)
+            parts = scrape_parts(self.full)
             try:
                 fresh = await collect(self.database, parts=parts, options=self.scrape_options)
             except WedsyncDBError as exc:
@@ -365,8 +345,51 @@ class MonitorState:
         }
 
 
+class SnapshotCollector(Collector):
+    """A prometheus_client collector reading the monitor's in-memory state."""
+
+    def __init__(self, state: MonitorState) -> None:
+        self.state = state
+
+    def describe(self) -> Iterable[Metric]:
+        # no description at registration time: the families depend on what was collected
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        st = self.state
+        totals = st.query_totals
+        if st.health_status is not None:
+            # the status /api/database/health answers with (heartbeats included)
+            health: str | None = st.health_status()
+        else:
+            health = st.assessment.status if st.assessment is not None else None
+        return families(
+            st.latest,
+            up=st.up,
+            scrapes=st.scrapes,
+            scrape_errors=dict(st.collector_errors),
+            query_totals=(totals.calls, totals.exec_ms, totals.rows),
+            heartbeats=st.database.heartbeat_snapshots(),
+            pool_stats=st.database.pool_stats(),
+            health_status=health,
+            heartbeat_stale_after=st.database.heartbeat_stale_after,
+        )
+
+
+class MetricsExporter:
+    """A registry holding one :class:`SnapshotCollector`; renders the text format."""
+
+    def __init__(self, state: MonitorState) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(SnapshotCollector(state))
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)
+
+
 def _age(snap: Snapshot) -> float:
     return (datetime.now(UTC) - snap.captured_at).total_seconds()
 
 
-__all__ = ["FULL_PARTS", "MonitorState", "QueryTotals"]
+__all__ = ["FULL_PARTS", "MetricsExporter", "MonitorState", "QueryTotals", "SnapshotCollector"]

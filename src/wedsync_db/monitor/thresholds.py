@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from wedsync_db.calendar import ContextLevel
-from wedsync_db.settings import Environment
+from wedsync_db.settings import Environment, Settings
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,15 @@ def thresholds_for(
         environment=environment,
         backup_verified_warn_hours=warn,
         backup_verified_fail_hours=fail,
+    )
+
+
+def thresholds_from_settings(level: ContextLevel, settings: Settings) -> Thresholds:
+    """The limits of a calendar context with the disk budget and environment of ``settings``."""
+    return thresholds_for(
+        level,
+        disk_budget_bytes=round(settings.disk_budget_gb * 2**30),
+        environment=settings.env,
     )
 
 
