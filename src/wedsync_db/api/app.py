@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from wedsync_db import __version__
-from wedsync_db.api import problems, routes_health, routes_metrics, routes_migrate
+from wedsync_db.api import problems, routes_health, routes_metrics, routes_migrate, routes_ops
 from wedsync_db.api.context import AppContext
 from wedsync_db.api.limits import BodySizeLimit
 from wedsync_db.db.client import Database
@@ -65,4 +65,5 @@ def create_app(
     app.include_router(routes_health.router)
     app.include_router(routes_migrate.router)
     app.include_router(routes_metrics.router)
+    app.include_router(routes_ops.router)
     return app

@@ -15,6 +15,7 @@ from wedsync_db import __version__
 from wedsync_db.api.auth import is_service_request
 from wedsync_db.api.context import AppContext, get_context
 from wedsync_db.api.problems import problem
+from wedsync_db.api.routes_ops import silenced_report
 from wedsync_db.calendar import CalendarContext, FreezeConfig, calendar_context
 from wedsync_db.errors import ConfigError
 from wedsync_db.monitor.assess import Assessment
@@ -142,7 +143,9 @@ def health_report(ctx: AppContext, full: bool) -> dict[str, Any]:
             readiness = wedding_readiness(
                 context, freeze, now, assessment, weddings_known=weddings_known
             )
-    return health_document(inputs, version=__version__, full=full, readiness=readiness)
+    return silenced_report(
+        ctx, health_document(inputs, version=__version__, full=full, readiness=readiness)
+    )
 
 
 def _local_date(now: datetime, timezone: str) -> date:

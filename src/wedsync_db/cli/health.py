@@ -21,6 +21,7 @@ from wedsync_db.errors import ConfigError, DatabaseUnavailable, WedsyncDBError
 from wedsync_db.monitor.assess import Assessment
 from wedsync_db.monitor.health import HealthInputs, health_document, wedding_readiness
 from wedsync_db.monitor.thresholds import thresholds_for
+from wedsync_db.ops.actions import with_stored_silences
 from wedsync_db.runtime import Target, database_for
 from wedsync_db.settings import Settings, parse_months
 
@@ -71,7 +72,9 @@ async def full_report(settings: Settings, target: Target) -> dict[str, Any]:
             assessment = MonitorState(settings, database, store_history=False).assess(snap)
         except WedsyncDBError as exc:
             err.print(f"[yellow]collection failed:[/] {escape(str(exc))}", highlight=False)
-        return _document(settings, database.heartbeat_snapshots(), assessment)
+        return await with_stored_silences(
+            database, _document(settings, database.heartbeat_snapshots(), assessment)
+        )
     finally:
         await database.close()
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from wedsync_db.cli import backup, common, demo, health, migrate, monitor
+from wedsync_db.cli import backup, common, demo, health, migrate, monitor, ops
 from wedsync_db.cli.common import err, out
 from wedsync_db.db.admin import psql_target
 from wedsync_db.embedded import DEFAULT_DATABASE
@@ -33,6 +33,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(migrate.app, name="migrate")
 app.add_typer(demo.app, name="demo")
 app.add_typer(backup.app, name="backup")
+app.add_typer(ops.app, name="ops")
 app.command("health")(health.health)
 app.add_typer(monitor.metrics_app, name="metrics")
 app.add_typer(monitor.inspect_app, name="inspect")
