@@ -4,8 +4,9 @@ required), EXPLAIN of a tracked statement (planned only, or run and rolled back)
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,12 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from conftest import make_database
 from fixtures.environment import isolate_settings
 from wedsync_db.api.app import create_app
+from wedsync_db.cli.main import app
 from wedsync_db.db.client import Database, user_dsn_for
 from wedsync_db.migrate.runner import MigrationRunner
 from wedsync_db.ops import actions
@@ -52,11 +55,8 @@ async def _sleeping(dsn: str, app: str) -> tuple[psycopg.AsyncConnection[Any], a
 
 
 @pytest.fixture
-async def db(fresh_db: str) -> AsyncIterator[Database]:
-    database = make_database(fresh_db)
-    await database.open()
-    yield database
-    await database.close()
+def db(database: Database) -> Database:
+    return database
 
 
 async def test_cancel_stops_the_statement_and_is_audited(db: Database, fresh_db: str) -> None:
@@ -279,8 +279,8 @@ async def test_silences_are_stored_listed_lifted_and_audited(db: Database, fresh
 def client(fresh_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     isolate_settings(monkeypatch, tmp_path)
     settings = load_settings(service_key=KEY)
-    app = create_app(settings, database=make_database(fresh_db), runner=MigrationRunner(fresh_db))
-    with TestClient(app) as c:
+    api = create_app(settings, database=make_database(fresh_db), runner=MigrationRunner(fresh_db))
+    with TestClient(api) as c:
         yield c
 
 
@@ -351,3 +351,66 @@ def test_api_silence_marks_the_check_in_health(client: TestClient) -> None:
         client.delete("/api/database/silences/postgres:responseTime", headers=AUTH).status_code
         == 404
     )
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+@pytest.fixture
+def cli(fresh_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
+    isolate_settings(monkeypatch, tmp_path)
+    monkeypatch.setenv("WEDSYNC_SERVICE_KEY", KEY)
+    monkeypatch.setenv("DATABASE_URL", fresh_db)
+    return CliRunner()
+
+
+def test_cli_cancel_needs_a_reason_and_cancels(
+    cli: CliRunner, fresh_db: str, pg_server: Any
+) -> None:
+    missing = cli.invoke(app, ["ops", "cancel", "12345"])
+    assert missing.exit_code == 1 and "reason is required" in missing.stderr
+    blank = cli.invoke(app, ["ops", "terminate", "12345", "--reason", " "])
+    assert blank.exit_code == 1 and "reason is required" in blank.stderr
+    with psycopg.connect(user_dsn_for(fresh_db)) as conn:
+        pid = conn.info.backend_pid
+        outcome: list[BaseException] = []
+
+        def sleep() -> None:
+            try:
+                conn.execute("select pg_sleep(60)")
+            except psycopg.Error as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=sleep)
+        worker.start()
+        time.sleep(0.3)
+        result = cli.invoke(
+            app, ["ops", "cancel", str(pid), "--reason", "stuck", "--actor", "frank", "--json"]
+        )
+        worker.join(10)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["action"] == "cancel"
+        assert outcome and isinstance(outcome[0], psycopg.errors.QueryCanceled)
+    with psycopg.connect(pg_server.admin_dsn) as other:
+        refused = cli.invoke(
+            app, ["ops", "cancel", str(other.info.backend_pid), "--reason", "not ours"]
+        )
+    assert refused.exit_code == 2 and "connected to database" in refused.stderr
+    audit = json.loads(cli.invoke(app, ["ops", "actions", "--json"]).stdout)["actions"]
+    assert [(a["actor"], a["action"], a["pid"]) for a in audit] == [("frank", "cancel", pid)]
+
+
+def test_cli_silence_list_unsilence(cli: CliRunner) -> None:
+    bad = cli.invoke(app, ["ops", "silence", "postgres:collectors", "--for", "2h"])
+    assert bad.exit_code == 1 and "reason is required" in bad.stderr
+    ok = cli.invoke(
+        app,
+        ["ops", "silence", "postgres:collectors", "--for", "2h", "--reason", "no pgss", "--json"],
+    )
+    assert ok.exit_code == 0, ok.output
+    listed = json.loads(cli.invoke(app, ["ops", "silences", "--json"]).stdout)["silences"]
+    assert [(s["check_id"], s["reason"]) for s in listed] == [("postgres:collectors", "no pgss")]
+    assert "postgres:collectors" in cli.invoke(app, ["ops", "silences"]).stdout
+    lifted = cli.invoke(app, ["ops", "unsilence", "postgres:collectors"])
+    assert lifted.exit_code == 0 and "silence lifted" in lifted.stdout
+    assert json.loads(cli.invoke(app, ["ops", "silences", "--json"]).stdout) == {"silences": []}
+    unknown = cli.invoke(app, ["ops", "explain", "42"])
+    assert unknown.exit_code == 1 and "inspect queries" in unknown.stderr

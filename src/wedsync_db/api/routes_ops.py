@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -74,15 +75,13 @@ def _error(exc: WedsyncDBError) -> JSONResponse:
     return error_response(exc)
 
 
-async def _signal(request: Request, ctx: AppContext, pid: int, action: actions.SignalAction) -> Any:
-    body = await read_body(request, ActionRequest)
+async def _answer(work: Callable[[], Awaitable[Any]]) -> Any:
+    """The action's result as JSON, or the problem for the error it raised."""
     try:
-        done = await actions.signal_backend(
-            ctx.database, pid, action, reason=body.reason, actor=_actor(body)
-        )
+        result = await work()
     except WedsyncDBError as exc:
         return _error(exc)
-    return done.to_dict()
+    return result.to_dict()
 
 
 _SIGNAL_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -94,25 +93,23 @@ _SIGNAL_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.post(
-    "/backends/{pid}/cancel",
-    summary="Cancel the running statement of a backend (reason required, audited)",
+    "/backends/{pid}/{action}",
+    summary="Cancel the running statement of a backend, or terminate its session (reason "
+    "required, audited)",
     responses=_SIGNAL_RESPONSES,
 )
-async def cancel_backend(
-    pid: int, request: Request, ctx: Annotated[AppContext, Depends(get_context)]
+async def signal_backend(
+    pid: int,
+    action: actions.SignalAction,
+    request: Request,
+    ctx: Annotated[AppContext, Depends(get_context)],
 ) -> Any:
-    return await _signal(request, ctx, pid, "cancel")
-
-
-@router.post(
-    "/backends/{pid}/terminate",
-    summary="Terminate a backend's session (reason required, audited)",
-    responses=_SIGNAL_RESPONSES,
-)
-async def terminate_backend(
-    pid: int, request: Request, ctx: Annotated[AppContext, Depends(get_context)]
-) -> Any:
-    return await _signal(request, ctx, pid, "terminate")
+    body = await read_body(request, ActionRequest)
+    return await _answer(
+        lambda: actions.signal_backend(
+            ctx.database, pid, action, reason=body.reason, actor=_actor(body)
+        )
+    )
 
 
 @router.get("/actions", summary="The newest operator actions (audit), newest first")
@@ -134,17 +131,15 @@ async def explain_query(
     queryid: int, request: Request, ctx: Annotated[AppContext, Depends(get_context)]
 ) -> Any:
     body = await read_body(request, ExplainRequest)
-    try:
-        result = await actions.explain_statement(
+    return await _answer(
+        lambda: actions.explain_statement(
             ctx.database,
             queryid,
             analyze=body.analyze,
             params=body.params,
             json_format=body.format == "json",
         )
-    except WedsyncDBError as exc:
-        return _error(exc)
-    return result.to_dict()
+    )
 
 
 @router.get("/silences", summary="Checks silenced now, with who, why and until when")
@@ -161,18 +156,17 @@ async def put_silence(
     check_id: str, request: Request, ctx: Annotated[AppContext, Depends(get_context)]
 ) -> Any:
     body = await read_body(request, SilenceRequest)
-    try:
-        silence = await actions.silence_check(
+    answer = await _answer(
+        lambda: actions.silence_check(
             ctx.database,
             check_id,
             parse_duration(body.duration),
             reason=body.reason,
             actor=_actor(body),
         )
-    except WedsyncDBError as exc:
-        return _error(exc)
+    )
     await silence_book(ctx).refresh()
-    return silence.to_dict()
+    return answer
 
 
 @router.delete("/silences/{check_id}", summary="Lift the silence of a check")

@@ -66,6 +66,14 @@ def _with_db(work: Callable[[Database], Awaitable[T]], *, json_out: bool = False
             common.fail(str(exc), EXIT_REFUSED)
 
 
+def _emit(json_out: bool, data: dict[str, Any], text: str) -> None:
+    """``data`` as JSON with --json, else ``text``."""
+    if json_out:
+        common.print_json(data)
+    else:
+        out.print(escape(text), highlight=False)
+
+
 def _signal(
     pid: int, action: actions.SignalAction, reason: str | None, actor: str | None, json_out: bool
 ) -> None:
@@ -75,39 +83,34 @@ def _signal(
         lambda db: actions.signal_backend(db, pid, action, reason=reason, actor=_actor(actor)),
         json_out=json_out,
     )
-    if json_out:
-        common.print_json(done.to_dict())
-        return
-    out.print(
-        escape(
-            f"{action} pid {done.pid} ({done.backend_user or '?'}, "
-            f"{done.application_name or 'no application name'}): {done.result}; recorded as "
-            f"action {done.id}"
-        ),
-        highlight=False,
+    _emit(
+        json_out,
+        done.to_dict(),
+        f"{action} pid {done.pid} ({done.backend_user or '?'}, "
+        f"{done.application_name or 'no application name'}): {done.result}; recorded as "
+        f"action {done.id}",
     )
 
 
-@app.command("cancel")
-def cancel_cmd(
-    pid: Annotated[int, typer.Argument(help="Backend pid (from inspect connections / locks)")],
-    reason: ReasonOpt = None,
-    actor: ActorOpt = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Cancel the statement a backend of this database is running (the session stays)."""
-    _signal(pid, "cancel", reason, actor, json_out)
+def _signal_command(action: actions.SignalAction, doc: str) -> Callable[..., None]:
+    def command(
+        pid: Annotated[int, typer.Argument(help="Backend pid (from inspect connections / locks)")],
+        reason: ReasonOpt = None,
+        actor: ActorOpt = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        _signal(pid, action, reason, actor, json_out)
+
+    command.__doc__ = doc
+    return command
 
 
-@app.command("terminate")
-def terminate_cmd(
-    pid: Annotated[int, typer.Argument(help="Backend pid (from inspect connections / locks)")],
-    reason: ReasonOpt = None,
-    actor: ActorOpt = None,
-    json_out: JsonOpt = False,
-) -> None:
-    """Terminate a backend's session (its open transaction is rolled back)."""
-    _signal(pid, "terminate", reason, actor, json_out)
+app.command("cancel")(
+    _signal_command("cancel", "Cancel the statement a backend of this database is running.")
+)
+app.command("terminate")(
+    _signal_command("terminate", "Terminate a backend's session (its transaction rolls back).")
+)
 
 
 @app.command("explain")
@@ -151,8 +154,7 @@ def silence_cmd(
     actor: ActorOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Silence a check: the health report still shows its status, but it no longer drives the
-    overall status until the silence expires."""
+    """Keep a check from driving the overall health status until the silence expires."""
     with common.handled(json_errors=json_out):
         length = parse_duration(duration)
         if not (reason or "").strip():
@@ -161,12 +163,10 @@ def silence_cmd(
         lambda db: actions.silence_check(db, check_id, length, reason=reason, actor=_actor(actor)),
         json_out=json_out,
     )
-    if json_out:
-        common.print_json(silence.to_dict())
-        return
-    out.print(
-        escape(f"{silence.check_id} silenced until {silence.until.isoformat()}: {silence.reason}"),
-        highlight=False,
+    _emit(
+        json_out,
+        silence.to_dict(),
+        f"{silence.check_id} silenced until {silence.until.isoformat()}: {silence.reason}",
     )
 
 
@@ -180,10 +180,11 @@ def unsilence_cmd(
     lifted = _with_db(
         lambda db: actions.unsilence_check(db, check_id, actor=_actor(actor)), json_out=json_out
     )
-    if json_out:
-        common.print_json({"lifted": lifted.to_dict() if lifted else None})
-        return
-    out.print(escape(f"{check_id}: " + ("silence lifted" if lifted else "was not silenced")))
+    _emit(
+        json_out,
+        {"lifted": lifted.to_dict() if lifted else None},
+        f"{check_id}: " + ("silence lifted" if lifted else "was not silenced"),
+    )
 
 
 @app.command("silences")
