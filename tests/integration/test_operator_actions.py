@@ -21,6 +21,7 @@ from fixtures.environment import isolate_settings
 from wedsync_db.api.app import create_app
 from wedsync_db.cli.main import app
 from wedsync_db.db.client import Database, user_dsn_for
+from wedsync_db.errors import PermissionDenied
 from wedsync_db.migrate.runner import MigrationRunner
 from wedsync_db.ops import actions
 from wedsync_db.ops.silences import InvalidSilence, Silence, apply_silences, parse_duration
@@ -112,6 +113,16 @@ async def test_refusals_record_nothing(db: Database, fresh_db: str, pg_server: A
             await actions.signal_backend(
                 db, other.info.backend_pid, "cancel", reason="not ours", actor="t"
             )
+    # a superuser's backend: pg_signal_backend does not reach it
+    async with await psycopg.AsyncConnection.connect(fresh_db) as admin:
+        is_super = await (
+            await admin.execute("select rolsuper from pg_roles where rolname = current_user")
+        ).fetchone()
+        if is_super == (True,):
+            with pytest.raises(PermissionDenied, match="SUPERUSER"):
+                await actions.signal_backend(
+                    db, admin.info.backend_pid, "terminate", reason="admin", actor="t"
+                )
     assert await _audit(fresh_db) == []
 
 
@@ -414,3 +425,25 @@ def test_cli_silence_list_unsilence(cli: CliRunner) -> None:
     assert json.loads(cli.invoke(app, ["ops", "silences", "--json"]).stdout) == {"silences": []}
     unknown = cli.invoke(app, ["ops", "explain", "42"])
     assert unknown.exit_code == 1 and "inspect queries" in unknown.stderr
+
+
+def test_cli_health_without_pg_stat_statements_passes_the_silenced_check(
+    cli: CliRunner, fresh_db: str
+) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("drop extension pg_stat_statements")
+    before = json.loads(cli.invoke(app, ["health", "--json"]).stdout)
+    assert before["checks"]["postgres:collectors"][0]["status"] == "warn"
+    assert before["status"] in ("warn", "fail")
+    silenced = cli.invoke(
+        app, ["ops", "silence", "postgres:collectors", "--for", "1h", "--reason", "stock PG"]
+    )
+    assert silenced.exit_code == 0, silenced.output
+    after = json.loads(cli.invoke(app, ["health", "--json"]).stdout)
+    entry = after["checks"]["postgres:collectors"][0]
+    assert entry["status"] == "warn" and entry["silenced"]["reason"] == "stock PG"
+    others = [
+        c["status"] for k, v in after["checks"].items() if k != "postgres:collectors" for c in v
+    ]
+    expected = "fail" if "fail" in others else "warn" if "warn" in others else "pass"
+    assert after["status"] == expected

@@ -111,7 +111,9 @@ $$;
 revoke execute on function ops.signal_backend(integer, text, text, text, bigint) from public;
 grant execute on function ops.signal_backend(integer, text, text, text, bigint) to service_role;
 
--- the function runs as wedsync_ops, which may signal any non-superuser backend
+-- The function runs as wedsync_ops, which may signal any non-superuser backend (never a
+-- superuser's). ops.harden_database() revoked the signal functions from PUBLIC; their EXECUTE
+-- comes back through pg_signal_backend.
 do $$
 begin
     grant pg_signal_backend to wedsync_ops;
