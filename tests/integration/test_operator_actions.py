@@ -440,6 +440,8 @@ def test_cli_health_without_pg_stat_statements_passes_the_silenced_check(
     )
     assert silenced.exit_code == 0, silenced.output
     after = json.loads(cli.invoke(app, ["health", "--json"]).stdout)
+    explain = cli.invoke(app, ["ops", "explain", "42"])
+    assert explain.exit_code == 2 and "pg_stat_statements is not installed" in explain.stderr
     entry = after["checks"]["postgres:collectors"][0]
     assert entry["status"] == "warn" and entry["silenced"]["reason"] == "stock PG"
     others = [

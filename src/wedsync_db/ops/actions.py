@@ -16,6 +16,7 @@ from typing import Any, Literal
 from wedsync_db.db.client import Database
 from wedsync_db.db.queries import load_queries
 from wedsync_db.errors import QueryError, WedsyncDBError
+from wedsync_db.monitor.collectors import hint_for
 from wedsync_db.ops.silences import (
     Silence,
     apply_silences,
@@ -289,7 +290,12 @@ async def explain_statement(
     is only planned; with it, it runs (and its effects are rolled back)."""
     try:
         async with db.service(f"ops explain {queryid}") as s:
-            query = await s.fetch_val(_sql("statement_text"), {"queryid": queryid})
+            try:
+                query = await s.fetch_val(_sql("statement_text"), {"queryid": queryid})
+            except QueryError as exc:
+                if "pg_stat_statements" not in str(exc):
+                    raise
+                raise ActionRefused(hint_for("explain", exc, 0)) from exc
             if query is None:
                 raise BackendNotFound(
                     f"no statement with queryid {queryid} in pg_stat_statements of this "
