@@ -16,7 +16,7 @@ from wedsync_db.cli import common
 from wedsync_db.cli.common import out
 from wedsync_db.db.client import Database
 from wedsync_db.ops import actions
-from wedsync_db.ops.silences import parse_duration
+from wedsync_db.ops.silences import parse_duration, required_reason
 from wedsync_db.runtime import database_for
 
 app = typer.Typer(
@@ -66,6 +66,12 @@ def _with_db(work: Callable[[Database], Awaitable[T]], *, json_out: bool = False
             common.fail(str(exc), EXIT_REFUSED)
 
 
+def _reason(reason: str | None, what: str) -> str:
+    """The reason given, or exit 1 before anything connects."""
+    with common.handled():
+        return required_reason(reason, what)
+
+
 def _emit(json_out: bool, data: dict[str, Any], text: str) -> None:
     """``data`` as JSON with --json, else ``text``."""
     if json_out:
@@ -77,10 +83,9 @@ def _emit(json_out: bool, data: dict[str, Any], text: str) -> None:
 def _signal(
     pid: int, action: actions.SignalAction, reason: str | None, actor: str | None, json_out: bool
 ) -> None:
-    if not (reason or "").strip():
-        common.fail(f"a reason is required to {action} a backend (--reason TEXT)")
+    text = _reason(reason, f"{action} a backend")
     done = _with_db(
-        lambda db: actions.signal_backend(db, pid, action, reason=reason, actor=_actor(actor)),
+        lambda db: actions.signal_backend(db, pid, action, reason=text, actor=_actor(actor)),
         json_out=json_out,
     )
     _emit(
@@ -157,10 +162,9 @@ def silence_cmd(
     """Keep a check from driving the overall health status until the silence expires."""
     with common.handled(json_errors=json_out):
         length = parse_duration(duration)
-        if not (reason or "").strip():
-            common.fail("a reason is required to silence a check (--reason TEXT)")
+    text = _reason(reason, "silence a check")
     silence = _with_db(
-        lambda db: actions.silence_check(db, check_id, length, reason=reason, actor=_actor(actor)),
+        lambda db: actions.silence_check(db, check_id, length, reason=text, actor=_actor(actor)),
         json_out=json_out,
     )
     _emit(
