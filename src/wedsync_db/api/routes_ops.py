@@ -119,13 +119,16 @@ async def list_actions(
     return {"actions": await actions.recent_actions(ctx.database, max(1, min(limit, 1000)))}
 
 
+_EXPLAIN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no statement with this queryid"},
+    409: {"description": "not explainable as asked (parameters needed, no pg_stat_statements)"},
+}
+
+
 @router.post(
     "/queries/{queryid}/explain",
     summary="EXPLAIN a statement of pg_stat_statements (ANALYZE only when asked, rolled back)",
-    responses={
-        404: {"description": "no statement with this queryid"},
-        409: {"description": "not explainable as asked (parameters needed, utility statement)"},
-    },
+    responses=_EXPLAIN_RESPONSES,
 )
 async def explain_query(
     queryid: int, request: Request, ctx: Annotated[AppContext, Depends(get_context)]

@@ -88,13 +88,12 @@ def _signal(
         lambda db: actions.signal_backend(db, pid, action, reason=text, actor=_actor(actor)),
         json_out=json_out,
     )
-    _emit(
-        json_out,
-        done.to_dict(),
+    summary = (
         f"{action} pid {done.pid} ({done.backend_user or '?'}, "
         f"{done.application_name or 'no application name'}): {done.result}; recorded as "
-        f"action {done.id}",
+        f"action {done.id}"
     )
+    _emit(json_out, done.to_dict(), summary)
 
 
 def _signal_command(action: actions.SignalAction, doc: str) -> Callable[..., None]:
@@ -167,10 +166,9 @@ def silence_cmd(
         lambda db: actions.silence_check(db, check_id, length, reason=text, actor=_actor(actor)),
         json_out=json_out,
     )
+    until = silence.until.isoformat()
     _emit(
-        json_out,
-        silence.to_dict(),
-        f"{silence.check_id} silenced until {silence.until.isoformat()}: {silence.reason}",
+        json_out, silence.to_dict(), f"{silence.check_id} silenced until {until}: {silence.reason}"
     )
 
 
