@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from wedsync_db.db import direct
 from wedsync_db.db.client import Database
 from wedsync_db.db.queries import load_queries
+from wedsync_db.db.session import Session
 from wedsync_db.errors import QueryError, WedsyncDBError
 from wedsync_db.monitor.collectors import hint_for
 from wedsync_db.ops.silences import (
@@ -31,6 +33,8 @@ SignalAction = Literal["cancel", "terminate"]
 TERMINATE_WAIT_MS = 5_000
 # EXPLAIN ANALYZE runs the statement: bounded, whatever the statement does
 EXPLAIN_TIMEOUT_S = 30.0
+# the background read of the silences gives up after this long
+READ_BOUND_S = 3.0
 # what EXPLAIN accepts (and what pg_stat_statements holds besides utility commands)
 _EXPLAINABLE = frozenset(
     {"select", "insert", "update", "delete", "merge", "with", "values", "table"}
@@ -149,7 +153,11 @@ async def unsilence_check(
 async def active_silences(db: Database) -> list[Silence]:
     """The silences that have not expired."""
     async with db.service("ops silences") as s:
-        return await s.fetch_all(_sql("active_silences"), row=Silence)
+        return await _read_silences(s)
+
+
+async def _read_silences(s: Session) -> list[Silence]:
+    return await s.fetch_all(_sql("active_silences"), row=Silence)
 
 
 async def with_stored_silences(db: Database, doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -165,9 +173,12 @@ async def with_stored_silences(db: Database, doc: Mapping[str, Any]) -> dict[str
 
 class SilenceBook:
     """The active silences kept in memory for the health endpoint, which never queries on the
-    request path: read in the background when older than ``max_age`` seconds."""
+    request path: read in the background when older than ``max_age`` seconds, on a connection
+    of its own (a pooled one used just before an outage would skip the pool's liveness check
+    and turn the heartbeat's next probe into a long wait)."""
 
-    def __init__(self, db: Database, max_age: float = 10.0) -> None:
+    def __init__(self, dsn: str, db: Database, max_age: float = 10.0) -> None:
+        self._dsn = dsn
         self._db = db
         self.max_age = max_age
         self._silences: tuple[Silence, ...] = ()
@@ -177,16 +188,24 @@ class SilenceBook:
     def current(self) -> tuple[Silence, ...]:
         """The silences as last read; starts a background read when they are old."""
         stale = time.monotonic() - self._loaded_at > self.max_age
-        if stale and (self._task is None or self._task.done()):
+        if stale and self._reachable() and (self._task is None or self._task.done()):
             with contextlib.suppress(RuntimeError):  # no running loop: keep what we have
                 self._task = asyncio.get_running_loop().create_task(self.refresh())
         return self._silences
 
+    def _reachable(self) -> bool:
+        # not while the heartbeat sees the server failing or hanging: a read then would only
+        # hold a connection the pool needs to recover (the silences in memory stay)
+        beat = self._db.heartbeat_snapshots().get("service")
+        return beat is None or (beat.healthy and beat.in_flight_since is None)
+
     async def refresh(self) -> None:
         """Read the active silences now (kept as they were when the read fails)."""
         try:
-            self._silences = tuple(await active_silences(self._db))
-        except WedsyncDBError as exc:
+            async with asyncio.timeout(READ_BOUND_S):
+                async with direct.connect(self._dsn, connect_timeout=READ_BOUND_S) as s:
+                    self._silences = tuple(await _read_silences(s))
+        except (WedsyncDBError, TimeoutError) as exc:
             log.debug("silences not refreshed: %s", exc)
         self._loaded_at = time.monotonic()
 
