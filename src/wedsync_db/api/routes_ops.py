@@ -52,7 +52,7 @@ def silence_book(ctx: AppContext) -> actions.SilenceBook:
     """The app's in-memory silences (created on first use)."""
     book = ctx.extras.get(_BOOK_KEY)
     if not isinstance(book, actions.SilenceBook):
-        book = ctx.extras[_BOOK_KEY] = actions.SilenceBook(ctx.runner.dsn, ctx.database)
+        book = ctx.extras[_BOOK_KEY] = actions.SilenceBook(lambda: ctx.runner.dsn, ctx.database)
     return book
 
 

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -177,7 +177,8 @@ class SilenceBook:
     of its own (a pooled one used just before an outage would skip the pool's liveness check
     and turn the heartbeat's next probe into a long wait)."""
 
-    def __init__(self, dsn: str, db: Database, max_age: float = 10.0) -> None:
+    def __init__(self, dsn: Callable[[], str], db: Database, max_age: float = 10.0) -> None:
+        # the DSN is looked up when first needed
         self._dsn = dsn
         self._db = db
         self.max_age = max_age
@@ -203,7 +204,7 @@ class SilenceBook:
         """Read the active silences now (kept as they were when the read fails)."""
         try:
             async with asyncio.timeout(READ_BOUND_S):
-                async with direct.connect(self._dsn, connect_timeout=READ_BOUND_S) as s:
+                async with direct.connect(self._dsn(), connect_timeout=READ_BOUND_S) as s:
                     self._silences = tuple(await _read_silences(s))
         except (WedsyncDBError, TimeoutError) as exc:
             log.debug("silences not refreshed: %s", exc)
