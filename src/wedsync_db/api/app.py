@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from wedsync_db import __version__
-from wedsync_db.api import problems, routes_health, routes_metrics, routes_migrate
+from wedsync_db.api import problems, routes_health, routes_metrics, routes_migrate, routes_ops
 from wedsync_db.api.context import AppContext
 from wedsync_db.api.limits import BodySizeLimit
 from wedsync_db.db.client import Database
@@ -73,6 +73,7 @@ def create_app(
     app.include_router(routes_health.router)
     app.include_router(routes_migrate.router)
     app.include_router(routes_metrics.router)
+    app.include_router(routes_ops.router)
     return app
 
 

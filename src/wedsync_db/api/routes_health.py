@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from wedsync_db.api.auth import is_service_request, presented_key
 from wedsync_db.api.context import AppContext, get_context
 from wedsync_db.api.problems import problem
+from wedsync_db.api.routes_ops import silenced_report
 from wedsync_db.monitor import health as monitor_health
 from wedsync_db.monitor.health import HealthDocument, http_status
 
@@ -107,7 +108,7 @@ def _render(ctx: AppContext, full: bool) -> tuple[bytes, int]:
 
 def health_report(ctx: AppContext, full: bool) -> dict[str, Any]:
     """The health+json document from cached data only (no queries on the request path)."""
-    return monitor_health.health_report(
+    report = monitor_health.health_report(
         ctx.settings,
         ctx.database.heartbeat_snapshots(),
         ctx.monitor.assessment if ctx.monitor is not None else None,
@@ -116,3 +117,4 @@ def health_report(ctx: AppContext, full: bool) -> dict[str, Any]:
         max_sample_age=3 * ctx.settings.sample_interval,
         heartbeat_stale_after=ctx.database.heartbeat_stale_after,
     )
+    return silenced_report(ctx, report)

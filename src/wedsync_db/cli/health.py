@@ -18,6 +18,7 @@ from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState
 from wedsync_db.errors import DatabaseUnavailable, WedsyncDBError
 from wedsync_db.monitor.assess import Assessment, assess_sample
 from wedsync_db.monitor.health import health_report
+from wedsync_db.ops.actions import with_stored_silences
 from wedsync_db.runtime import Target, database_for
 from wedsync_db.settings import Settings
 
@@ -67,7 +68,9 @@ async def full_report(settings: Settings, target: Target) -> dict[str, Any]:
             assessment = assess_sample(snap, settings)
         except WedsyncDBError as exc:
             err.print(f"[yellow]collection failed:[/] {escape(str(exc))}")
-        return _document(settings, database.heartbeat_snapshots(), assessment)
+        return await with_stored_silences(
+            database, _document(settings, database.heartbeat_snapshots(), assessment)
+        )
     finally:
         await database.close()
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from wedsync_db.cli import backup, common, config, demo, health, migrate, monitor
+from wedsync_db.cli import backup, common, config, demo, health, migrate, monitor, ops
 from wedsync_db.cli.common import err, out
 from wedsync_db.cli.token import token_command
 from wedsync_db.db.admin import psql_target
@@ -35,6 +35,7 @@ app.add_typer(config.app, name="config")
 app.add_typer(migrate.app, name="migrate")
 app.add_typer(demo.app, name="demo")
 app.add_typer(backup.app, name="backup")
+app.add_typer(ops.app, name="ops")
 app.command("health")(health.health)
 app.add_typer(monitor.metrics_app, name="metrics")
 app.add_typer(monitor.inspect_app, name="inspect")

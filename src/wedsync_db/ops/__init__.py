@@ -1,0 +1,1 @@
+"""Operator actions: signalling backends, EXPLAIN of a tracked statement, check silences."""
