@@ -10,7 +10,6 @@ from psycopg import errors as pgerr
 from wedsync_db import errors
 from wedsync_db.db.errors import awrap_errors, convert, wrap_errors
 
-
 # our error for each server error class
 MAPPED: dict[type[Exception], tuple[type[psycopg.Error], ...]] = {
     errors.PermissionDenied: (pgerr.InsufficientPrivilege,),
