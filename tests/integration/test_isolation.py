@@ -57,6 +57,14 @@ async def refused(db: Database, claims: Mapping[str, str], query: str, *params: 
             await s.execute(query, params)
 
 
+async def shut_out(
+    db: Database, claims: Mapping[str, str], table: str, insert: str, *params: Any
+) -> None:
+    """The user sees no row of ``table`` and its ``insert`` is refused."""
+    assert await ids(db, claims, f"select id from {table}") == set()
+    await refused(db, claims, insert, *params)
+
+
 async def service_val(db: Database, query: str, *params: Any) -> Any:
     rows = await service_rows(db, query, params)
     return rows[0][0] if rows else None
@@ -206,10 +214,10 @@ async def test_clients_are_invisible_from_the_couple_app(
 ) -> None:
     db = shared_database
     # the same vendor user, but with a couple-app token
-    assert await ids(db, couple(t.a_owner), "select id from clients") == set()
-    await refused(
+    await shut_out(
         db,
         couple(t.a_owner),
+        "clients",
         "insert into clients (organization_id, partner1_name) values (%s, 'X')",
         t.org_a,
     )
@@ -440,15 +448,15 @@ async def test_the_audience_decides_which_policy_arm_applies(
 ) -> None:
     db = shared_database
     # a couple member holding a vendor-portal token gets nothing through the couple arm
-    assert await ids(db, vendor(t.w1_partner), "select id from guests") == set()
-    # and a vendor holding a couple-app token gets nothing through the vendor arm
-    assert await ids(db, couple(t.a_owner), "select id from guests") == set()
-    await refused(
+    await shut_out(
         db,
         vendor(t.w1_partner),
+        "guests",
         "insert into guests (wedding_id, first_name) values (%s, 'Via vendor app')",
         t.wedding_1,
     )
+    # and a vendor holding a couple-app token gets nothing through the vendor arm
+    assert await ids(db, couple(t.a_owner), "select id from guests") == set()
 
 
 async def test_the_couple_manages_its_guest_list(shared_database: Database, t: Tenants) -> None:
