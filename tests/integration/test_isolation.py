@@ -65,6 +65,25 @@ async def shut_out(
     await refused(db, claims, insert, *params)
 
 
+async def cannot_write_guests(
+    db: Database,
+    claims: Mapping[str, str],
+    wedding: Any,
+    guest: Any,
+    first_name: str,
+    update: str,
+) -> None:
+    """The user can add no guest to ``wedding`` and neither change (``update``) nor delete
+    ``guest``, which the service still reads unchanged."""
+    read = "select first_name, version from guests where id = %s"
+    before = await service_rows(db, read, (guest,))
+    insert = "insert into guests (wedding_id, first_name) values (%s, %s)"
+    await refused(db, claims, insert, wedding, first_name)
+    assert await rowcount(db, claims, update, guest) == 0
+    assert await rowcount(db, claims, "delete from guests where id = %s", guest) == 0
+    assert await service_rows(db, read, (guest,)) == before
+
+
 async def service_val(db: Database, query: str, *params: Any) -> Any:
     rows = await service_rows(db, query, params)
     return rows[0][0] if rows else None
@@ -490,21 +509,13 @@ async def test_couples_cannot_touch_another_weddings_guests(
 ) -> None:
     db = shared_database
     theirs = t.guests[t.wedding_2][0]
-    before = await service_rows(
-        db, "select first_name, version from guests where id = %s", (theirs,)
-    )
-    await refused(
+    await cannot_write_guests(
         db,
         couple(t.w1_partner),
-        "insert into guests (wedding_id, first_name) values (%s, 'Gatecrasher')",
         t.wedding_2,
-    )
-    update = "update guests set first_name = 'Renamed' where id = %s"
-    assert await rowcount(db, couple(t.w1_partner), update, theirs) == 0
-    assert await rowcount(db, couple(t.w1_partner), "delete from guests where id = %s", theirs) == 0
-    assert (
-        await service_rows(db, "select first_name, version from guests where id = %s", (theirs,))
-        == before
+        theirs,
+        "Gatecrasher",
+        "update guests set first_name = 'Renamed' where id = %s",
     )
 
 
@@ -513,24 +524,16 @@ async def test_vendors_cannot_write_guests_even_with_guest_access(
 ) -> None:
     db = shared_database
     guest = t.guests[t.wedding_1][0]
-    before = await service_rows(
-        db, "select first_name, version from guests where id = %s", (guest,)
-    )
     # A can read wedding 1's guests ...
     assert guest in await ids(db, vendor(t.a_owner), "select id from guests")
     # ... but not add, change or remove any
-    await refused(
+    await cannot_write_guests(
         db,
         vendor(t.a_owner),
-        "insert into guests (wedding_id, first_name) values (%s, 'Vendor plus-one')",
         t.wedding_1,
-    )
-    update = "update guests set table_number = 1 where id = %s"
-    assert await rowcount(db, vendor(t.a_owner), update, guest) == 0
-    assert await rowcount(db, vendor(t.a_owner), "delete from guests where id = %s", guest) == 0
-    assert (
-        await service_rows(db, "select first_name, version from guests where id = %s", (guest,))
-        == before
+        guest,
+        "Vendor plus-one",
+        "update guests set table_number = 1 where id = %s",
     )
 
 

@@ -21,6 +21,7 @@ from fixtures.migration_support import (
     pending_table,
     start_wedsync_db,
     table_exists,
+    value,
     wedsync_db,
 )
 
@@ -300,25 +301,23 @@ def test_a_killed_runner_releases_the_lock_while_its_statement_still_runs(
 
 
 def _sleeping(dsn: str) -> bool:
-    import psycopg
-
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(
+    return bool(
+        value(
+            dsn,
             "select count(*) from pg_stat_activity where query like 'select pg_sleep(60)%%'"
-            " and datname = current_database()"
-        ).fetchone()
-    return bool(row and row[0])
+            " and datname = current_database()",
+        )
+    )
 
 
 def _lock_held(dsn: str) -> bool:
-    import psycopg
-
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(
+    return bool(
+        value(
+            dsn,
             "select count(*) from pg_locks l join pg_database d on d.oid = l.database"
-            " where l.locktype = 'advisory' and d.datname = current_database()"
-        ).fetchone()
-    return bool(row and row[0])
+            " where l.locktype = 'advisory' and d.datname = current_database()",
+        )
+    )
 
 
 def test_a_held_lock_exits_4(fresh_db: str, tmp_path: Path) -> None:
