@@ -47,6 +47,25 @@ def arguments(doc: str | None, smoke: str = "small size for CI") -> argparse.Arg
     return parser
 
 
+def sizes(
+    doc: str | None, smoke: str = "small size for CI", **options: tuple[Any, ...]
+) -> argparse.Namespace:
+    """A benchmark's parsed command line: `--smoke`, and one `--NAME` per option given as
+    ``(default, smoke value[, help])``, typed like its default. Under `--smoke` every option
+    takes its smoke value."""
+    parser = arguments(doc, smoke)
+    for name, (default, _, *help_) in options.items():
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(
+            flag, type=type(default), default=default, help=help_[0] if help_ else None
+        )
+    args = parser.parse_args()
+    if args.smoke:
+        for name, (_, small, *_help) in options.items():
+            setattr(args, name, small)
+    return args
+
+
 def stop_process(proc: subprocess.Popen[Any], timeout: float = 15.0) -> None:
     """Terminate a process this benchmark started; kill it if it does not exit in time."""
     if proc.poll() is not None:

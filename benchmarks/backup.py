@@ -26,24 +26,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import arguments, migrate
+from _common import migrate, sizes
 from wedsync_db.backup import service
 from wedsync_db.backup.repository import Repository
 from wedsync_db.db import direct
 from wedsync_db.db.admin import psql_target
 from wedsync_db.db.client import Database, user_dsn_for
 from wedsync_db.demo.seed import seed
-from wedsync_db.embedded import ROOT_RUN_AS, EmbeddedPostgres
+from wedsync_db.embedded import ROOT_RUN_AS, EmbeddedPostgres, free_port
 
 WEDSYNC_DB = Path(sys.executable).with_name("wedsync-db")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def load(dsn: str, gb: float) -> int:
@@ -123,7 +115,7 @@ def workdir() -> tuple[Path, tuple[int, int] | None]:
 
 async def main(gb: float, rounds: int) -> None:
     base, owner = workdir()
-    server = EmbeddedPostgres(base / "server", port=_free_port())
+    server = EmbeddedPostgres(base / "server", port=free_port())
     try:
         status, _ = server.ensure_running()
         dsn = status.dsn()
@@ -197,10 +189,10 @@ async def main(gb: float, rounds: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = arguments(__doc__, smoke="a small database, one round")
-    parser.add_argument("--gb", type=float, default=3.0, help="database size (GiB)")
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    if args.smoke:
-        args.gb, args.rounds = 0.05, 1
+    args = sizes(
+        __doc__,
+        smoke="a small database, one round",
+        gb=(3.0, 0.05, "database size (GiB)"),
+        rounds=(3, 1),
+    )
     asyncio.run(main(args.gb, args.rounds))

@@ -14,7 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from _common import arguments, benchmark_database, migrate
+from _common import benchmark_database, migrate, sizes
 from wedsync_db.db.client import Database, user_dsn_for
 from wedsync_db.demo.seed import seed
 from wedsync_db.errors import WedsyncDBError
@@ -151,11 +151,5 @@ async def main(users: int, seconds: float, weddings: int) -> float:
 
 
 if __name__ == "__main__":
-    parser = arguments(__doc__)
-    parser.add_argument("--users", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    args = parser.parse_args()
-    if args.smoke:
-        asyncio.run(main(users=100, seconds=3.0, weddings=50))
-    else:
-        asyncio.run(main(users=args.users, seconds=args.seconds, weddings=300))
+    args = sizes(__doc__, users=(1000, 100), seconds=(20.0, 3.0))
+    asyncio.run(main(users=args.users, seconds=args.seconds, weddings=50 if args.smoke else 300))

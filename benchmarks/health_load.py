@@ -356,17 +356,13 @@ if __name__ == "__main__":
         _, _, port_arg, path_arg, conns_arg, secs_arg, rate_arg = sys.argv
         load_main(int(port_arg), path_arg, int(conns_arg), float(secs_arg), float(rate_arg))
         sys.exit(0)
-    from _common import arguments
+    from _common import sizes
 
-    parser = arguments(__doc__)
-    parser.add_argument("--connections", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=5.0, help="per target and phase")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per phase")
-    parser.add_argument(
-        "--rate", type=float, default=1000.0, help="total requests/s of the paced phase"
+    args = sizes(
+        __doc__,
+        connections=(1000, 100),
+        seconds=(5.0, 1.0, "per target and phase"),
+        rounds=(2, 1, "alternating rounds per phase"),
+        rate=(1000.0, 200.0, "total requests/s of the paced phase"),
     )
-    args = parser.parse_args()
-    if args.smoke:
-        main(connections=100, seconds=1.0, rounds=1, rate=200.0)
-    else:
-        main(args.connections, args.seconds, args.rounds, args.rate)
+    main(args.connections, args.seconds, args.rounds, args.rate)

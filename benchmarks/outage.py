@@ -19,39 +19,20 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+import psutil
 import psycopg
 
-from _common import arguments, migrate, wedding_with_partner
+from _common import migrate, sizes, wedding_with_partner
 from wedsync_db.db.client import Database, user_dsn_for
-from wedsync_db.embedded import EmbeddedPostgres
+from wedsync_db.embedded import EmbeddedPostgres, free_port
 from wedsync_db.errors import WedsyncDBError
 
 POOL_TIMEOUT = 5.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry))
-    return out
 
 
 def _wait_gone(pids: list[int], timeout: float = 30.0) -> None:
@@ -64,7 +45,7 @@ def _wait_gone(pids: list[int], timeout: float = 30.0) -> None:
 
 async def main(writers: int, cycles: int, load_seconds: float) -> None:
     directory = Path(tempfile.mkdtemp(prefix="wedsync-outage-bench-"))
-    server = EmbeddedPostgres(directory, port=_free_port())
+    server = EmbeddedPostgres(directory, port=free_port())
     try:
         status, _ = server.ensure_running()
         dsn = status.dsn()
@@ -118,7 +99,7 @@ async def main(writers: int, cycles: int, load_seconds: float) -> None:
                 await asyncio.sleep(load_seconds)
                 postmaster = server.status().pid
                 assert postmaster is not None
-                pids = [postmaster, *_children(postmaster)]
+                pids = [postmaster, *(p.pid for p in psutil.Process(postmaster).children())]
                 recovered_at = None
                 killed_at = time.monotonic()
                 os.kill(postmaster, signal.SIGKILL)
@@ -160,12 +141,5 @@ async def main(writers: int, cycles: int, load_seconds: float) -> None:
 if __name__ == "__main__":
     # the pool logs every failed reconnection attempt while the server is down
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-    parser = arguments(__doc__)
-    parser.add_argument("--writers", type=int, default=16)
-    parser.add_argument("--cycles", type=int, default=3)
-    parser.add_argument("--load-seconds", type=float, default=3.0)
-    args = parser.parse_args()
-    if args.smoke:
-        asyncio.run(main(writers=4, cycles=1, load_seconds=1.0))
-    else:
-        asyncio.run(main(args.writers, args.cycles, args.load_seconds))
+    args = sizes(__doc__, writers=(16, 4), cycles=(3, 1), load_seconds=(3.0, 1.0))
+    asyncio.run(main(args.writers, args.cycles, args.load_seconds))

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 
 import psycopg
 
-from _common import arguments, benchmark_database, migrate, wedding_with_partner
+from _common import benchmark_database, migrate, sizes, wedding_with_partner
 from wedsync_db.db.client import Database, user_dsn_for
 
 QUERY = (
@@ -146,9 +146,5 @@ async def main(iterations: int, warmup: int, rounds: int) -> float:
 
 
 if __name__ == "__main__":
-    parser = arguments(__doc__)
-    parser.add_argument("--iterations", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args()
-    n = 200 if args.smoke else args.iterations
-    asyncio.run(main(n, warmup=50 if args.smoke else 300, rounds=2 if args.smoke else args.rounds))
+    args = sizes(__doc__, iterations=(3000, 200), rounds=(5, 2))
+    asyncio.run(main(args.iterations, warmup=50 if args.smoke else 300, rounds=args.rounds))

@@ -19,7 +19,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from _common import arguments, benchmark_database, migrate, stop_process
+from wedsync_db.embedded import free_port
 
 SCRATCH_DB = "wedsync_bench_scrape"
 EXPORTER_BINARIES = ("prometheus-postgres-exporter", "postgres_exporter")
@@ -99,12 +99,6 @@ COVERAGE = {
 
 def log(message: str) -> None:
     print(message, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- the exporter -----------------------------------------------------------------------------

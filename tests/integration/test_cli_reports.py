@@ -72,13 +72,13 @@ def lines_of(text: str) -> list[str]:
 
 
 @pytest.fixture
-def narrow(
+def in_process(
     seeded: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Callable[..., str]:
-    """`wedsync-db ARGS` in this process on an 80-column console; its output."""
+    """`wedsync-db ARGS` in this process (faster than a subprocess) on the seeded database;
+    it must succeed; its standard output."""
     isolate_settings(monkeypatch, tmp_path)
     monkeypatch.setenv("DATABASE_URL", seeded[0])
-    monkeypatch.setattr(common.out, "width", 80)
     runner = CliRunner()
 
     def run(*args: str) -> str:
@@ -87,6 +87,13 @@ def narrow(
         return result.stdout
 
     return run
+
+
+@pytest.fixture
+def narrow(in_process: Callable[..., str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """`wedsync-db ARGS` in this process on an 80-column console; its output."""
+    monkeypatch.setattr(common.out, "width", 80)
+    return in_process
 
 
 def test_every_report_fits_80_columns(narrow: Callable[..., str]) -> None:
@@ -122,18 +129,11 @@ def test_queries_piped_at_80_columns_show_the_numbers(seeded: tuple[str, Path]) 
 
 
 @pytest.fixture
-def cli(
-    seeded: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Callable[..., Any]:
-    """`wedsync-db ARGS --json` in this process (faster than a subprocess), parsed."""
-    isolate_settings(monkeypatch, tmp_path)
-    monkeypatch.setenv("DATABASE_URL", seeded[0])
-    runner = CliRunner()
+def cli(in_process: Callable[..., str]) -> Callable[..., Any]:
+    """`wedsync-db ARGS --json` in this process, parsed."""
 
     def run(*args: str) -> Any:
-        result = runner.invoke(app, [*args, "--json"])
-        assert result.exit_code == 0, (args, result.output)
-        return json.loads(result.stdout)
+        return json.loads(in_process(*args, "--json"))
 
     return run
 

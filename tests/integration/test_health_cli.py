@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from wedsync_db.cli.main import app
+from wedsync_db.embedded import free_port
 
 pytestmark = pytest.mark.db
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_health(dsn: str, tmp_path: Path, *args: str) -> tuple[int, str]:
@@ -51,7 +45,7 @@ def test_health_table_and_exit_code(fresh_db: str, tmp_path: Path) -> None:
 
 
 def test_unreachable_database_fails_with_exit_2(tmp_path: Path) -> None:
-    dsn = f"postgresql://postgres@127.0.0.1:{_closed_port()}/wedsync"
+    dsn = f"postgresql://postgres@127.0.0.1:{free_port()}/wedsync"
     code, output = run_health(dsn, tmp_path, "--json")
     doc = json.loads(output)
     assert code == 2

@@ -57,6 +57,33 @@ async def refused(db: Database, claims: Mapping[str, str], query: str, *params: 
             await s.execute(query, params)
 
 
+async def shut_out(
+    db: Database, claims: Mapping[str, str], table: str, insert: str, *params: Any
+) -> None:
+    """The user sees no row of ``table`` and its ``insert`` is refused."""
+    assert await ids(db, claims, f"select id from {table}") == set()
+    await refused(db, claims, insert, *params)
+
+
+async def cannot_write_guests(
+    db: Database,
+    claims: Mapping[str, str],
+    wedding: Any,
+    guest: Any,
+    first_name: str,
+    update: str,
+) -> None:
+    """The user can add no guest to ``wedding`` and neither change (``update``) nor delete
+    ``guest``, which the service still reads unchanged."""
+    read = "select first_name, version from guests where id = %s"
+    before = await service_rows(db, read, (guest,))
+    insert = "insert into guests (wedding_id, first_name) values (%s, %s)"
+    await refused(db, claims, insert, wedding, first_name)
+    assert await rowcount(db, claims, update, guest) == 0
+    assert await rowcount(db, claims, "delete from guests where id = %s", guest) == 0
+    assert await service_rows(db, read, (guest,)) == before
+
+
 async def service_val(db: Database, query: str, *params: Any) -> Any:
     rows = await service_rows(db, query, params)
     return rows[0][0] if rows else None
@@ -206,10 +233,10 @@ async def test_clients_are_invisible_from_the_couple_app(
 ) -> None:
     db = shared_database
     # the same vendor user, but with a couple-app token
-    assert await ids(db, couple(t.a_owner), "select id from clients") == set()
-    await refused(
+    await shut_out(
         db,
         couple(t.a_owner),
+        "clients",
         "insert into clients (organization_id, partner1_name) values (%s, 'X')",
         t.org_a,
     )
@@ -440,15 +467,15 @@ async def test_the_audience_decides_which_policy_arm_applies(
 ) -> None:
     db = shared_database
     # a couple member holding a vendor-portal token gets nothing through the couple arm
-    assert await ids(db, vendor(t.w1_partner), "select id from guests") == set()
-    # and a vendor holding a couple-app token gets nothing through the vendor arm
-    assert await ids(db, couple(t.a_owner), "select id from guests") == set()
-    await refused(
+    await shut_out(
         db,
         vendor(t.w1_partner),
+        "guests",
         "insert into guests (wedding_id, first_name) values (%s, 'Via vendor app')",
         t.wedding_1,
     )
+    # and a vendor holding a couple-app token gets nothing through the vendor arm
+    assert await ids(db, couple(t.a_owner), "select id from guests") == set()
 
 
 async def test_the_couple_manages_its_guest_list(shared_database: Database, t: Tenants) -> None:
@@ -482,21 +509,13 @@ async def test_couples_cannot_touch_another_weddings_guests(
 ) -> None:
     db = shared_database
     theirs = t.guests[t.wedding_2][0]
-    before = await service_rows(
-        db, "select first_name, version from guests where id = %s", (theirs,)
-    )
-    await refused(
+    await cannot_write_guests(
         db,
         couple(t.w1_partner),
-        "insert into guests (wedding_id, first_name) values (%s, 'Gatecrasher')",
         t.wedding_2,
-    )
-    update = "update guests set first_name = 'Renamed' where id = %s"
-    assert await rowcount(db, couple(t.w1_partner), update, theirs) == 0
-    assert await rowcount(db, couple(t.w1_partner), "delete from guests where id = %s", theirs) == 0
-    assert (
-        await service_rows(db, "select first_name, version from guests where id = %s", (theirs,))
-        == before
+        theirs,
+        "Gatecrasher",
+        "update guests set first_name = 'Renamed' where id = %s",
     )
 
 
@@ -505,24 +524,16 @@ async def test_vendors_cannot_write_guests_even_with_guest_access(
 ) -> None:
     db = shared_database
     guest = t.guests[t.wedding_1][0]
-    before = await service_rows(
-        db, "select first_name, version from guests where id = %s", (guest,)
-    )
     # A can read wedding 1's guests ...
     assert guest in await ids(db, vendor(t.a_owner), "select id from guests")
     # ... but not add, change or remove any
-    await refused(
+    await cannot_write_guests(
         db,
         vendor(t.a_owner),
-        "insert into guests (wedding_id, first_name) values (%s, 'Vendor plus-one')",
         t.wedding_1,
-    )
-    update = "update guests set table_number = 1 where id = %s"
-    assert await rowcount(db, vendor(t.a_owner), update, guest) == 0
-    assert await rowcount(db, vendor(t.a_owner), "delete from guests where id = %s", guest) == 0
-    assert (
-        await service_rows(db, "select first_name, version from guests where id = %s", (guest,))
-        == before
+        guest,
+        "Vendor plus-one",
+        "update guests set table_number = 1 where id = %s",
     )
 
 

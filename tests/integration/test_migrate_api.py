@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import make_database
 from fixtures.migration_support import (
     EVERY_WEEKDAY,
     SERVICE_KEY,
@@ -20,12 +19,12 @@ from fixtures.migration_support import (
     applied_versions,
     audit_events,
     holding_migration_lock,
+    migrate_app,
+    pending_table,
     settings_for,
     table_exists,
 )
-from wedsync_db.api.app import create_app
 from wedsync_db.migrate import squawk
-from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
 from wedsync_db.settings import Settings
 
 URL = "/api/database/migrate"
@@ -34,15 +33,12 @@ PROBLEM_JSON = "application/problem+json"
 
 
 def client_for(settings: Settings, dsn: str, d: MigrationDir) -> TestClient:
-    runner = MigrationRunner(dsn, [d.path], RunnerOptions(actor="api-tests"))
-    return TestClient(create_app(settings, database=make_database(dsn), runner=runner))
+    return TestClient(migrate_app(settings, dsn, d, actor="api-tests"))
 
 
 @pytest.fixture
 def migrations(tmp_path: Path) -> MigrationDir:
-    d = MigrationDir(tmp_path / "migrations")
-    d.add(1, "api_table", "create table api_table (id int);\n")
-    return d
+    return pending_table(tmp_path, "api_table")
 
 
 @pytest.fixture

@@ -18,8 +18,10 @@ from fixtures.migration_support import (
     builtin_top,
     execute,
     holding_migration_lock,
+    pending_table,
     start_wedsync_db,
     table_exists,
+    value,
     wedsync_db,
 )
 
@@ -185,8 +187,7 @@ def test_lint_of_the_builtin_files_is_quiet_by_default(tmp_path: Path) -> None:
 def test_dry_run_changes_nothing_and_target_stops_at_a_version(
     fresh_db: str, tmp_path: Path
 ) -> None:
-    d = MigrationDir(tmp_path / "migrations")
-    d.add(1, "target_one", "create table target_one (id int);\n")
+    d = pending_table(tmp_path, "target_one")
     d.add(2, "target_two", "create table target_two (id int);\n")
     dirs = ["--dir", str(d.path)]
     before = applied_versions(fresh_db)
@@ -250,8 +251,9 @@ def test_drift_exits_2_and_repair_needs_a_reason(fresh_db: str, tmp_path: Path) 
 
 
 def test_lint_refusal_exits_2(fresh_db: str, tmp_path: Path) -> None:
-    d = MigrationDir(tmp_path / "migrations")
-    d.add(1, "tenant_no_rls", "create table tenant_no_rls (organization_id uuid, id int);\n")
+    d = pending_table(
+        tmp_path, "tenant_no_rls", "create table tenant_no_rls (organization_id uuid, id int);\n"
+    )
     refused = wedsync_db(["migrate", "apply", "--dir", str(d.path)], fresh_db, tmp_path)
     assert refused.returncode == 2
     assert "tenant-table-without-rls" in refused.stderr
@@ -262,8 +264,7 @@ def test_lint_refusal_exits_2(fresh_db: str, tmp_path: Path) -> None:
 def test_a_file_that_cannot_be_parsed_is_refused_with_exit_2_audited_and_in_json(
     fresh_db: str, tmp_path: Path
 ) -> None:
-    d = MigrationDir(tmp_path / "migrations")
-    d.add(1, "broken", "create tabel broken (id int);\n")
+    d = pending_table(tmp_path, "broken", "create tabel broken (id int);\n")
     refused = wedsync_db(["migrate", "apply", "--json", "--dir", str(d.path)], fresh_db, tmp_path)
     assert refused.returncode == 2, refused.stderr
     error = json.loads(refused.stdout)["error"]
@@ -300,30 +301,27 @@ def test_a_killed_runner_releases_the_lock_while_its_statement_still_runs(
 
 
 def _sleeping(dsn: str) -> bool:
-    import psycopg
-
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(
+    return bool(
+        value(
+            dsn,
             "select count(*) from pg_stat_activity where query like 'select pg_sleep(60)%%'"
-            " and datname = current_database()"
-        ).fetchone()
-    return bool(row and row[0])
+            " and datname = current_database()",
+        )
+    )
 
 
 def _lock_held(dsn: str) -> bool:
-    import psycopg
-
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(
+    return bool(
+        value(
+            dsn,
             "select count(*) from pg_locks l join pg_database d on d.oid = l.database"
-            " where l.locktype = 'advisory' and d.datname = current_database()"
-        ).fetchone()
-    return bool(row and row[0])
+            " where l.locktype = 'advisory' and d.datname = current_database()",
+        )
+    )
 
 
 def test_a_held_lock_exits_4(fresh_db: str, tmp_path: Path) -> None:
-    d = MigrationDir(tmp_path / "migrations")
-    d.add(1, "lock_probe", "create table lock_probe (id int);\n")
+    d = pending_table(tmp_path, "lock_probe")
     with holding_migration_lock(fresh_db):
         started = time.monotonic()
         proc = wedsync_db(
@@ -346,8 +344,7 @@ def test_a_held_lock_exits_4(fresh_db: str, tmp_path: Path) -> None:
 def test_production_freeze_exits_3_unless_overridden_with_a_reason(
     fresh_db: str, tmp_path: Path
 ) -> None:
-    d = MigrationDir(tmp_path / "migrations")
-    d.add(1, "frozen_cli", "create table frozen_cli (id int);\n")
+    d = pending_table(tmp_path, "frozen_cli")
     apply = ["migrate", "apply", "--json", "--dir", str(d.path)]
 
     frozen = wedsync_db(apply, fresh_db, tmp_path, **PRODUCTION)
@@ -372,8 +369,7 @@ def test_production_freeze_exits_3_unless_overridden_with_a_reason(
 
 
 def test_staging_applies_with_freeze_warnings(fresh_db: str, tmp_path: Path) -> None:
-    d = MigrationDir(tmp_path / "migrations")
-    d.add(1, "staging_cli", "create table staging_cli (id int);\n")
+    d = pending_table(tmp_path, "staging_cli")
     proc = wedsync_db(
         ["migrate", "apply", "--json", "--dir", str(d.path)],
         fresh_db,

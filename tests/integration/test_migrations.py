@@ -27,6 +27,7 @@ from fixtures.migration_support import (
     history,
     holding_migration_lock,
     last_audit_id,
+    pending_table,
     rows,
     settings_for,
     start_wedsync_db,
@@ -590,12 +591,6 @@ def frozen_today() -> str:
     return ",".join(WEEKDAYS[d] for d in today_and_tomorrow())
 
 
-def pending_table(tmp_path: Path, name: str) -> MigrationDir:
-    d = MigrationDir(tmp_path / "migrations")
-    d.add(1, name, f"create table {name} (id int);\n")
-    return d
-
-
 async def test_production_freeze_refuses_and_audits(fresh_db: str, tmp_path: Path) -> None:
     d = pending_table(tmp_path, "frozen_table")
     runner = runner_for_test(fresh_db, d, actor="ops@test")
@@ -692,18 +687,25 @@ async def test_a_freeze_does_not_stop_an_empty_run(fresh_db: str) -> None:
     assert audit_events(fresh_db, "migrate.apply")[-1]["outcome"] == "nothing-to-do"
 
 
-async def test_staging_only_warns_about_a_freeze(fresh_db: str, tmp_path: Path) -> None:
-    d = pending_table(tmp_path, "staging_table")
+async def _apply_one_while_frozen(
+    environment: str, fresh_db: str, tmp_path: Path, window: str
+) -> dict[str, Any]:
+    """Apply one pending table on a frozen weekday inside a freeze window; it must go in."""
+    d = pending_table(tmp_path, f"{environment}_table")
     runner = runner_for_test(fresh_db, d)
     settings = settings_for(
-        "staging",
+        environment,
         fresh_db,
         freeze_weekdays=frozen_today(),
-        freeze_windows=freeze_window_around_now("staging-window"),
+        freeze_windows=freeze_window_around_now(window),
     )
     result = await apply_migrations(settings, runner)
     assert [a.version for a in result.applied] == [d.version(1)]
-    out = result.to_dict()
+    return result.to_dict()
+
+
+async def test_staging_only_warns_about_a_freeze(fresh_db: str, tmp_path: Path) -> None:
+    out = await _apply_one_while_frozen("staging", fresh_db, tmp_path, "staging-window")
     assert out["freeze"]["mode"] == "warn"
     assert out["freeze"]["active"] is True and out["freeze"]["allowed"] is True
     assert any("staging-window" in w for w in out["warnings"])
@@ -712,17 +714,7 @@ async def test_staging_only_warns_about_a_freeze(fresh_db: str, tmp_path: Path) 
 
 
 async def test_development_never_freezes(fresh_db: str, tmp_path: Path) -> None:
-    d = pending_table(tmp_path, "dev_table")
-    runner = runner_for_test(fresh_db, d)
-    settings = settings_for(
-        "development",
-        fresh_db,
-        freeze_weekdays=frozen_today(),
-        freeze_windows=freeze_window_around_now("dev-window"),
-    )
-    result = await apply_migrations(settings, runner)
-    assert [a.version for a in result.applied] == [d.version(1)]
-    out = result.to_dict()
+    out = await _apply_one_while_frozen("development", fresh_db, tmp_path, "dev-window")
     assert out["freeze"]["mode"] == "off"
     assert out["freeze"]["active"] is False and out["freeze"]["reasons"] == []
     assert out["warnings"] == []

@@ -27,16 +27,17 @@ from psycopg import pq
 from conftest import make_database
 from fixtures.migration_support import (
     SERVICE_KEY,
-    WEDSYNC_DB,
     MigrationDir,
+    migrate_app,
+    pending_table,
     settings_for,
     table_exists,
+    wedsync_db,
 )
 from fixtures.tenants import Tenants, add_client, build_tenants, couple, new_id, vendor
-from wedsync_db.api.app import create_app
 from wedsync_db.db.client import Database
+from wedsync_db.embedded import free_port
 from wedsync_db.errors import Conflict, PermissionDenied, QueryError
-from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
 from wedsync_db.monitor.collectors import collect
 
 
@@ -590,17 +591,13 @@ async def test_a_vendor_attaches_only_its_own_clients(db: Database, t: Tenants) 
 # --- finding 7: the HTTP API authenticates before it reads a body ----------------------------
 @pytest.fixture
 def migrations(tmp_path: Path) -> MigrationDir:
-    d = MigrationDir(tmp_path / "migrations")
-    d.add(1, "api_table", "create table api_table (id int);\n")
-    return d
+    return pending_table(tmp_path, "api_table")
 
 
 @pytest.fixture
 def client(fresh_db: str, migrations: MigrationDir) -> Iterator[TestClient]:
     settings = settings_for("development", fresh_db, max_body_bytes=4096)
-    runner = MigrationRunner(fresh_db, [migrations.path], RunnerOptions(actor="security-tests"))
-    app = create_app(settings, database=make_database(fresh_db), runner=runner)
-    with TestClient(app) as c:
+    with TestClient(migrate_app(settings, fresh_db, migrations, "security-tests")) as c:
         yield c
 
 
@@ -655,11 +652,8 @@ def test_bodies_over_the_limit_are_refused(client: TestClient, fresh_db: str) ->
 def live_api(fresh_db: str, migrations: MigrationDir) -> Iterator[int]:
     """The app on a real socket (uvicorn in a thread), for what a test client cannot show."""
     settings = settings_for("development", fresh_db, max_body_bytes=64 * 2**20 + 1)
-    runner = MigrationRunner(fresh_db, [migrations.path], RunnerOptions(actor="security-tests"))
-    app = create_app(settings, database=make_database(fresh_db), runner=runner)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    app = migrate_app(settings, fresh_db, migrations, "security-tests")
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
@@ -690,8 +684,6 @@ def test_an_unauthenticated_upload_is_refused_before_its_body_arrives(live_api: 
 
 # --- finding 8: the password never reaches psql's command line -------------------------------
 def test_db_psql_passes_the_password_in_the_environment(tmp_path: Path) -> None:
-    import subprocess
-
     fake = tmp_path / "bin" / "psql"
     fake.parent.mkdir()
     fake.write_text(
@@ -701,21 +693,13 @@ def test_db_psql_passes_the_password_in_the_environment(tmp_path: Path) -> None:
     )
     fake.chmod(0o755)
     argv_file, password_file = tmp_path / "argv", tmp_path / "password"
-    env = {
-        "PATH": f"{fake.parent}:{os.environ.get('PATH', '')}",
-        "HOME": str(tmp_path),
-        "DATABASE_URL": "postgresql://app:s3cr3t-pw@127.0.0.1:5999/wedsync?sslmode=disable",
-        "PSQL_ARGV_FILE": str(argv_file),
-        "PSQL_PASSWORD_FILE": str(password_file),
-        "NO_COLOR": "1",
-    }
-    done = subprocess.run(
-        [str(WEDSYNC_DB), "db", "psql", "-c", "select 1"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = wedsync_db(
+        ["db", "psql", "-c", "select 1"],
+        "postgresql://app:s3cr3t-pw@127.0.0.1:5999/wedsync?sslmode=disable",
+        tmp_path,
+        PATH=f"{fake.parent}:{os.environ.get('PATH', '')}",
+        PSQL_ARGV_FILE=str(argv_file),
+        PSQL_PASSWORD_FILE=str(password_file),
     )
     assert done.returncode == 0, done.stderr
     argv = argv_file.read_text()

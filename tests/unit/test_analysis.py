@@ -334,6 +334,21 @@ def test_concurrent_index_target(sql: str, expected: tuple[str | None, str] | No
 # Directives
 
 
+# directives that neither open a transaction nor allow a rule, and the problems they report
+GRANTING_NOTHING: dict[str, tuple[str, list[tuple[str, int]]]] = {
+    "empty-reason": (
+        "-- wedsync:allow ban-drop-column:   \nselect 1;",
+        [("allow-without-reason", 1)],
+    ),
+    "no-reason": ("-- wedsync:allow ban-drop-column\nselect 1;", [("allow-without-reason", 1)]),
+    "allow-no-rule": ("-- wedsync:allow\nselect 1;", [("invalid-directive", 1)]),
+    "typo": ("-- wedsync:no-transactions\nselect 1;", [("invalid-directive", 1)]),
+    "junk": ("-- wedsync:no-transaction please\nselect 1;", [("invalid-directive", 1)]),
+    "misplaced": ("select 1;\n-- wedsync:no-transaction\nselect 2;", [("invalid-directive", 2)]),
+    "foreign-syntax-ignored": ("-- squawk-ignore ban-drop-column\nselect 1;", []),
+}
+
+
 @pytest.mark.parametrize(
     ("sql", "no_transaction", "allows", "problems"),
     [
@@ -361,51 +376,10 @@ def test_concurrent_index_target(sql: str, expected: tuple[str | None, str] | No
             [],
             id="allow",
         ),
-        pytest.param(
-            "-- wedsync:allow ban-drop-column:   \nselect 1;",
-            False,
-            {},
-            [("allow-without-reason", 1)],
-            id="empty-reason",
-        ),
-        pytest.param(
-            "-- wedsync:allow ban-drop-column\nselect 1;",
-            False,
-            {},
-            [("allow-without-reason", 1)],
-            id="no-reason",
-        ),
-        pytest.param(
-            "-- wedsync:allow\nselect 1;", False, {}, [("invalid-directive", 1)], id="allow-no-rule"
-        ),
-        pytest.param(
-            "-- wedsync:no-transactions\nselect 1;",
-            False,
-            {},
-            [("invalid-directive", 1)],
-            id="typo",
-        ),
-        pytest.param(
-            "-- wedsync:no-transaction please\nselect 1;",
-            False,
-            {},
-            [("invalid-directive", 1)],
-            id="junk",
-        ),
-        pytest.param(
-            "select 1;\n-- wedsync:no-transaction\nselect 2;",
-            False,
-            {},
-            [("invalid-directive", 2)],
-            id="misplaced",
-        ),
-        pytest.param(
-            "-- squawk-ignore ban-drop-column\nselect 1;",
-            False,
-            {},
-            [],
-            id="foreign-syntax-ignored",
-        ),
+    ]
+    + [
+        pytest.param(sql, False, {}, problems, id=name)
+        for name, (sql, problems) in GRANTING_NOTHING.items()
     ],
 )
 def test_parse_directives(

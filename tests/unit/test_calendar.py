@@ -35,77 +35,44 @@ def at(local: str, tz: str = LONDON) -> datetime:
     return datetime.fromisoformat(local).replace(tzinfo=ZoneInfo(tz))
 
 
+SATURDAY, WEDDING_DAY, OUTSIDE_WINDOW = "saturday", "wedding-day", "peak-season-outside-window"
+# id: (local time, weddings that day, blocking, allowed, reasons)
+PRODUCTION_CASES: dict[str, tuple[str, int, bool, bool, tuple[str, ...]]] = {
+    "sat-june-safe": (SATURDAY_JUNE, 0, False, False, (SATURDAY,)),
+    "sat-june-blocking": (SATURDAY_JUNE, 0, True, False, (SATURDAY, OUTSIDE_WINDOW)),
+    "sat-june-weddings-blocking": (
+        "2026-06-13T02:00",
+        12,
+        True,
+        False,
+        (SATURDAY, WEDDING_DAY, OUTSIDE_WINDOW),
+    ),
+    "wed-june-safe": ("2026-06-10T14:00", 0, False, True, ()),
+    "wed-june-blocking-afternoon": ("2026-06-10T14:00", 0, True, False, (OUTSIDE_WINDOW,)),
+    "wed-june-blocking-in-window": ("2026-06-10T02:00", 0, True, True, ()),
+    "window-start-inclusive": ("2026-06-10T01:00", 0, True, True, ()),
+    "window-end-exclusive": ("2026-06-10T05:00", 0, True, False, (OUTSIDE_WINDOW,)),
+    "friday-not-a-maintenance-day": ("2026-06-12T02:00", 0, True, False, (OUTSIDE_WINDOW,)),
+    "wed-june-weddings-safe": ("2026-06-10T14:00", 3, False, True, ()),
+    "wed-june-weddings-blocking-in-window": ("2026-06-10T02:00", 3, True, False, (WEDDING_DAY,)),
+    "wed-june-weddings-blocking-afternoon": (
+        "2026-06-10T14:00",
+        3,
+        True,
+        False,
+        (WEDDING_DAY, OUTSIDE_WINDOW),
+    ),
+    "tue-feb-safe": ("2026-02-10T14:00", 0, False, True, ()),
+    "tue-feb-blocking": ("2026-02-10T14:00", 0, True, True, ()),
+    "tue-feb-wedding-blocking": ("2026-02-10T14:00", 1, True, False, (WEDDING_DAY,)),
+    "sat-feb-safe": ("2026-02-14T10:00", 0, False, False, (SATURDAY,)),
+}
+
+
 @pytest.mark.parametrize(
     ("local", "weddings", "blocking", "allowed", "reasons"),
-    [
-        pytest.param(SATURDAY_JUNE, 0, False, False, ("saturday",), id="sat-june-safe"),
-        pytest.param(
-            SATURDAY_JUNE,
-            0,
-            True,
-            False,
-            ("saturday", "peak-season-outside-window"),
-            id="sat-june-blocking",
-        ),
-        pytest.param(
-            "2026-06-13T02:00",
-            12,
-            True,
-            False,
-            ("saturday", "wedding-day", "peak-season-outside-window"),
-            id="sat-june-weddings-blocking",
-        ),
-        pytest.param("2026-06-10T14:00", 0, False, True, (), id="wed-june-safe"),
-        pytest.param(
-            "2026-06-10T14:00",
-            0,
-            True,
-            False,
-            ("peak-season-outside-window",),
-            id="wed-june-blocking-afternoon",
-        ),
-        pytest.param("2026-06-10T02:00", 0, True, True, (), id="wed-june-blocking-in-window"),
-        pytest.param("2026-06-10T01:00", 0, True, True, (), id="window-start-inclusive"),
-        pytest.param(
-            "2026-06-10T05:00",
-            0,
-            True,
-            False,
-            ("peak-season-outside-window",),
-            id="window-end-exclusive",
-        ),
-        pytest.param(
-            "2026-06-12T02:00",
-            0,
-            True,
-            False,
-            ("peak-season-outside-window",),
-            id="friday-not-a-maintenance-day",
-        ),
-        pytest.param("2026-06-10T14:00", 3, False, True, (), id="wed-june-weddings-safe"),
-        pytest.param(
-            "2026-06-10T02:00",
-            3,
-            True,
-            False,
-            ("wedding-day",),
-            id="wed-june-weddings-blocking-in-window",
-        ),
-        pytest.param(
-            "2026-06-10T14:00",
-            3,
-            True,
-            False,
-            ("wedding-day", "peak-season-outside-window"),
-            id="wed-june-weddings-blocking-afternoon",
-        ),
-        pytest.param("2026-02-10T14:00", 0, False, True, (), id="tue-feb-safe"),
-        pytest.param("2026-02-10T14:00", 0, True, True, (), id="tue-feb-blocking"),
-        pytest.param(
-            "2026-02-10T14:00", 1, True, False, ("wedding-day",), id="tue-feb-wedding-blocking"
-        ),
-        pytest.param("2026-02-14T10:00", 0, False, False, ("saturday",), id="sat-feb-safe"),
-    ],
+    list(PRODUCTION_CASES.values()),
+    ids=list(PRODUCTION_CASES),
 )
 def test_production_policy(
     local: str, weddings: int, blocking: bool, allowed: bool, reasons: tuple[str, ...]

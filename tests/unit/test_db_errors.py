@@ -10,24 +10,25 @@ from psycopg import errors as pgerr
 from wedsync_db import errors
 from wedsync_db.db.errors import awrap_errors, convert, wrap_errors
 
+# our error for each server error class
+MAPPED: dict[type[Exception], tuple[type[psycopg.Error], ...]] = {
+    errors.PermissionDenied: (pgerr.InsufficientPrivilege,),
+    errors.Conflict: (
+        pgerr.UniqueViolation,
+        pgerr.ForeignKeyViolation,
+        pgerr.ExclusionViolation,
+        pgerr.SerializationFailure,
+        pgerr.DeadlockDetected,
+    ),
+    errors.LockTimeout: (pgerr.LockNotAvailable,),
+    errors.StatementTimeout: (pgerr.QueryCanceled,),
+    errors.DatabaseUnavailable: (pgerr.AdminShutdown, pgerr.CannotConnectNow),
+    errors.QueryError: (pgerr.SyntaxError, pgerr.CheckViolation, pgerr.UndefinedTable),
+}
+
 
 @pytest.mark.parametrize(
-    ("driver", "ours"),
-    [
-        (pgerr.InsufficientPrivilege, errors.PermissionDenied),
-        (pgerr.UniqueViolation, errors.Conflict),
-        (pgerr.ForeignKeyViolation, errors.Conflict),
-        (pgerr.ExclusionViolation, errors.Conflict),
-        (pgerr.SerializationFailure, errors.Conflict),
-        (pgerr.DeadlockDetected, errors.Conflict),
-        (pgerr.LockNotAvailable, errors.LockTimeout),
-        (pgerr.QueryCanceled, errors.StatementTimeout),
-        (pgerr.AdminShutdown, errors.DatabaseUnavailable),
-        (pgerr.CannotConnectNow, errors.DatabaseUnavailable),
-        (pgerr.SyntaxError, errors.QueryError),
-        (pgerr.CheckViolation, errors.QueryError),
-        (pgerr.UndefinedTable, errors.QueryError),
-    ],
+    ("driver", "ours"), [(driver, ours) for ours, drivers in MAPPED.items() for driver in drivers]
 )
 def test_server_errors_map_by_class(driver: type[psycopg.Error], ours: type[Exception]) -> None:
     converted = convert(driver("server said no"))
