@@ -114,7 +114,6 @@ async def metrics_history(
 ) -> Any:
     if not history.METRIC_NAME.match(metric):
         return problem(422, "Invalid metric", f"{metric!r} is not a metric name")
-    settings = ctx.settings
     now = datetime.now(UTC)
     try:
         start = history.parse_moment(since, now)
@@ -122,14 +121,8 @@ async def metrics_history(
     except ValueError as exc:
         return problem(422, "Invalid time", str(exc))
     try:
-        return await history.series_report(
-            ctx.database,
-            metric,
-            since=start,
-            until=end,
-            max_points=points,
-            disk_budget_bytes=settings.disk_budget_gb * 2**30,
-            timezone=settings.timezone,
+        return await history.settings_series_report(
+            ctx.database, ctx.settings, metric, (start, end), points, now
         )
     except history.UnknownMetric as exc:
         return problem(404, "Unknown metric", str(exc), known_metrics=exc.known)

@@ -200,16 +200,7 @@ def metrics_history(
     end = parse_since(until, now) if until else now
 
     async def work(s: Settings, db: Database) -> dict[str, Any]:
-        return await history.series_report(
-            db,
-            metric,
-            since=start,
-            until=end,
-            max_points=points,
-            disk_budget_bytes=s.disk_budget_gb * 2**30,
-            timezone=s.timezone,
-            now=now,
-        )
+        return await history.settings_series_report(db, s, metric, (start, end), points, now)
 
     try:
         report = _run(work)

@@ -13,7 +13,7 @@ import functools
 import re
 import time
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Any, Literal, TypeVar
 
@@ -339,14 +339,8 @@ async def collect_queries(
 
 
 @dataclass(frozen=True)
-class _TableSizeRow:
-    schema_name: str
-    table_name: str
-    total_bytes: int
-    table_bytes: int
-    index_bytes: int
-    toast_bytes: int
-    estimated_rows: int
+class _TableSizeRow(TableSize):
+    # the totals over all user tables, repeated on every row
     table_count: int
     tables_bytes: int
     indexes_bytes: int
@@ -365,16 +359,7 @@ async def collect_storage(s: Session, o: CollectOptions) -> StorageStats:
         tables_bytes=first.tables_bytes if first else 0,
         indexes_bytes=first.indexes_bytes if first else 0,
         largest=tuple(
-            TableSize(
-                schema_name=r.schema_name,
-                table_name=r.table_name,
-                total_bytes=r.total_bytes,
-                table_bytes=r.table_bytes,
-                index_bytes=r.index_bytes,
-                toast_bytes=r.toast_bytes,
-                estimated_rows=r.estimated_rows,
-            )
-            for r in rows
+            TableSize(**{f.name: getattr(r, f.name) for f in fields(TableSize)}) for r in rows
         ),
     )
 

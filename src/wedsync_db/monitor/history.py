@@ -13,6 +13,7 @@ from wedsync_db.db.queries import load_queries
 from wedsync_db.db.session import Session
 from wedsync_db.monitor import forecast
 from wedsync_db.monitor.snapshot import QueryBaseline, QueryCounters, Snapshot
+from wedsync_db.settings import Settings
 
 # A metric name is a jsonb key written by Snapshot.metrics(); anything else is a typo.
 METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -195,6 +196,28 @@ async def known_metrics(db: Database) -> list[str]:
     """Metric names present in the latest stored snapshot."""
     async with db.ops(reason="monitor history") as s:
         return [str(r[0]) for r in await s.fetch_tuples(_q("known_metrics"))]
+
+
+async def settings_series_report(
+    db: Database,
+    settings: Settings,
+    metric: str,
+    window: tuple[datetime, datetime | None],
+    max_points: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """:func:`series_report` with the disk budget and time zone ``settings`` give (the API's
+    and the CLI's report)."""
+    return await series_report(
+        db,
+        metric,
+        since=window[0],
+        until=window[1],
+        max_points=max_points,
+        disk_budget_bytes=settings.disk_budget_gb * 2**30,
+        timezone=settings.timezone,
+        now=now,
+    )
 
 
 async def series_report(

@@ -63,6 +63,13 @@ def _g(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:
     return GaugeMetricFamily(PREFIX + name, doc, labels=list(labels))
 
 
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    """A gauge without labels and its one value."""
+    f = _g(name, doc)
+    f.add_metric([], value)
+    return f
+
+
 def _c(name: str, doc: str, labels: Iterable[str] = ()) -> CounterMetricFamily:
     return CounterMetricFamily(PREFIX + name, doc, labels=list(labels))
 
@@ -104,9 +111,11 @@ def families(
         and (heartbeat_stale_after is None or hb.stale(now, heartbeat_stale_after) is None)
         for hb in heartbeats.values()
     )
-    f = _g("up", "1 when the database answers: the latest collection and every heartbeat")
-    f.add_metric([], 1.0 if up and reachable else 0.0)
-    yield f
+    yield _gauge(
+        "up",
+        "1 when the database answers: the latest collection and every heartbeat",
+        1.0 if up and reachable else 0.0,
+    )
     c = _c("scrapes", "Prometheus scrapes served")
     c.add_metric([], float(scrapes))
     yield c
@@ -115,19 +124,23 @@ def families(
         errors.add_metric([collector], float(n))
     yield errors
     if health_status is not None:
-        f = _g("health_status", "Latest assessment: 0 pass, 1 warn, 2 fail")
-        f.add_metric([], _STATUS_VALUE.get(health_status, 2.0))
-        yield f
+        yield _gauge(
+            "health_status",
+            "Latest assessment: 0 pass, 1 warn, 2 fail",
+            _STATUS_VALUE.get(health_status, 2.0),
+        )
     yield from _heartbeat(heartbeats, now)
     yield from _pools(pool_stats)
     if snap is None:
         return
-    f = _g("scrape_duration_seconds", "Time the latest collection took")
-    f.add_metric([], snap.duration_ms / 1000.0)
-    yield f
-    f = _g("snapshot_age_seconds", "Age of the snapshot these values come from")
-    f.add_metric([], max(0.0, (now - snap.captured_at).total_seconds()))
-    yield f
+    yield _gauge(
+        "scrape_duration_seconds", "Time the latest collection took", snap.duration_ms / 1000.0
+    )
+    yield _gauge(
+        "snapshot_age_seconds",
+        "Age of the snapshot these values come from",
+        max(0.0, (now - snap.captured_at).total_seconds()),
+    )
     yield from _server(snap)
     yield from _connections(snap)
     yield from _database(snap)
@@ -139,9 +152,9 @@ def families(
     yield from _advice(snap)
     yield from _backups(snap, now)
     if snap.weddings_today is not None:
-        f = _g("weddings_today", "Weddings scheduled today (platform time)")
-        f.add_metric([], float(snap.weddings_today))
-        yield f
+        yield _gauge(
+            "weddings_today", "Weddings scheduled today (platform time)", float(snap.weddings_today)
+        )
 
 
 def _heartbeat(heartbeats: Mapping[str, HeartbeatSnapshot], now: datetime) -> Iterator[Metric]:
@@ -187,24 +200,24 @@ def _server(snap: Snapshot) -> Iterator[Metric]:
     f = _g("server_info", "Server version (value always 1)", ["version", "database"])
     f.add_metric([s.version, s.database], 1.0)
     yield f
-    f = _g("start_time_seconds", "When the server started (Unix time)")
-    f.add_metric([], s.started_at.timestamp())
-    yield f
+    yield _gauge(
+        "start_time_seconds", "When the server started (Unix time)", s.started_at.timestamp()
+    )
     f = _g("in_recovery", "1 on a standby")
     # the replication collector runs on every scrape, the server facts only with the sampler
     standby = snap.replication.in_recovery if snap.replication else s.in_recovery
     f.add_metric([], 1.0 if standby else 0.0)
     yield f
-    f = _g("max_connections", "max_connections setting")
-    f.add_metric([], float(s.max_connections))
-    yield f
+    yield _gauge("max_connections", "max_connections setting", float(s.max_connections))
     f = _g("reserved_connections", "Connection slots reserved for privileged roles", ["kind"])
     f.add_metric(["superuser"], float(s.superuser_reserved_connections))
     f.add_metric(["reserved"], float(s.reserved_connections))
     yield f
-    f = _g("connections_max_usable", "Connections ordinary logins can open")
-    f.add_metric([], float(s.max_usable_connections))
-    yield f
+    yield _gauge(
+        "connections_max_usable",
+        "Connections ordinary logins can open",
+        float(s.max_usable_connections),
+    )
     for name, value in sorted(s.settings.items()):
         yield _setting(name, value)
 
@@ -230,29 +243,31 @@ def _connections(snap: Snapshot) -> Iterator[Metric]:
     for audience, n in c.by_audience.items():
         f.add_metric([audience], float(n))
     yield f
-    f = _g("locks_waiting", "Sessions waiting for a lock")
-    f.add_metric([], float(c.waiting_on_locks))
-    yield f
-    f = _g("longest_transaction_seconds", "Age of the oldest open transaction")
-    f.add_metric([], c.longest_transaction_seconds or 0.0)
-    yield f
-    f = _g("long_running_queries", "Statements running longer than the collection cutoff")
-    f.add_metric([], float(len(c.long_running)))
-    yield f
+    yield _gauge("locks_waiting", "Sessions waiting for a lock", float(c.waiting_on_locks))
+    yield _gauge(
+        "longest_transaction_seconds",
+        "Age of the oldest open transaction",
+        c.longest_transaction_seconds or 0.0,
+    )
+    yield _gauge(
+        "long_running_queries",
+        "Statements running longer than the collection cutoff",
+        float(len(c.long_running)),
+    )
     utilization = snap.connection_utilization
     if utilization is not None:
-        f = _g("connection_utilization_ratio", "Client connections over the usable maximum")
-        f.add_metric([], utilization)
-        yield f
+        yield _gauge(
+            "connection_utilization_ratio",
+            "Client connections over the usable maximum",
+            utilization,
+        )
 
 
 def _database(snap: Snapshot) -> Iterator[Metric]:
     d = snap.database
     if d is None:
         return
-    f = _g("backends", "Backends connected to this database")
-    f.add_metric([], float(d.backends))
-    yield f
+    yield _gauge("backends", "Backends connected to this database", float(d.backends))
     counters = (
         ("transactions_committed", "Transactions committed", d.xact_commit),
         ("transactions_rolled_back", "Transactions rolled back", d.xact_rollback),
@@ -303,12 +318,16 @@ def _database(snap: Snapshot) -> Iterator[Metric]:
         workers.add_metric(["planned"], float(d.parallel_workers_to_launch or 0))
         workers.add_metric(["launched"], float(d.parallel_workers_launched))
         yield workers
-    f = _g("checksum_last_failure_timestamp_seconds", "Last checksum failure (0: never)")
-    f.add_metric([], d.checksum_last_failure.timestamp() if d.checksum_last_failure else 0.0)
-    yield f
-    f = _g("stats_reset_timestamp_seconds", "Last reset of the database statistics (0: never)")
-    f.add_metric([], d.stats_reset.timestamp() if d.stats_reset else 0.0)
-    yield f
+    yield _gauge(
+        "checksum_last_failure_timestamp_seconds",
+        "Last checksum failure (0: never)",
+        d.checksum_last_failure.timestamp() if d.checksum_last_failure else 0.0,
+    )
+    yield _gauge(
+        "stats_reset_timestamp_seconds",
+        "Last reset of the database statistics (0: never)",
+        d.stats_reset.timestamp() if d.stats_reset else 0.0,
+    )
     for name, doc, ratio in (
         ("cache_hit_ratio", "Buffer cache hits of user tables and indexes", snap.cache_hit_ratio),
         ("index_hit_ratio", "Buffer cache hits of user indexes", snap.index_hit_ratio),
@@ -384,9 +403,11 @@ def _queries(snap: Snapshot, totals: tuple[int, float, int] | None) -> Iterator[
     c = _c("query_rows", "Rows returned or affected by statements")
     c.add_metric([], float(rows))
     yield c
-    f = _g("query_statements", "Statements tracked by pg_stat_statements in this database")
-    f.add_metric([], float(q.statements))
-    yield f
+    yield _gauge(
+        "query_statements",
+        "Statements tracked by pg_stat_statements in this database",
+        float(q.statements),
+    )
     if q.deallocations is not None:
         c = _c("query_stats_deallocations", "pg_stat_statements entries evicted")
         c.add_metric([], float(q.deallocations))
@@ -409,12 +430,16 @@ def _locks(snap: Snapshot) -> Iterator[Metric]:
     for mode in sorted(set(LOCK_MODES) | set(lk.granted) | set(lk.waiting)):
         f.add_metric([mode], float(lk.granted.get(mode, 0) + lk.waiting.get(mode, 0)))
     yield f
-    f = _g("blocked_sessions", "Sessions blocked by another session's lock")
-    f.add_metric([], float(len({b.blocked_pid for b in lk.blocking})))
-    yield f
-    f = _g("lock_wait_longest_seconds", "Longest current lock wait")
-    f.add_metric([], max((b.wait_seconds for b in lk.blocking), default=0.0))
-    yield f
+    yield _gauge(
+        "blocked_sessions",
+        "Sessions blocked by another session's lock",
+        float(len({b.blocked_pid for b in lk.blocking})),
+    )
+    yield _gauge(
+        "lock_wait_longest_seconds",
+        "Longest current lock wait",
+        max((b.wait_seconds for b in lk.blocking), default=0.0),
+    )
 
 
 def _replication(snap: Snapshot) -> Iterator[Metric]:
@@ -424,9 +449,7 @@ def _replication(snap: Snapshot) -> Iterator[Metric]:
     f = _g("replication_lag_seconds", "Replay lag of this standby, or the largest of its standbys")
     _value(f, r.lag_seconds)
     yield f
-    f = _g("replicas", "Standbys streaming from this server")
-    f.add_metric([], float(len(r.replicas)))
-    yield f
+    yield _gauge("replicas", "Standbys streaming from this server", float(len(r.replicas)))
     # standbys often share the default application_name (walreceiver): the address tells them apart
     labels = ["application_name", "client_addr"]
     lag_bytes = _g("replica_lag_bytes", "WAL not yet replayed by a standby", labels)
@@ -453,9 +476,11 @@ def _backups(snap: Snapshot, now: datetime) -> Iterator[Metric]:
     bk = snap.backups
     if bk is None:
         return
-    f = _g("backup_archiving", "1 when the server archives WAL (point-in-time recovery)")
-    f.add_metric([], 1.0 if bk.archiving else 0.0)
-    yield f
+    yield _gauge(
+        "backup_archiving",
+        "1 when the server archives WAL (point-in-time recovery)",
+        1.0 if bk.archiving else 0.0,
+    )
     f = _g(
         "backup_provider_managed",
         "1 when backups are the provider's (no archiving, no REPLICATION for this login)",
@@ -499,9 +524,9 @@ def _backups(snap: Snapshot, now: datetime) -> Iterator[Metric]:
         f.add_metric([], max(0.0, (now - bk.last_verified_at).total_seconds()))
         yield f
     if bk.last_backup_bytes is not None:
-        f = _g("backup_last_size_bytes", "Size of the newest good backup")
-        f.add_metric([], float(bk.last_backup_bytes))
-        yield f
+        yield _gauge(
+            "backup_last_size_bytes", "Size of the newest good backup", float(bk.last_backup_bytes)
+        )
     c = _c("backups", "Backups taken, by result", ["result"])
     c.add_metric(["ok"], float(bk.backups_ok))
     c.add_metric(["failed"], float(bk.backups_failed))
@@ -515,18 +540,18 @@ def _backups(snap: Snapshot, now: datetime) -> Iterator[Metric]:
 def _storage(snap: Snapshot) -> Iterator[Metric]:
     st = snap.storage
     if st is not None:
-        f = _g("database_size_bytes", "Size of the database on disk (refreshed with each sample)")
-        f.add_metric([], float(st.database_bytes))
-        yield f
-        f = _g("tables", "User tables")
-        f.add_metric([], float(st.table_count))
-        yield f
-        f = _g("tables_size_bytes", "Heap and TOAST size of all user tables")
-        f.add_metric([], float(st.tables_bytes))
-        yield f
-        f = _g("indexes_size_bytes", "Size of all indexes of user tables")
-        f.add_metric([], float(st.indexes_bytes))
-        yield f
+        yield _gauge(
+            "database_size_bytes",
+            "Size of the database on disk (refreshed with each sample)",
+            float(st.database_bytes),
+        )
+        yield _gauge("tables", "User tables", float(st.table_count))
+        yield _gauge(
+            "tables_size_bytes", "Heap and TOAST size of all user tables", float(st.tables_bytes)
+        )
+        yield _gauge(
+            "indexes_size_bytes", "Size of all indexes of user tables", float(st.indexes_bytes)
+        )
         f = _g("table_size_bytes", "Total size of the largest tables", ["schema", "table"])
         for t in st.largest[:TABLE_SERIES]:
             f.add_metric([t.schema_name, t.table_name], float(t.total_bytes))
@@ -537,12 +562,10 @@ def _storage(snap: Snapshot) -> Iterator[Metric]:
         for row in m.tables[:TABLE_SERIES]:
             dead.add_metric([row.schema_name, row.table_name], float(row.dead_tuples))
         yield dead
-        f = _g("dead_tuples", "Dead rows in all user tables")
-        f.add_metric([], float(m.dead_tuples))
-        yield f
-        f = _g("tables_due_for_vacuum", "Tables past their autovacuum threshold")
-        f.add_metric([], float(m.tables_due))
-        yield f
+        yield _gauge("dead_tuples", "Dead rows in all user tables", float(m.dead_tuples))
+        yield _gauge(
+            "tables_due_for_vacuum", "Tables past their autovacuum threshold", float(m.tables_due)
+        )
         f = _g("sequence_used_ratio", "Share of its range a sequence has used", ["sequence"])
         for s in m.sequences:
             f.add_metric([f"{s.schema_name}.{s.sequence_name}"], s.used_fraction)
