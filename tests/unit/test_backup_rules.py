@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from wedsync_db.backup.repository import BackupMeta, Repository, RepositoryBusy
-from wedsync_db.backup.schedule import FULL_EVERY, due
+from wedsync_db.backup.schedule import FULL_EVERY, Due, due
 from wedsync_db.backup.tools import Toolbox
 from wedsync_db.calendar import calendar_context
 from wedsync_db.monitor.assess import Assessment, assess
@@ -194,89 +194,61 @@ def verified(m: BackupMeta, hours_ago: float) -> BackupMeta:
 DAY = timedelta(hours=24)
 
 
-def test_the_schedule_takes_a_full_backup_first_then_incrementals() -> None:
-    first = due(
-        [], NOW, backup_every=DAY, verify_every=DAY, logical=False, incremental_possible=True
+def planned(
+    backups: list[BackupMeta],
+    *,
+    backup_every: timedelta | None = DAY,
+    verify_every: timedelta | None = DAY,
+    logical: bool = False,
+    incremental_possible: bool = True,
+) -> Due:
+    """What the schedule does at NOW (a physical repository, incrementals possible, daily)."""
+    return due(
+        backups,
+        NOW,
+        backup_every=backup_every,
+        verify_every=verify_every,
+        logical=logical,
+        incremental_possible=incremental_possible,
     )
+
+
+def test_the_schedule_takes_a_full_backup_first_then_incrementals() -> None:
+    first = planned([])
     assert (first.backup, first.verify) == ("full", None)
     recent = [verified(meta(1, 25), 24)]
-    nxt = due(
-        recent, NOW, backup_every=DAY, verify_every=DAY, logical=False, incremental_possible=True
-    )
+    nxt = planned(recent)
     assert nxt.backup == "incremental"
     # a week after the newest full one, a new chain starts
     old = [meta(1, FULL_EVERY.total_seconds() / 3600 + 1), meta(2, 25, "incremental", parent="b1")]
-    assert (
-        due(
-            old, NOW, backup_every=DAY, verify_every=None, logical=False, incremental_possible=True
-        ).backup
-        == "full"
-    )
-    assert (
-        due(
-            recent,
-            NOW,
-            backup_every=DAY,
-            verify_every=None,
-            logical=False,
-            incremental_possible=False,
-        ).backup
-        == "full"
-    )
+    assert planned(old, verify_every=None).backup == "full"
+    assert planned(recent, verify_every=None, incremental_possible=False).backup == "full"
 
 
 def test_the_schedule_waits_for_its_interval_and_ignores_bad_backups() -> None:
     fresh = [verified(meta(1, 2), 1)]
-    got = due(
-        fresh, NOW, backup_every=DAY, verify_every=DAY, logical=False, incremental_possible=True
-    )
+    got = planned(fresh)
     assert (got.backup, got.verify) == (None, None)
     broken = [meta(1, 2, status="interrupted"), meta(2, 3, status="failed")]
-    assert (
-        due(
-            broken,
-            NOW,
-            backup_every=DAY,
-            verify_every=DAY,
-            logical=False,
-            incremental_possible=True,
-        ).backup
-        == "full"
-    )
+    assert planned(broken).backup == "full"
 
 
 def test_the_schedule_verifies_the_newest_backup_once_per_interval() -> None:
     backups = [verified(meta(1, 50), 49), meta(2, 2, "incremental", parent="b1")]
-    got = due(
-        backups, NOW, backup_every=None, verify_every=DAY, logical=False, incremental_possible=True
-    )
+    got = planned(backups, backup_every=None)
     assert got.verify is not None and got.verify.id == "b2"
     # verified an hour ago (an older one): not again until the interval has passed
     backups = [verified(meta(1, 50), 1), meta(2, 2, "incremental", parent="b1")]
-    assert (
-        due(
-            backups,
-            NOW,
-            backup_every=None,
-            verify_every=DAY,
-            logical=False,
-            incremental_possible=True,
-        ).verify
-        is None
-    )
+    assert planned(backups, backup_every=None).verify is None
     # nothing new for days: the newest is verified again (files rot)
     stale = [verified(meta(1, 100), 30)]
-    again = due(
-        stale, NOW, backup_every=None, verify_every=DAY, logical=False, incremental_possible=True
-    )
+    again = planned(stale, backup_every=None)
     assert again.verify is not None and again.verify.id == "b1"
 
 
 def test_a_managed_database_gets_logical_exports_on_the_schedule() -> None:
     physical = [verified(meta(1, 2), 1)]
-    got = due(
-        physical, NOW, backup_every=DAY, verify_every=DAY, logical=True, incremental_possible=True
-    )
+    got = planned(physical, logical=True)
     assert got.backup == "logical"  # a physical backup does not count for a managed database
 
 
