@@ -63,13 +63,13 @@ def _collect(
 
 def _report(
     parts: Sequence[str], json_out: bool, options: CollectOptions | None = None
-) -> Snapshot | None:
-    """Collect ``parts``: with --json print them (None: nothing more to do); else report what
-    failed (exit 1 when everything did) and hand the snapshot to the report."""
+) -> Snapshot:
+    """Collect ``parts``: with --json print them and end the command; else report what failed
+    (exit 1 when everything did) and hand the snapshot to the report."""
     _, snap = _collect(parts, options)
     if json_out:
         common.print_json(_part(snap, *parts))
-        return None
+        raise typer.Exit(0)
     _exit_on_errors(snap, parts)
     return snap
 
@@ -256,8 +256,6 @@ def inspect_connections(
     snap = _report(
         ("server", "connections"), json_out, CollectOptions(activity_min_seconds=min_seconds)
     )
-    if snap is None:
-        return
     c = snap.connections
     if c is None:
         return
@@ -394,8 +392,6 @@ def inspect_queries(
 def inspect_tables(json_out: JsonOpt = False) -> None:
     """The largest tables with their index, TOAST and dead-row figures."""
     snap = _report(("storage", "maintenance"), json_out)
-    if snap is None:
-        return
     dead = {
         (t.schema_name, t.table_name): t
         for t in (snap.maintenance.tables if snap.maintenance else ())
@@ -442,8 +438,6 @@ def inspect_indexes(json_out: JsonOpt = False) -> None:
     """Invalid, unused, duplicate and missing indexes and unindexed foreign keys, with the SQL
     that fixes each (ops.index_recommendations)."""
     snap = _report(("indexes",), json_out)
-    if snap is None:
-        return
     advice = snap.indexes or ()
     common.print_table(
         [
@@ -473,8 +467,6 @@ def inspect_indexes(json_out: JsonOpt = False) -> None:
 def inspect_locks(json_out: JsonOpt = False) -> None:
     """Who blocks whom (one row per waiting session and lock holder), and locks per mode."""
     snap = _report(("locks",), json_out)
-    if snap is None:
-        return
     lk = snap.locks
     if lk is None:
         return
@@ -520,8 +512,6 @@ def inspect_vacuum(json_out: JsonOpt = False) -> None:
     """Dead rows and autovacuum state per table, transaction-ID wraparound, sequences filling
     up (ops.table_maintenance_report)."""
     snap = _report(("maintenance", "database"), json_out)
-    if snap is None:
-        return
     m = snap.maintenance
     if m is not None:
         common.print_table(
@@ -593,8 +583,6 @@ def inspect_security(json_out: JsonOpt = False) -> None:
     """Tenant tables without (forced) RLS, policies on tables with RLS off, SECURITY DEFINER
     functions without a fixed search_path, claim helpers called once per row."""
     snap = _report(("security",), json_out)
-    if snap is None:
-        return
     findings = snap.security or ()
     common.print_table(
         [
