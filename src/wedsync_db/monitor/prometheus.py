@@ -74,6 +74,13 @@ def _c(name: str, doc: str, labels: Iterable[str] = ()) -> CounterMetricFamily:
     return CounterMetricFamily(PREFIX + name, doc, labels=list(labels))
 
 
+def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+    """A counter without labels and its one value."""
+    c = _c(name, doc)
+    c.add_metric([], value)
+    return c
+
+
 def _labelled(
     name: str, doc: str, label: str, values: Iterable[tuple[str, float]]
 ) -> CounterMetricFamily:
@@ -116,9 +123,7 @@ def families(
         "1 when the database answers: the latest collection and every heartbeat",
         1.0 if up and reachable else 0.0,
     )
-    c = _c("scrapes", "Prometheus scrapes served")
-    c.add_metric([], float(scrapes))
-    yield c
+    yield _counter("scrapes", "Prometheus scrapes served", float(scrapes))
     errors = _c("scrape_errors", "Collector failures since start", ["collector"])
     for collector, n in sorted(scrape_errors.items()):
         errors.add_metric([collector], float(n))
@@ -394,32 +399,31 @@ def _queries(snap: Snapshot, totals: tuple[int, float, int] | None) -> Iterator[
     if q is None:
         return
     calls, exec_ms, rows = totals if totals is not None else (q.calls, q.total_ms, q.rows)
-    c = _c("query_calls", "Statement executions (pg_stat_statements, all statements)")
-    c.add_metric([], float(calls))
-    yield c
-    c = _c("query_exec_seconds", "Statement execution time (pg_stat_statements)")
-    c.add_metric([], exec_ms / 1000.0)
-    yield c
-    c = _c("query_rows", "Rows returned or affected by statements")
-    c.add_metric([], float(rows))
-    yield c
+    yield _counter(
+        "query_calls", "Statement executions (pg_stat_statements, all statements)", float(calls)
+    )
+    yield _counter(
+        "query_exec_seconds", "Statement execution time (pg_stat_statements)", exec_ms / 1000.0
+    )
+    yield _counter("query_rows", "Rows returned or affected by statements", float(rows))
     yield _gauge(
         "query_statements",
         "Statements tracked by pg_stat_statements in this database",
         float(q.statements),
     )
     if q.deallocations is not None:
-        c = _c("query_stats_deallocations", "pg_stat_statements entries evicted")
-        c.add_metric([], float(q.deallocations))
-        yield c
+        yield _counter(
+            "query_stats_deallocations",
+            "pg_stat_statements entries evicted",
+            float(q.deallocations),
+        )
     if q.window is not None:
         limit = wedding_day_query_mean_ms()
-        f = _g(
+        yield _gauge(
             "queries_over_wedding_day_latency",
             f"Statements whose mean time in the last interval exceeded {limit:g} ms",
+            float(sum(1 for s in q.window.top if s.calls and s.mean_ms > limit)),
         )
-        f.add_metric([], float(sum(1 for s in q.window.top if s.calls and s.mean_ms > limit)))
-        yield f
 
 
 def _locks(snap: Snapshot) -> Iterator[Metric]:
@@ -481,25 +485,23 @@ def _backups(snap: Snapshot, now: datetime) -> Iterator[Metric]:
         "1 when the server archives WAL (point-in-time recovery)",
         1.0 if bk.archiving else 0.0,
     )
-    f = _g(
+    yield _gauge(
         "backup_provider_managed",
         "1 when backups are the provider's (no archiving, no REPLICATION for this login)",
+        1.0 if bk.provider_managed else 0.0,
     )
-    f.add_metric([], 1.0 if bk.provider_managed else 0.0)
-    yield f
-    c = _c("wal_archived_segments", "WAL segments the archiver has archived")
-    c.add_metric([], float(bk.archived_count))
-    yield c
-    c = _c("wal_archive_failures", "Failed attempts to archive a WAL segment")
-    c.add_metric([], float(bk.failed_count))
-    yield c
+    yield _counter(
+        "wal_archived_segments", "WAL segments the archiver has archived", float(bk.archived_count)
+    )
+    yield _counter(
+        "wal_archive_failures", "Failed attempts to archive a WAL segment", float(bk.failed_count)
+    )
     if bk.archiving and bk.last_archived_time is not None:
-        f = _g(
+        yield _gauge(
             "backup_rpo_seconds",
             "Seconds since the newest WAL segment was archived: what losing the server now loses",
+            max(0.0, (now - bk.last_archived_time).total_seconds()),
         )
-        f.add_metric([], max(0.0, (now - bk.last_archived_time).total_seconds()))
-        yield f
     for name, doc, moment in (
         (
             "backup_last_success_timestamp_seconds",
@@ -517,12 +519,11 @@ def _backups(snap: Snapshot, now: datetime) -> Iterator[Metric]:
             f.add_metric([], moment.timestamp())
             yield f
     if bk.last_verified_at is not None:
-        f = _g(
+        yield _gauge(
             "backup_last_verified_age_seconds",
             "Age of the newest verification that proved a backup restorable",
+            max(0.0, (now - bk.last_verified_at).total_seconds()),
         )
-        f.add_metric([], max(0.0, (now - bk.last_verified_at).total_seconds()))
-        yield f
     if bk.last_backup_bytes is not None:
         yield _gauge(
             "backup_last_size_bytes", "Size of the newest good backup", float(bk.last_backup_bytes)
