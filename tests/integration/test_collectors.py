@@ -349,6 +349,17 @@ async def test_dead_rows_and_sequences_running_out(database: Database, fresh_db:
     assert {"public.seq_int_id_seq", "public.wide_seq"} <= names
 
 
+async def queries_since(database: Database, earlier: Snapshot, options: CollectOptions) -> Snapshot:
+    """The queries part again, its window measured from ``earlier``."""
+    assert earlier.queries is not None
+    return await collect(
+        database,
+        parts=("queries",),
+        options=options,
+        query_baseline=earlier.queries.baseline(earlier.captured_at),
+    )
+
+
 # --- statement statistics -----------------------------------------------------------------------
 async def test_statement_statistics_are_differences_between_snapshots(
     database: Database, fresh_db: str
@@ -368,23 +379,13 @@ async def test_statement_statistics_are_differences_between_snapshots(
     async with session(fresh_db) as conn:
         for _ in range(7):
             await conn.execute("select count(*) from wedding_marker")
-    second = await collect(
-        database,
-        parts=("queries",),
-        options=options,
-        query_baseline=first.queries.baseline(first.captured_at),
-    )
+    second = await queries_since(database, first, options)
     assert second.queries is not None and second.queries.window is not None
     [marker] = [q for q in second.queries.window.top if "from wedding_marker" in q.query]
     assert marker.calls == 7
     assert second.queries.window.calls >= 7
     assert second.queries.calls > first.queries.calls  # cumulative totals only grow
-    third = await collect(
-        database,
-        parts=("queries",),
-        options=options,
-        query_baseline=second.queries.baseline(second.captured_at),
-    )
+    third = await queries_since(database, second, options)
     assert third.queries is not None and third.queries.window is not None
     assert all("from wedding_marker" not in q.query for q in third.queries.window.top)
     # the view is never reset

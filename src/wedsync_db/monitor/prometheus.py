@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -59,15 +60,16 @@ _POOL_COUNTERS = (
 )
 
 
+_F = TypeVar("_F", GaugeMetricFamily, CounterMetricFamily)
+
+
 def _g(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:
     return GaugeMetricFamily(PREFIX + name, doc, labels=list(labels))
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     """A gauge without labels and its one value."""
-    f = _g(name, doc)
-    f.add_metric([], value)
-    return f
+    return _with(_g(name, doc), value)
 
 
 def _c(name: str, doc: str, labels: Iterable[str] = ()) -> CounterMetricFamily:
@@ -76,9 +78,12 @@ def _c(name: str, doc: str, labels: Iterable[str] = ()) -> CounterMetricFamily:
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
     """A counter without labels and its one value."""
-    c = _c(name, doc)
-    c.add_metric([], value)
-    return c
+    return _with(_c(name, doc), value)
+
+
+def _with(family: _F, value: float) -> _F:
+    family.add_metric([], value)
+    return family
 
 
 def _labelled(
