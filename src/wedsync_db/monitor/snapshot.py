@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -95,6 +95,11 @@ def _to_json(value: Any) -> Any:
 
 
 # --- collector outcome ----------------------------------------------------------------------
+def _largest(values: Iterable[float | None]) -> float | None:
+    """The largest of the known values (None when none is known)."""
+    return max((v for v in values if v is not None), default=None)
+
+
 @dataclass(frozen=True)
 class CollectorError:
     """A collector that could not run, what the server said, and what to do about it."""
@@ -194,9 +199,7 @@ class ConnectionStats:
     @property
     def longest_transaction_seconds(self) -> float | None:
         """Age of the oldest open transaction, if any."""
-        ages = [g.longest_transaction_seconds for g in self.groups]
-        known = [a for a in ages if a is not None]
-        return max(known) if known else None
+        return _largest(g.longest_transaction_seconds for g in self.groups)
 
 
 # --- database counters ----------------------------------------------------------------------
@@ -620,8 +623,7 @@ class ReplicationStats:
         """This standby's replay lag, or the largest replay lag of this primary's standbys."""
         if self.in_recovery:
             return self.replay_lag_seconds
-        lags = [r.replay_lag_seconds for r in self.replicas if r.replay_lag_seconds is not None]
-        return max(lags) if lags else None
+        return _largest(r.replay_lag_seconds for r in self.replicas)
 
 
 # --- backups --------------------------------------------------------------------------------
