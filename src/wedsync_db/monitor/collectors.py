@@ -239,11 +239,12 @@ async def collect_database(s: Session) -> DatabaseStats:
 
 async def collect_background(s: Session, version_num: int) -> BackgroundStats:
     """Checkpointer, background writer, WAL and archiver counters."""
-    name = "background_17" if version_num >= 170000 else "background_15"
-    stats = await s.fetch_one(_sql("database.sql", name), row=BackgroundStats)
-    if stats is None:  # pragma: no cover - one-row views
+    name = "checkpoints_17" if version_num >= 170000 else "checkpoints_15"
+    checkpoints = await s.fetch_dicts(_sql("database.sql", name))
+    wal = await s.fetch_dicts(_sql("database.sql", "wal_and_archiver"))
+    if not checkpoints or not wal:  # pragma: no cover - one-row views
         raise QueryError("background statistics returned no row")
-    return stats
+    return BackgroundStats(**checkpoints[0], **wal[0])
 
 
 @dataclass(frozen=True)

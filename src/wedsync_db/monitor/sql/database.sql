@@ -1,5 +1,5 @@
 -- Server facts and database-wide counters. Minimum server version: PostgreSQL 15
--- (background_17 needs 17: pg_stat_checkpointer replaced the checkpoint columns of
+-- (checkpoints_17 needs 17: pg_stat_checkpointer replaced the checkpoint columns of
 -- pg_stat_bgwriter).
 
 -- name: server_info
@@ -73,35 +73,32 @@ select datname::text as database,
 from pg_catalog.pg_database
 order by 2 desc
 
--- name: background_15
--- checkpoints, background writer, WAL and archiver counters (PostgreSQL 15 and 16)
+-- name: checkpoints_15
+-- checkpoint and background writer counters (PostgreSQL 15 and 16)
 select b.checkpoints_timed, b.checkpoints_req as checkpoints_requested,
        b.checkpoint_write_time as checkpoint_write_time_ms,
        b.checkpoint_sync_time as checkpoint_sync_time_ms,
        b.buffers_checkpoint, b.buffers_clean, b.maxwritten_clean, b.buffers_alloc,
-       b.buffers_backend, b.buffers_backend_fsync,
-       w.wal_records, w.wal_fpi, w.wal_bytes::bigint as wal_bytes, w.wal_buffers_full,
-       a.archived_count, a.failed_count,
-       extract(epoch from pg_catalog.clock_timestamp() - a.last_archived_time)::float8
-           as last_archived_age_seconds
+       b.buffers_backend, b.buffers_backend_fsync
 from pg_catalog.pg_stat_bgwriter b
-cross join pg_catalog.pg_stat_wal w
-cross join pg_catalog.pg_stat_archiver a
 
--- name: background_17
+-- name: checkpoints_17
 -- the same counters from pg_stat_checkpointer (PostgreSQL 17 and later)
 select c.num_timed as checkpoints_timed, c.num_requested as checkpoints_requested,
        c.write_time as checkpoint_write_time_ms, c.sync_time as checkpoint_sync_time_ms,
        c.buffers_written as buffers_checkpoint,
        b.buffers_clean, b.maxwritten_clean, b.buffers_alloc,
-       null::bigint as buffers_backend, null::bigint as buffers_backend_fsync,
-       w.wal_records, w.wal_fpi, w.wal_bytes::bigint as wal_bytes, w.wal_buffers_full,
+       null::bigint as buffers_backend, null::bigint as buffers_backend_fsync
+from pg_catalog.pg_stat_checkpointer c
+cross join pg_catalog.pg_stat_bgwriter b
+
+-- name: wal_and_archiver
+-- WAL and archiver counters (every supported version)
+select w.wal_records, w.wal_fpi, w.wal_bytes::bigint as wal_bytes, w.wal_buffers_full,
        a.archived_count, a.failed_count,
        extract(epoch from pg_catalog.clock_timestamp() - a.last_archived_time)::float8
            as last_archived_age_seconds
-from pg_catalog.pg_stat_checkpointer c
-cross join pg_catalog.pg_stat_bgwriter b
-cross join pg_catalog.pg_stat_wal w
+from pg_catalog.pg_stat_wal w
 cross join pg_catalog.pg_stat_archiver a
 
 -- name: weddings_today
