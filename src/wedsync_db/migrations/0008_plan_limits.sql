@@ -20,8 +20,9 @@
 -- * A wedding's guest limit is the most generous guests_per_wedding among the organizations
 --   working on it (accepted links); a wedding no organization works on gets the free plan's.
 --
--- Upgrading takes a brief SHARE ROW EXCLUSIVE lock on organizations for the foreign key; the
--- counters are filled from the tables in the same transaction.
+-- Upgrading takes brief SHARE ROW EXCLUSIVE locks (writes wait, reads continue) on the counted
+-- tables for the triggers and on organizations for the foreign key; the counters are filled
+-- from the tables in the same transaction.
 
 create table plans (
     name text primary key check (name ~ '^[a-z][a-z0-9_]*$'),
@@ -39,9 +40,10 @@ values
     ('scale', 'Scale', 10000, 100, 2500, 1000),
     ('enterprise', 'Enterprise', null, null, null, null);
 
--- the plan of an organization is its tier
+-- the plan of an organization is its tier. NOT VALID: the check constraint on tier already
+-- allows only these five names, so existing rows need no scan; new and changed rows are checked.
 alter table organizations
-    add constraint organizations_tier_fkey foreign key (tier) references plans (name);
+    add constraint organizations_tier_fkey foreign key (tier) references plans (name) not valid;
 
 create table organization_limit_overrides (
     organization_id uuid not null references organizations (id) on delete cascade,
