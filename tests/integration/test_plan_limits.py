@@ -28,6 +28,7 @@ from fixtures.tenants import (
 from wedsync_db.cli.main import app
 from wedsync_db.db.client import Database
 from wedsync_db.errors import PermissionDenied, PlanLimitExceeded
+from wedsync_db.monitor.plan_usage import plan_usage_summary
 
 
 @pytest.fixture
@@ -313,3 +314,16 @@ async def test_usage_reconcile_fixes_a_corrupted_counter(
             },
         }
     ]
+
+
+async def test_the_metrics_summary_counts_organizations_at_and_over_a_limit(
+    database: Database, t: Tenants
+) -> None:
+    before = await plan_usage_summary(database)
+    assert before["organizations"] == 2 and before["clients"] == 4 and before["guests"] == 6
+    assert before["at_clients_limit"] == 0
+    await set_limit(database, t.org_a, "clients", 2)
+    await set_limit(database, t.org_b, "members", 0)
+    after = await plan_usage_summary(database)
+    assert (after["at_clients_limit"], after["over_clients_limit"]) == (1, 0)
+    assert (after["at_members_limit"], after["over_members_limit"]) == (0, 1)
