@@ -327,3 +327,12 @@ async def test_the_metrics_summary_counts_organizations_at_and_over_a_limit(
     after = await plan_usage_summary(database)
     assert (after["at_clients_limit"], after["over_clients_limit"]) == (1, 0)
     assert (after["at_members_limit"], after["over_members_limit"]) == (0, 1)
+
+
+async def test_a_ws402_without_the_json_detail_keeps_its_message(database: Database) -> None:
+    with pytest.raises(PlanLimitExceeded) as info:
+        async with database.service(reason="test: raise") as s:
+            await s.execute(
+                "do $$ begin raise exception 'seats are full' using errcode = 'WS402'; end $$"
+            )
+    assert str(info.value) == "seats are full" and info.value.limit == ""

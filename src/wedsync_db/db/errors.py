@@ -69,7 +69,12 @@ def _unavailable(exc: psycopg.Error) -> bool:
 
 
 def _plan_limit(exc: psycopg.Error) -> errors.PlanLimitExceeded:
-    detail = json.loads(exc.diag.message_detail or "{}")
+    try:
+        detail = json.loads(exc.diag.message_detail or "{}")
+    except ValueError:
+        detail = None
+    if not isinstance(detail, dict):  # a WS402 raised by other SQL: its message, numbers unknown
+        detail = {}
     return errors.PlanLimitExceeded(
         str(detail.get("limit", "")),
         int(detail.get("current", 0)),
