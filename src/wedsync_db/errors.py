@@ -69,6 +69,21 @@ class Conflict(WedsyncDBError):
         super().__init__(message)
 
 
+class PlanLimitExceeded(WedsyncDBError):
+    """A write would take an organization's (or a wedding's) usage beyond its plan's maximum
+    (SQLSTATE WS402); nothing was written."""
+
+    def __init__(self, limit: str, current: int, maximum: int, message: str | None = None) -> None:
+        self.limit = limit
+        self.current = current
+        self.maximum = maximum
+        super().__init__(
+            message
+            or f"plan limit reached: {limit} is at {current} of {maximum}; "
+            "upgrade the plan or remove some first"
+        )
+
+
 class QueryError(WedsyncDBError):
     """Any other error reported by the server for a statement."""
 

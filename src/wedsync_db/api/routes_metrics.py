@@ -13,6 +13,7 @@ from wedsync_db.api.auth import ServiceKey, presented_key
 from wedsync_db.api.context import AppContext, get_context
 from wedsync_db.api.problems import problem
 from wedsync_db.monitor import history
+from wedsync_db.monitor.plan_usage import plan_usage_summary
 from wedsync_db.monitor.prometheus import CONTENT_TYPE
 from wedsync_db.monitor.state import MonitorState
 
@@ -88,6 +89,7 @@ async def metrics_json(ctx: Annotated[AppContext, Depends(get_context)]) -> Any:
             [r.to_dict() for r in assessment.recommendations] if assessment is not None else []
         ),
         "monitor": monitor.to_dict(),
+        "plan_usage": await plan_usage_summary(ctx.database),
     }
     return body
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from wedsync_db.cli import backup, common, config, demo, health, migrate, monitor, ops
+from wedsync_db.cli import backup, common, config, demo, health, migrate, monitor, ops, usage
 from wedsync_db.cli.common import err, out
 from wedsync_db.cli.token import token_command
 from wedsync_db.db.admin import psql_target
@@ -40,6 +40,7 @@ app.command("health")(health.health)
 app.add_typer(monitor.metrics_app, name="metrics")
 app.add_typer(monitor.inspect_app, name="inspect")
 app.command("token")(token_command)
+app.add_typer(usage.app, name="usage")
 
 
 def _print_version(value: bool) -> None:

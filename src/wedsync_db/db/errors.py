@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 
 import psycopg
@@ -13,6 +14,8 @@ from wedsync_db import errors
 
 # raised by wedsync.verified_claims() when claims are not signed with the database's key
 CLAIMS_REJECTED = "WS401"
+# raised by wedsync.refuse_over_limit() (the usage triggers); the detail is JSON with the limit
+PLAN_LIMIT_EXCEEDED = "WS402"
 
 _CONFLICTS = (
     pgerr.UniqueViolation,
@@ -35,6 +38,8 @@ def convert(exc: BaseException, *, pool: str = "database", timeout: float = 0.0)
         return errors.DatabaseUnavailable(f"the {pool} pool is closed")
     if not isinstance(exc, psycopg.Error):
         return exc
+    if exc.sqlstate == PLAN_LIMIT_EXCEEDED:
+        return _plan_limit(exc)
     message = _message(exc)
     if isinstance(exc, pgerr.InsufficientPrivilege) or exc.sqlstate == CLAIMS_REJECTED:
         return errors.PermissionDenied(message)
@@ -61,6 +66,21 @@ def _unavailable(exc: psycopg.Error) -> bool:
         # no SQLSTATE: the client lost or could not make the connection
         return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
     return state.startswith("08") or state in _UNAVAILABLE_STATES
+
+
+def _plan_limit(exc: psycopg.Error) -> errors.PlanLimitExceeded:
+    try:
+        detail = json.loads(exc.diag.message_detail or "{}")
+    except ValueError:
+        detail = None
+    if not isinstance(detail, dict):  # a WS402 raised by other SQL: its message, numbers unknown
+        detail = {}
+    return errors.PlanLimitExceeded(
+        str(detail.get("limit", "")),
+        int(detail.get("current", 0)),
+        int(detail.get("maximum", 0)),
+        exc.diag.message_primary,
+    )
 
 
 def _message(exc: psycopg.Error) -> str:
