@@ -1,0 +1,201 @@
+"""Guests of a wedding: the couple reads and edits its list; a vendor reads it only through an
+accepted link with guest access (to anyone else the list does not exist: ``NotFound``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from wedsync_db.data.rows import (
+    ClaimsLike,
+    Page,
+    Patch,
+    Row,
+    Table,
+    Target,
+    decode_cursor,
+    delete_row,
+    encode_cursor,
+    get_row,
+    insert_row,
+    patch_of,
+    select_rows,
+    update_row,
+    user_scope,
+)
+from wedsync_db.db.queries import load_queries
+
+RsvpStatus = Literal["pending", "accepted", "declined", "maybe"]
+
+
+class Guest(Row):
+    """A guest as read (``version`` names this state of the row in an update)."""
+
+    wedding_id: UUID
+    id: UUID
+    first_name: str
+    last_name: str | None
+    email: str | None
+    rsvp_status: RsvpStatus
+    dietary_requirements: list[str]
+    table_number: int | None
+    plus_one: bool
+    plus_one_name: str | None
+    notes: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class GuestCreate(BaseModel):
+    """A new guest; what is left out takes the database's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first_name: str = Field(min_length=1)
+    last_name: str | None = None
+    email: str | None = None
+    rsvp_status: RsvpStatus = "pending"
+    dietary_requirements: list[str] = Field(default_factory=list)
+    table_number: int | None = Field(default=None, gt=0)
+    plus_one: bool = False
+    plus_one_name: str | None = None
+    notes: str | None = None
+
+
+class GuestUpdate(Patch):
+    """Changes to a guest (JSON Merge Patch: null clears a nullable field)."""
+
+    not_null: ClassVar[frozenset[str]] = frozenset(
+        {"first_name", "rsvp_status", "dietary_requirements", "plus_one"}
+    )
+
+    first_name: str | None = Field(default=None, min_length=1)
+    last_name: str | None = None
+    email: str | None = None
+    rsvp_status: RsvpStatus | None = None
+    dietary_requirements: list[str] | None = None
+    table_number: int | None = Field(default=None, gt=0)
+    plus_one: bool | None = None
+    plus_one_name: str | None = None
+    notes: str | None = None
+
+
+GUESTS = Table("guests", "guest", ("wedding_id", "id"), Guest)
+
+
+def _sql(name: str) -> str:
+    return load_queries("wedsync_db.data", "sql/guests.sql")[name].sql
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def list_guests(
+    db: Target,
+    claims: ClaimsLike | None,
+    wedding_id: UUID,
+    *,
+    rsvp: RsvpStatus | Sequence[RsvpStatus] | None = None,
+    dietary: str | None = None,
+    table: int | None = None,
+    search: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Page[Guest]:
+    """A page of a wedding's guests in (last name, first name, id) order. Pass the page's
+    ``next_cursor`` to read the next one: every row present throughout is read exactly once,
+    whatever is inserted meanwhile. ``search`` matches names and email (case-insensitive)."""
+    if not 1 <= limit <= 1000:
+        raise ValueError("limit must be between 1 and 1000")
+    after: list[str | None] = [None, None, None]
+    if cursor is not None:
+        after = decode_cursor(cursor, 3)
+    statuses = [rsvp] if isinstance(rsvp, str) else (list(rsvp) if rsvp is not None else None)
+    params: list[Any] = [
+        wedding_id,
+        statuses,
+        dietary,
+        table,
+        None if search is None else _like(search),
+        *after,
+        limit + 1,
+    ]
+    async with user_scope(db, claims) as s:
+        rows = await select_rows(s, GUESTS, _sql("list_guests"), params)
+    if len(rows) <= limit:
+        return Page(rows, None)
+    last = rows[limit - 1]
+    return Page(rows[:limit], encode_cursor([last.last_name or "", last.first_name, last.id]))
+
+
+async def get_guest(
+    db: Target, claims: ClaimsLike | None, wedding_id: UUID, guest_id: UUID
+) -> Guest:
+    """One guest; ``NotFound`` when it does not exist or the user may not see it."""
+    async with user_scope(db, claims) as s:
+        return await get_row(s, GUESTS, (wedding_id, guest_id))
+
+
+async def create_guest(
+    db: Target,
+    claims: ClaimsLike | None,
+    wedding_id: UUID,
+    guest: GuestCreate | Mapping[str, Any],
+) -> Guest:
+    """Add a guest to a wedding's list (the couple only: RLS refuses anyone else)."""
+    new = guest if isinstance(guest, GuestCreate) else GuestCreate.model_validate(guest)
+    values = {"wedding_id": wedding_id, **new.model_dump(exclude_unset=True)}
+    async with user_scope(db, claims) as s:
+        return await insert_row(s, GUESTS, values)
+
+
+async def update_guest(
+    db: Target,
+    claims: ClaimsLike | None,
+    wedding_id: UUID,
+    guest_id: UUID,
+    expected: int | Guest,
+    changes: GuestUpdate | Mapping[str, Any],
+    *,
+    merge: bool = False,
+) -> Guest:
+    """Apply ``changes`` if the guest still has the version read (``expected``: the version,
+    or the guest as read, which lets conflicts be told precisely; see ``data.rows``).
+    Stale → ``StaleVersion``; invisible → ``NotFound``; ``merge`` rebases disjoint edits."""
+    patch = patch_of(GuestUpdate, changes)
+    async with user_scope(db, claims) as s:
+        return await update_row(s, GUESTS, (wedding_id, guest_id), expected, patch, merge=merge)
+
+
+async def delete_guest(
+    db: Target,
+    claims: ClaimsLike | None,
+    wedding_id: UUID,
+    guest_id: UUID,
+    expected: int | None = None,
+) -> None:
+    """Remove a guest (only at version ``expected`` when given)."""
+    async with user_scope(db, claims) as s:
+        await delete_row(s, GUESTS, (wedding_id, guest_id), expected)
+
+
+async def bulk_rsvp(
+    db: Target,
+    claims: ClaimsLike | None,
+    wedding_id: UUID,
+    guest_ids: Sequence[UUID],
+    status: RsvpStatus,
+) -> list[Guest]:
+    """Set one RSVP status on many guests in one statement, whatever their versions (the status
+    is the only field written, so nothing else a concurrent edit changed is overwritten).
+    Returns the guests changed; ids the user may not change are left out."""
+    async with user_scope(db, claims) as s:
+        return await select_rows(
+            s, GUESTS, _sql("bulk_rsvp"), [status, wedding_id, list(guest_ids)]
+        )
