@@ -17,17 +17,17 @@ from wedsync_db.data.rows import (
     Row,
     Table,
     Target,
-    decode_cursor,
     delete_row,
-    encode_cursor,
     get_row,
     insert_row,
+    like_pattern,
     patch_of,
+    select_page,
     select_rows,
+    statement,
     update_row,
     user_scope,
 )
-from wedsync_db.db.queries import load_queries
 
 RsvpStatus = Literal["pending", "accepted", "declined", "maybe"]
 
@@ -87,15 +87,6 @@ class GuestUpdate(Patch):
 GUESTS = Table("guests", "guest", ("wedding_id", "id"), Guest)
 
 
-def _sql(name: str) -> str:
-    return load_queries("wedsync_db.data", "sql/guests.sql")[name].sql
-
-
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 async def list_guests(
     db: Target,
     claims: ClaimsLike | None,
@@ -111,27 +102,18 @@ async def list_guests(
     """A page of a wedding's guests in (last name, first name, id) order. Pass the page's
     ``next_cursor`` to read the next one: every row present throughout is read exactly once,
     whatever is inserted meanwhile. ``search`` matches names and email (case-insensitive)."""
-    if not 1 <= limit <= 1000:
-        raise ValueError("limit must be between 1 and 1000")
-    after: list[str | None] = [None, None, None]
-    if cursor is not None:
-        after = decode_cursor(cursor, 3)
     statuses = [rsvp] if isinstance(rsvp, str) else (list(rsvp) if rsvp is not None else None)
-    params: list[Any] = [
-        wedding_id,
-        statuses,
-        dietary,
-        table,
-        None if search is None else _like(search),
-        *after,
-        limit + 1,
-    ]
+    pattern = None if search is None else like_pattern(search)
     async with user_scope(db, claims) as s:
-        rows = await select_rows(s, GUESTS, _sql("list_guests"), params)
-    if len(rows) <= limit:
-        return Page(rows, None)
-    last = rows[limit - 1]
-    return Page(rows[:limit], encode_cursor([last.last_name or "", last.first_name, last.id]))
+        return await select_page(
+            s,
+            GUESTS,
+            statement("guests.sql", "list_guests"),
+            [wedding_id, statuses, dietary, table, pattern],
+            limit=limit,
+            cursor=cursor,
+            sort=("last_name", "first_name", "id"),
+        )
 
 
 async def get_guest(
@@ -197,5 +179,5 @@ async def bulk_rsvp(
     Returns the guests changed; ids the user may not change are left out."""
     async with user_scope(db, claims) as s:
         return await select_rows(
-            s, GUESTS, _sql("bulk_rsvp"), [status, wedding_id, list(guest_ids)]
+            s, GUESTS, statement("guests.sql", "bulk_rsvp"), [status, wedding_id, list(guest_ids)]
         )

@@ -113,6 +113,11 @@ class Table(Generic[M]):
         return _render(self.name, self.keys, self.columns, query, tuple(changed))
 
 
+def statement(filename: str, name: str) -> str:
+    """A named statement of one of the data layer's ``sql/*.sql`` files."""
+    return load_queries("wedsync_db.data", f"sql/{filename}")[name].sql
+
+
 def _placeholders(count: int) -> sql.Composed:
     return sql.SQL(", ").join([sql.Placeholder()] * count)
 
@@ -229,6 +234,37 @@ async def delete_row(
     if expected is None or current.version == expected:
         raise PermissionDenied(f"this user may read but not delete this {table.what}")
     raise StaleVersion(table.what, current, (), expected)
+
+
+async def select_page(
+    s: Session,
+    table: Table[M],
+    query: str,
+    params: Sequence[Any],
+    *,
+    limit: int,
+    cursor: str | None,
+    sort: tuple[str, ...],
+) -> Page[M]:
+    """A page of ``query``, a statement whose parameters are ``params``, then the values of
+    the ``sort`` fields after which the page starts (NULLs on the first page) and the row
+    limit. It orders by those fields, a nullable one as ``coalesce(field, '')`` (the cursor
+    holds NULL as ''), the last one unique. One row more than ``limit`` is fetched, to know
+    whether a next page exists."""
+    if not 1 <= limit <= 1000:
+        raise ValueError("limit must be between 1 and 1000")
+    after = [None] * len(sort) if cursor is None else decode_cursor(cursor, len(sort))
+    rows = await select_rows(s, table, query, [*params, *after, limit + 1])
+    if len(rows) <= limit:
+        return Page(rows, None)
+    last = rows[limit - 1]
+    return Page(rows[:limit], encode_cursor([getattr(last, f) or "" for f in sort]))
+
+
+def like_pattern(text: str) -> str:
+    """An ILIKE pattern matching ``text`` anywhere, its wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def encode_cursor(values: Sequence[Any]) -> str:
