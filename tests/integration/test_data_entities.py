@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.tenants import Tenants, build_tenants, couple, vendor
-from wedsync_db.data import clients, guests, vendor_links, weddings
+from fixtures.tenants import Tenants, build_tenants, couple, new_id, vendor
+from wedsync_db.data import clients, guests, organizations, vendor_links, weddings
 from wedsync_db.db.client import Database
 from wedsync_db.errors import NotFound, PermissionDenied, StaleVersion, WedsyncDBError
 
@@ -122,3 +122,32 @@ async def test_a_stranger_cannot_request_a_link_for_someone_elses_wedding(
 ) -> None:
     with pytest.raises(PermissionDenied):
         await vendor_links.request_link(shared_database, couple(t.stranger), t.wedding_1, t.org_a)
+
+
+async def test_organizations_and_members_are_managed_by_owners_and_admins(
+    shared_database: Database, t: Tenants
+) -> None:
+    db, admin, member = shared_database, vendor(t.a_admin), vendor(t.a_member)
+    assert [o.id for o in await organizations.list_organizations(db, member)] == [t.org_a]
+    org = await organizations.get_organization(db, member, t.org_a)
+    with pytest.raises(PermissionDenied):
+        await organizations.update_organization(db, member, t.org_a, org, {"name": "Mine"})
+    renamed = await organizations.update_organization(db, admin, t.org_a, org, {"name": "Ours"})
+    assert (renamed.name, renamed.version) == ("Ours", 2)
+    with pytest.raises(ValueError, match="extra"):
+        organizations.OrganizationUpdate.model_validate({"tier": "enterprise"})
+    with pytest.raises(NotFound):
+        await organizations.get_organization(db, vendor(t.b_owner), t.org_a)
+    newcomer = new_id()
+    added = await organizations.add_member(db, admin, t.org_a, newcomer)
+    assert (added.role, added.version) == ("member", 1)
+    assert len(await organizations.list_members(db, member, t.org_a)) == 4
+    promoted = await organizations.change_member_role(db, admin, t.org_a, newcomer, added, "admin")
+    assert promoted.version == 2
+    with pytest.raises(StaleVersion):
+        await organizations.change_member_role(db, admin, t.org_a, newcomer, added, "member")
+    with pytest.raises(PermissionDenied):
+        await organizations.remove_member(db, member, t.org_a, newcomer)
+    await organizations.remove_member(db, admin, t.org_a, newcomer, promoted.version)
+    with pytest.raises(NotFound):
+        await organizations.remove_member(db, admin, t.org_a, newcomer)
