@@ -81,7 +81,7 @@ async def test_a_vendor_link_is_a_request_until_the_organization_accepts_it(
 ) -> None:
     db, partner, member = shared_database, couple(t.w2_partner), vendor(t.a_member)
     asked = await vendor_links.request_link(
-        db, partner, t.wedding_2, t.org_a, service="photo", can_view_guests=True
+        db, partner, t.wedding_2, t.org_a, {"service": "photo", "can_view_guests": True}
     )
     assert (asked.status, asked.version, asked.requested_by) == ("requested", 1, t.w2_partner)
     # both sides see the request; the vendor sees neither the wedding nor its guests yet

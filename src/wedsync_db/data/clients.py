@@ -8,30 +8,15 @@ from datetime import date, datetime
 from typing import Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from wedsync_db.data.rows import (
-    ClaimsLike,
-    Page,
-    Patch,
-    Row,
-    Table,
-    Target,
-    delete_row,
-    get_row,
-    insert_row,
-    like_pattern,
-    patch_of,
-    select_page,
-    statement,
-    update_row,
-    user_scope,
-)
+from wedsync_db.data import rows
+from wedsync_db.data.rows import ClaimsLike, Page, Target
 
 ClientStatus = Literal["lead", "booked", "completed", "cancelled"]
 
 
-class Client(Row):
+class Client(rows.Row):
     """A client as read."""
 
     organization_id: UUID
@@ -49,23 +34,7 @@ class Client(Row):
     updated_at: datetime
 
 
-class ClientCreate(BaseModel):
-    """A new client; what is left out takes the database's default."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    partner1_name: str = Field(min_length=1)
-    partner2_name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    wedding_date: date | None = None
-    venue: str | None = None
-    status: ClientStatus = "lead"
-    external_ref: str | None = None
-    notes: str | None = None
-
-
-class ClientUpdate(Patch):
+class ClientUpdate(rows.Patch):
     """Changes to a client (JSON Merge Patch)."""
 
     not_null: ClassVar[frozenset[str]] = frozenset({"partner1_name", "status"})
@@ -81,7 +50,13 @@ class ClientUpdate(Patch):
     notes: str | None = None
 
 
-CLIENTS = Table("clients", "client", ("organization_id", "id"), Client)
+class ClientCreate(ClientUpdate):
+    """A new client: the first partner's name, and what else is known."""
+
+    partner1_name: str = Field(min_length=1)
+
+
+CLIENTS = rows.Table("clients", "client", ("organization_id", "id"), Client)
 
 
 async def list_clients(
@@ -96,25 +71,17 @@ async def list_clients(
 ) -> Page[Client]:
     """A page of an organization's clients by first partner's name; ``search`` matches the
     partners' names and the email (case-insensitive)."""
-    pattern = None if search is None else like_pattern(search)
-    async with user_scope(db, claims) as s:
-        return await select_page(
-            s,
-            CLIENTS,
-            statement("clients.sql", "list_clients"),
-            [organization_id, status, pattern],
-            limit=limit,
-            cursor=cursor,
-            sort=("partner1_name", "id"),
-        )
+    pattern = None if search is None else rows.like_pattern(search)
+    query = rows.statement("clients.sql", "list_clients")
+    params, sort = [organization_id, status, pattern], ("partner1_name", "id")
+    return await CLIENTS.page(db, claims, query, params, limit=limit, cursor=cursor, sort=sort)
 
 
 async def get_client(
     db: Target, claims: ClaimsLike | None, organization_id: UUID, client_id: UUID
 ) -> Client:
     """One client; ``NotFound`` when the user may not see it."""
-    async with user_scope(db, claims) as s:
-        return await get_row(s, CLIENTS, (organization_id, client_id))
+    return await CLIENTS.get(db, claims, (organization_id, client_id))
 
 
 async def create_client(
@@ -124,10 +91,8 @@ async def create_client(
     client: ClientCreate | Mapping[str, Any],
 ) -> Client:
     """Add a client to an organization's CRM (its members, in the vendor portal)."""
-    new = client if isinstance(client, ClientCreate) else ClientCreate.model_validate(client)
-    values = {"organization_id": organization_id, **new.model_dump(exclude_unset=True)}
-    async with user_scope(db, claims) as s:
-        return await insert_row(s, CLIENTS, values)
+    values = {"organization_id": organization_id, **rows.patch_of(ClientCreate, client)}
+    return await CLIENTS.insert(db, claims, values)
 
 
 async def update_client(
@@ -141,10 +106,8 @@ async def update_client(
     merge: bool = False,
 ) -> Client:
     """Apply ``changes`` at the version read (see ``update_guest``)."""
-    patch = patch_of(ClientUpdate, changes)
-    async with user_scope(db, claims) as s:
-        key = (organization_id, client_id)
-        return await update_row(s, CLIENTS, key, expected, patch, merge=merge)
+    patch = rows.patch_of(ClientUpdate, changes)
+    return await CLIENTS.update(db, claims, (organization_id, client_id), expected, patch, merge)
 
 
 async def delete_client(
@@ -155,5 +118,4 @@ async def delete_client(
     expected: int | None = None,
 ) -> None:
     """Remove a client (only at version ``expected`` when given)."""
-    async with user_scope(db, claims) as s:
-        await delete_row(s, CLIENTS, (organization_id, client_id), expected)
+    await CLIENTS.delete(db, claims, (organization_id, client_id), expected)

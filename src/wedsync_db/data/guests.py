@@ -8,31 +8,15 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from wedsync_db.data.rows import (
-    ClaimsLike,
-    Page,
-    Patch,
-    Row,
-    Table,
-    Target,
-    delete_row,
-    get_row,
-    insert_row,
-    like_pattern,
-    patch_of,
-    select_page,
-    select_rows,
-    statement,
-    update_row,
-    user_scope,
-)
+from wedsync_db.data import rows
+from wedsync_db.data.rows import ClaimsLike, Page, Target
 
 RsvpStatus = Literal["pending", "accepted", "declined", "maybe"]
 
 
-class Guest(Row):
+class Guest(rows.Row):
     """A guest as read (``version`` names this state of the row in an update)."""
 
     wedding_id: UUID
@@ -50,23 +34,7 @@ class Guest(Row):
     updated_at: datetime
 
 
-class GuestCreate(BaseModel):
-    """A new guest; what is left out takes the database's default."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    first_name: str = Field(min_length=1)
-    last_name: str | None = None
-    email: str | None = None
-    rsvp_status: RsvpStatus = "pending"
-    dietary_requirements: list[str] = Field(default_factory=list)
-    table_number: int | None = Field(default=None, gt=0)
-    plus_one: bool = False
-    plus_one_name: str | None = None
-    notes: str | None = None
-
-
-class GuestUpdate(Patch):
+class GuestUpdate(rows.Patch):
     """Changes to a guest (JSON Merge Patch: null clears a nullable field)."""
 
     not_null: ClassVar[frozenset[str]] = frozenset(
@@ -84,7 +52,13 @@ class GuestUpdate(Patch):
     notes: str | None = None
 
 
-GUESTS = Table("guests", "guest", ("wedding_id", "id"), Guest)
+class GuestCreate(GuestUpdate):
+    """A new guest: a first name, and what else is known (the rest takes the defaults)."""
+
+    first_name: str = Field(min_length=1)
+
+
+GUESTS = rows.Table("guests", "guest", ("wedding_id", "id"), Guest)
 
 
 async def list_guests(
@@ -103,38 +77,26 @@ async def list_guests(
     ``next_cursor`` to read the next one: every row present throughout is read exactly once,
     whatever is inserted meanwhile. ``search`` matches names and email (case-insensitive)."""
     statuses = [rsvp] if isinstance(rsvp, str) else (list(rsvp) if rsvp is not None else None)
-    pattern = None if search is None else like_pattern(search)
-    async with user_scope(db, claims) as s:
-        return await select_page(
-            s,
-            GUESTS,
-            statement("guests.sql", "list_guests"),
-            [wedding_id, statuses, dietary, table, pattern],
-            limit=limit,
-            cursor=cursor,
-            sort=("last_name", "first_name", "id"),
-        )
+    pattern = None if search is None else rows.like_pattern(search)
+    params = [wedding_id, statuses, dietary, table, pattern]
+    query = rows.statement("guests.sql", "list_guests")
+    sort = ("last_name", "first_name", "id")
+    return await GUESTS.page(db, claims, query, params, limit=limit, cursor=cursor, sort=sort)
 
 
 async def get_guest(
     db: Target, claims: ClaimsLike | None, wedding_id: UUID, guest_id: UUID
 ) -> Guest:
     """One guest; ``NotFound`` when it does not exist or the user may not see it."""
-    async with user_scope(db, claims) as s:
-        return await get_row(s, GUESTS, (wedding_id, guest_id))
+    return await GUESTS.get(db, claims, (wedding_id, guest_id))
 
 
 async def create_guest(
-    db: Target,
-    claims: ClaimsLike | None,
-    wedding_id: UUID,
-    guest: GuestCreate | Mapping[str, Any],
+    db: Target, claims: ClaimsLike | None, wedding_id: UUID, guest: GuestCreate | Mapping[str, Any]
 ) -> Guest:
     """Add a guest to a wedding's list (the couple only: RLS refuses anyone else)."""
-    new = guest if isinstance(guest, GuestCreate) else GuestCreate.model_validate(guest)
-    values = {"wedding_id": wedding_id, **new.model_dump(exclude_unset=True)}
-    async with user_scope(db, claims) as s:
-        return await insert_row(s, GUESTS, values)
+    values = {"wedding_id": wedding_id, **rows.patch_of(GuestCreate, guest)}
+    return await GUESTS.insert(db, claims, values)
 
 
 async def update_guest(
@@ -150,9 +112,8 @@ async def update_guest(
     """Apply ``changes`` if the guest still has the version read (``expected``: the version,
     or the guest as read, which lets conflicts be told precisely; see ``data.rows``).
     Stale → ``StaleVersion``; invisible → ``NotFound``; ``merge`` rebases disjoint edits."""
-    patch = patch_of(GuestUpdate, changes)
-    async with user_scope(db, claims) as s:
-        return await update_row(s, GUESTS, (wedding_id, guest_id), expected, patch, merge=merge)
+    patch = rows.patch_of(GuestUpdate, changes)
+    return await GUESTS.update(db, claims, (wedding_id, guest_id), expected, patch, merge)
 
 
 async def delete_guest(
@@ -162,9 +123,8 @@ async def delete_guest(
     guest_id: UUID,
     expected: int | None = None,
 ) -> None:
-    """Remove a guest (only at version ``expected`` when given)."""
-    async with user_scope(db, claims) as s:
-        await delete_row(s, GUESTS, (wedding_id, guest_id), expected)
+    """Remove a guest (only at version ``expected``; None: whatever its version)."""
+    await GUESTS.delete(db, claims, (wedding_id, guest_id), expected)
 
 
 async def bulk_rsvp(
@@ -177,7 +137,5 @@ async def bulk_rsvp(
     """Set one RSVP status on many guests in one statement, whatever their versions (the status
     is the only field written, so nothing else a concurrent edit changed is overwritten).
     Returns the guests changed; ids the user may not change are left out."""
-    async with user_scope(db, claims) as s:
-        return await select_rows(
-            s, GUESTS, statement("guests.sql", "bulk_rsvp"), [status, wedding_id, list(guest_ids)]
-        )
+    query = rows.statement("guests.sql", "bulk_rsvp")
+    return await GUESTS.select(db, claims, query, [status, wedding_id, list(guest_ids)])

@@ -12,27 +12,14 @@ from uuid import UUID
 
 from pydantic import Field
 
-from wedsync_db.data.rows import (
-    ClaimsLike,
-    Patch,
-    Row,
-    Table,
-    Target,
-    delete_row,
-    get_row,
-    insert_row,
-    patch_of,
-    select_rows,
-    statement,
-    update_row,
-    user_scope,
-)
+from wedsync_db.data import rows
+from wedsync_db.data.rows import ClaimsLike, Target
 
 Tier = Literal["free", "starter", "professional", "scale", "enterprise"]
 MemberRole = Literal["owner", "admin", "member"]
 
 
-class Organization(Row):
+class Organization(rows.Row):
     """An organization as read."""
 
     id: UUID
@@ -44,7 +31,7 @@ class Organization(Row):
     updated_at: datetime
 
 
-class OrganizationUpdate(Patch):
+class OrganizationUpdate(rows.Patch):
     """Changes to an organization's profile (JSON Merge Patch)."""
 
     not_null: ClassVar[frozenset[str]] = frozenset({"name", "slug", "timezone"})
@@ -54,7 +41,7 @@ class OrganizationUpdate(Patch):
     timezone: str | None = None
 
 
-class Member(Row):
+class Member(rows.Row):
     """A member of an organization as read."""
 
     organization_id: UUID
@@ -63,23 +50,21 @@ class Member(Row):
     created_at: datetime
 
 
-ORGANIZATIONS = Table("organizations", "organization", ("id",), Organization)
-MEMBERS = Table("organization_members", "member", ("organization_id", "user_id"), Member)
+ORGANIZATIONS = rows.Table("organizations", "organization", ("id",), Organization)
+MEMBERS = rows.Table("organization_members", "member", ("organization_id", "user_id"), Member)
 
 
 async def list_organizations(db: Target, claims: ClaimsLike | None) -> list[Organization]:
     """The organizations the user sees, by name."""
-    query = statement("organizations.sql", "list_organizations")
-    async with user_scope(db, claims) as s:
-        return await select_rows(s, ORGANIZATIONS, query)
+    query = rows.statement("organizations.sql", "list_organizations")
+    return await ORGANIZATIONS.select(db, claims, query)
 
 
 async def get_organization(
     db: Target, claims: ClaimsLike | None, organization_id: UUID
 ) -> Organization:
     """One organization; ``NotFound`` when the user may not see it."""
-    async with user_scope(db, claims) as s:
-        return await get_row(s, ORGANIZATIONS, (organization_id,))
+    return await ORGANIZATIONS.get(db, claims, (organization_id,))
 
 
 async def update_organization(
@@ -92,18 +77,16 @@ async def update_organization(
     merge: bool = False,
 ) -> Organization:
     """Apply ``changes`` at the version read (owners and admins)."""
-    patch = patch_of(OrganizationUpdate, changes)
-    async with user_scope(db, claims) as s:
-        return await update_row(s, ORGANIZATIONS, (organization_id,), expected, patch, merge=merge)
+    patch = rows.patch_of(OrganizationUpdate, changes)
+    return await ORGANIZATIONS.update(db, claims, (organization_id,), expected, patch, merge)
 
 
 async def list_members(
     db: Target, claims: ClaimsLike | None, organization_id: UUID
 ) -> list[Member]:
     """An organization's members, oldest first (colleagues only)."""
-    query = statement("organizations.sql", "list_members")
-    async with user_scope(db, claims) as s:
-        return await select_rows(s, MEMBERS, query, [organization_id])
+    query = rows.statement("organizations.sql", "list_members")
+    return await MEMBERS.select(db, claims, query, [organization_id])
 
 
 async def add_member(
@@ -115,8 +98,7 @@ async def add_member(
 ) -> Member:
     """Add a user to an organization (owners and admins)."""
     values = {"organization_id": organization_id, "user_id": user_id, "role": role}
-    async with user_scope(db, claims) as s:
-        return await insert_row(s, MEMBERS, values)
+    return await MEMBERS.insert(db, claims, values)
 
 
 async def change_member_role(
@@ -128,9 +110,8 @@ async def change_member_role(
     role: MemberRole,
 ) -> Member:
     """Give a member another role at the version read (owners and admins)."""
-    async with user_scope(db, claims) as s:
-        key = (organization_id, user_id)
-        return await update_row(s, MEMBERS, key, expected, {"role": role})
+    key = (organization_id, user_id)
+    return await MEMBERS.update(db, claims, key, expected, {"role": role})
 
 
 async def remove_member(
@@ -141,5 +122,4 @@ async def remove_member(
     expected: int | None = None,
 ) -> None:
     """Remove a member (owners and admins; only at version ``expected`` when given)."""
-    async with user_scope(db, claims) as s:
-        await delete_row(s, MEMBERS, (organization_id, user_id), expected)
+    await MEMBERS.delete(db, claims, (organization_id, user_id), expected)

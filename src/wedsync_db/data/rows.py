@@ -112,6 +112,54 @@ class Table(Generic[M]):
         """A statement of ``sql/rows.sql`` (or another file's, given as its text) for this table."""
         return _render(self.name, self.keys, self.columns, query, tuple(changed))
 
+    # each in its own user scope (or the open Session given): see the functions they call
+
+    async def get(self, db: Target, claims: ClaimsLike | None, key: Sequence[Any]) -> M:
+        async with user_scope(db, claims) as s:
+            return await get_row(s, self, key)
+
+    async def insert(self, db: Target, claims: ClaimsLike | None, values: Mapping[str, Any]) -> M:
+        async with user_scope(db, claims) as s:
+            return await insert_row(s, self, values)
+
+    async def update(
+        self,
+        db: Target,
+        claims: ClaimsLike | None,
+        key: Sequence[Any],
+        expected: int | M,
+        changes: Mapping[str, Any],
+        merge: bool = False,
+    ) -> M:
+        async with user_scope(db, claims) as s:
+            return await update_row(s, self, key, expected, changes, merge=merge)
+
+    async def delete(
+        self, db: Target, claims: ClaimsLike | None, key: Sequence[Any], expected: int | None
+    ) -> None:
+        async with user_scope(db, claims) as s:
+            await delete_row(s, self, key, expected)
+
+    async def select(
+        self, db: Target, claims: ClaimsLike | None, query: str, params: Sequence[Any] = ()
+    ) -> list[M]:
+        async with user_scope(db, claims) as s:
+            return await select_rows(s, self, query, params)
+
+    async def page(
+        self,
+        db: Target,
+        claims: ClaimsLike | None,
+        query: str,
+        params: Sequence[Any],
+        *,
+        limit: int,
+        cursor: str | None,
+        sort: tuple[str, ...],
+    ) -> Page[M]:
+        async with user_scope(db, claims) as s:
+            return await select_page(s, self, query, params, limit=limit, cursor=cursor, sort=sort)
+
 
 def statement(filename: str, name: str) -> str:
     """A named statement of one of the data layer's ``sql/*.sql`` files."""

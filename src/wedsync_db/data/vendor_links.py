@@ -8,29 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
-from wedsync_db.data.rows import (
-    ClaimsLike,
-    Patch,
-    Row,
-    Table,
-    Target,
-    delete_row,
-    get_row,
-    insert_row,
-    patch_of,
-    select_rows,
-    statement,
-    update_row,
-    user_scope,
-)
+from wedsync_db.data import rows
+from wedsync_db.data.rows import ClaimsLike, Target
 
 LinkStatus = Literal["requested", "accepted", "declined"]
 
 
-class VendorLink(Row):
+class VendorLink(rows.Row):
     """A link as read."""
 
     wedding_id: UUID
@@ -46,16 +33,24 @@ class VendorLink(Row):
     created_at: datetime
 
 
-class LinkUpdate(Patch):
+class LinkUpdate(rows.Patch):
     """What may change on a link: the couple's service and guest access, the organization's
     client record (the database refuses either side the other's fields)."""
+
+    not_null: ClassVar[frozenset[str]] = frozenset({"service", "can_view_guests"})
 
     service: str | None = None
     can_view_guests: bool | None = None
     client_id: UUID | None = None
 
 
-LINKS = Table("wedding_vendors", "vendor link", ("wedding_id", "organization_id"), VendorLink)
+class LinkRequest(LinkUpdate):
+    """A couple's request to an organization (a client id is never the couple's to give)."""
+
+    client_id: None = None
+
+
+LINKS = rows.Table("wedding_vendors", "vendor link", ("wedding_id", "organization_id"), VendorLink)
 
 
 async def list_links(
@@ -66,17 +61,16 @@ async def list_links(
     organization_id: UUID | None = None,
 ) -> list[VendorLink]:
     """The links the user sees (requests included), of one wedding or organization if given."""
+    query = rows.statement("weddings.sql", "list_links")
     params = [wedding_id, wedding_id, organization_id, organization_id]
-    async with user_scope(db, claims) as s:
-        return await select_rows(s, LINKS, statement("weddings.sql", "list_links"), params)
+    return await LINKS.select(db, claims, query, params)
 
 
 async def get_link(
     db: Target, claims: ClaimsLike | None, wedding_id: UUID, organization_id: UUID
 ) -> VendorLink:
     """One link; ``NotFound`` when the user is on neither side of it."""
-    async with user_scope(db, claims) as s:
-        return await get_row(s, LINKS, (wedding_id, organization_id))
+    return await LINKS.get(db, claims, (wedding_id, organization_id))
 
 
 async def request_link(
@@ -84,30 +78,12 @@ async def request_link(
     claims: ClaimsLike | None,
     wedding_id: UUID,
     organization_id: UUID,
-    *,
-    service: str = "other",
-    can_view_guests: bool = False,
+    request: LinkRequest | Mapping[str, Any] | None = None,
 ) -> VendorLink:
     """The couple asks an organization to work on its wedding (a request until accepted)."""
-    values = {
-        "wedding_id": wedding_id,
-        "organization_id": organization_id,
-        "service": service,
-        "can_view_guests": can_view_guests,
-    }
-    async with user_scope(db, claims) as s:
-        return await insert_row(s, LINKS, values)
-
-
-async def _respond(
-    db: Target,
-    claims: ClaimsLike | None,
-    key: tuple[UUID, UUID],
-    expected: int | VendorLink,
-    changes: dict[str, Any],
-) -> VendorLink:
-    async with user_scope(db, claims) as s:
-        return await update_row(s, LINKS, key, expected, changes)
+    values = rows.patch_of(LinkRequest, request or {})
+    key = {"wedding_id": wedding_id, "organization_id": organization_id}
+    return await LINKS.insert(db, claims, {**key, **values})
 
 
 async def accept_link(
@@ -124,7 +100,7 @@ async def accept_link(
     changes: dict[str, Any] = {"status": "accepted"}
     if client_id is not None:
         changes["client_id"] = client_id
-    return await _respond(db, claims, (wedding_id, organization_id), expected, changes)
+    return await LINKS.update(db, claims, (wedding_id, organization_id), expected, changes)
 
 
 async def decline_link(
@@ -135,8 +111,8 @@ async def decline_link(
     expected: int | VendorLink,
 ) -> VendorLink:
     """A member of the organization declines a request (once)."""
-    changes: dict[str, Any] = {"status": "declined"}
-    return await _respond(db, claims, (wedding_id, organization_id), expected, changes)
+    key = (wedding_id, organization_id)
+    return await LINKS.update(db, claims, key, expected, {"status": "declined"})
 
 
 async def update_link(
@@ -150,10 +126,8 @@ async def update_link(
     merge: bool = False,
 ) -> VendorLink:
     """Change a link's service, guest access (the couple) or client record (the vendor)."""
-    patch = patch_of(LinkUpdate, changes)
-    async with user_scope(db, claims) as s:
-        key = (wedding_id, organization_id)
-        return await update_row(s, LINKS, key, expected, patch, merge=merge)
+    patch = rows.patch_of(LinkUpdate, changes)
+    return await LINKS.update(db, claims, (wedding_id, organization_id), expected, patch, merge)
 
 
 async def revoke_link(
@@ -164,5 +138,4 @@ async def revoke_link(
     expected: int | None = None,
 ) -> None:
     """End a link: the couple, or the organization's owners and admins (a request too)."""
-    async with user_scope(db, claims) as s:
-        await delete_row(s, LINKS, (wedding_id, organization_id), expected)
+    await LINKS.delete(db, claims, (wedding_id, organization_id), expected)

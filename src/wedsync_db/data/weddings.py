@@ -10,25 +10,13 @@ from uuid import UUID
 
 from pydantic import Field
 
-from wedsync_db.data.rows import (
-    ClaimsLike,
-    Page,
-    Patch,
-    Row,
-    Table,
-    Target,
-    get_row,
-    patch_of,
-    select_page,
-    statement,
-    update_row,
-    user_scope,
-)
+from wedsync_db.data import rows
+from wedsync_db.data.rows import ClaimsLike, Page, Target
 
 WeddingStatus = Literal["planning", "confirmed", "completed", "cancelled"]
 
 
-class Wedding(Row):
+class Wedding(rows.Row):
     """A wedding as read."""
 
     id: UUID
@@ -41,7 +29,7 @@ class Wedding(Row):
     updated_at: datetime
 
 
-class WeddingUpdate(Patch):
+class WeddingUpdate(rows.Patch):
     """Changes to a wedding (JSON Merge Patch)."""
 
     not_null: ClassVar[frozenset[str]] = frozenset({"title", "wedding_date", "timezone", "status"})
@@ -53,7 +41,7 @@ class WeddingUpdate(Patch):
     status: WeddingStatus | None = None
 
 
-WEDDINGS = Table("weddings", "wedding", ("id",), Wedding)
+WEDDINGS = rows.Table("weddings", "wedding", ("id",), Wedding)
 
 
 async def list_weddings(
@@ -65,22 +53,14 @@ async def list_weddings(
     cursor: str | None = None,
 ) -> Page[Wedding]:
     """A page of the weddings the user sees, by date."""
-    async with user_scope(db, claims) as s:
-        return await select_page(
-            s,
-            WEDDINGS,
-            statement("weddings.sql", "list_weddings"),
-            [status],
-            limit=limit,
-            cursor=cursor,
-            sort=("wedding_date", "id"),
-        )
+    query = rows.statement("weddings.sql", "list_weddings")
+    sort = ("wedding_date", "id")
+    return await WEDDINGS.page(db, claims, query, [status], limit=limit, cursor=cursor, sort=sort)
 
 
 async def get_wedding(db: Target, claims: ClaimsLike | None, wedding_id: UUID) -> Wedding:
     """One wedding; ``NotFound`` when the user may not see it."""
-    async with user_scope(db, claims) as s:
-        return await get_row(s, WEDDINGS, (wedding_id,))
+    return await WEDDINGS.get(db, claims, (wedding_id,))
 
 
 async def update_wedding(
@@ -93,6 +73,5 @@ async def update_wedding(
     merge: bool = False,
 ) -> Wedding:
     """Apply ``changes`` at the version read (see ``update_guest``)."""
-    patch = patch_of(WeddingUpdate, changes)
-    async with user_scope(db, claims) as s:
-        return await update_row(s, WEDDINGS, (wedding_id,), expected, patch, merge=merge)
+    patch = rows.patch_of(WeddingUpdate, changes)
+    return await WEDDINGS.update(db, claims, (wedding_id,), expected, patch, merge)
