@@ -157,8 +157,20 @@ class Table(Generic[M]):
         cursor: str | None,
         sort: tuple[str, ...],
     ) -> Page[M]:
+        """A page of ``query``, a statement whose parameters are ``params``, then the values
+        of the ``sort`` fields after which the page starts (NULLs on the first page) and the
+        row limit. It orders by those fields, a nullable one as ``coalesce(field, '')`` (the
+        cursor holds NULL as ''), the last one unique. One row more than ``limit`` is
+        fetched, to know whether a next page exists."""
+        if not 1 <= limit <= 1000:
+            raise ValueError("limit must be between 1 and 1000")
+        after = [None] * len(sort) if cursor is None else decode_cursor(cursor, len(sort))
         async with user_scope(db, claims) as s:
-            return await select_page(s, self, query, params, limit=limit, cursor=cursor, sort=sort)
+            rows = await select_rows(s, self, query, [*params, *after, limit + 1])
+        if len(rows) <= limit:
+            return Page(rows, None)
+        last = rows[limit - 1]
+        return Page(rows[:limit], encode_cursor([getattr(last, f) or "" for f in sort]))
 
 
 def statement(filename: str, name: str) -> str:
@@ -282,31 +294,6 @@ async def delete_row(
     if expected is None or current.version == expected:
         raise PermissionDenied(f"this user may read but not delete this {table.what}")
     raise StaleVersion(table.what, current, (), expected)
-
-
-async def select_page(
-    s: Session,
-    table: Table[M],
-    query: str,
-    params: Sequence[Any],
-    *,
-    limit: int,
-    cursor: str | None,
-    sort: tuple[str, ...],
-) -> Page[M]:
-    """A page of ``query``, a statement whose parameters are ``params``, then the values of
-    the ``sort`` fields after which the page starts (NULLs on the first page) and the row
-    limit. It orders by those fields, a nullable one as ``coalesce(field, '')`` (the cursor
-    holds NULL as ''), the last one unique. One row more than ``limit`` is fetched, to know
-    whether a next page exists."""
-    if not 1 <= limit <= 1000:
-        raise ValueError("limit must be between 1 and 1000")
-    after = [None] * len(sort) if cursor is None else decode_cursor(cursor, len(sort))
-    rows = await select_rows(s, table, query, [*params, *after, limit + 1])
-    if len(rows) <= limit:
-        return Page(rows, None)
-    last = rows[limit - 1]
-    return Page(rows[:limit], encode_cursor([getattr(last, f) or "" for f in sort]))
 
 
 def like_pattern(text: str) -> str:
