@@ -35,10 +35,10 @@ async def test_an_update_names_its_version_and_bumps_it(
     shared_database: Database, t: Tenants
 ) -> None:
     me, wedding, guest_id = couple(t.w1_partner), t.wedding_1, t.guests[t.wedding_1][0]
-    read = await guests.get_guest(shared_database, me, wedding, guest_id)
+    read = await guests.get_guest(shared_database, me, (wedding, guest_id))
     assert read.version == 1
     done = await guests.update_guest(
-        shared_database, me, wedding, guest_id, read.version, {"table_number": 4}
+        shared_database, me, (wedding, guest_id), read.version, {"table_number": 4}
     )
     assert (done.version, done.table_number) == (2, 4)
     assert done.updated_at > read.updated_at
@@ -46,9 +46,9 @@ async def test_an_update_names_its_version_and_bumps_it(
 
 async def test_an_unchanged_update_keeps_the_version(shared_database: Database, t: Tenants) -> None:
     me, wedding, guest_id = couple(t.w1_partner), t.wedding_1, t.guests[t.wedding_1][0]
-    read = await guests.get_guest(shared_database, me, wedding, guest_id)
+    read = await guests.get_guest(shared_database, me, (wedding, guest_id))
     same = await guests.update_guest(
-        shared_database, me, wedding, guest_id, read, {"first_name": read.first_name}
+        shared_database, me, (wedding, guest_id), read, {"first_name": read.first_name}
     )
     assert same.version == read.version and same.updated_at == read.updated_at
 
@@ -78,12 +78,12 @@ async def test_a_stale_version_reports_the_current_row_and_conflicting_fields(
     shared_database: Database, t: Tenants
 ) -> None:
     me, wedding, guest_id = couple(t.w1_partner), t.wedding_1, t.guests[t.wedding_1][0]
-    read = await guests.get_guest(shared_database, me, wedding, guest_id)
+    read = await guests.get_guest(shared_database, me, (wedding, guest_id))
     planner = couple(t.w1_planner)
-    await guests.update_guest(shared_database, planner, wedding, guest_id, read, {"notes": "vip"})
+    await guests.update_guest(shared_database, planner, (wedding, guest_id), read, {"notes": "vip"})
     with pytest.raises(StaleVersion) as err:
         await guests.update_guest(
-            shared_database, me, wedding, guest_id, read, {"notes": "late", "table_number": 2}
+            shared_database, me, (wedding, guest_id), read, {"notes": "late", "table_number": 2}
         )
     assert err.value.conflicting_fields == ("notes",)
     assert isinstance(err.value.current, guests.Guest)
@@ -91,7 +91,7 @@ async def test_a_stale_version_reports_the_current_row_and_conflicting_fields(
     # with only the version, a changed field conflicts when its value is not the one asked for
     with pytest.raises(StaleVersion) as bare:
         await guests.update_guest(
-            shared_database, me, wedding, guest_id, 1, {"notes": "vip", "table_number": 2}
+            shared_database, me, (wedding, guest_id), 1, {"notes": "vip", "table_number": 2}
         )
     assert bare.value.conflicting_fields == ("table_number",)
 
@@ -100,17 +100,17 @@ async def test_disjoint_edits_merge_and_overlapping_ones_conflict(
     shared_database: Database, t: Tenants
 ) -> None:
     me, wedding, guest_id = couple(t.w1_partner), t.wedding_1, t.guests[t.wedding_1][0]
-    read = await guests.get_guest(shared_database, me, wedding, guest_id)
+    read = await guests.get_guest(shared_database, me, (wedding, guest_id))
     await guests.update_guest(
-        shared_database, couple(t.w1_planner), wedding, guest_id, read, {"table_number": 7}
+        shared_database, couple(t.w1_planner), (wedding, guest_id), read, {"table_number": 7}
     )
     merged = await guests.update_guest(
-        shared_database, me, wedding, guest_id, read, {"email": None, "notes": "n"}, merge=True
+        shared_database, me, (wedding, guest_id), read, {"email": None, "notes": "n"}, merge=True
     )
     assert (merged.version, merged.table_number, merged.email, merged.notes) == (3, 7, None, "n")
     with pytest.raises(StaleVersion) as err:
         await guests.update_guest(
-            shared_database, me, wedding, guest_id, read, {"table_number": 8}, merge=True
+            shared_database, me, (wedding, guest_id), read, {"table_number": 8}, merge=True
         )
     assert err.value.conflicting_fields == ("table_number",)
     assert err.value.current.version == 3  # type: ignore[attr-defined]
@@ -123,18 +123,18 @@ async def test_invisible_rows_are_not_found_and_read_only_rows_are_denied(
     # org B is linked to wedding 1 without guest access: the guest does not exist for it
     for who in (vendor(t.b_owner), couple(t.w2_partner), couple(t.stranger)):
         with pytest.raises(NotFound):
-            await guests.get_guest(shared_database, who, wedding, guest_id)
+            await guests.get_guest(shared_database, who, (wedding, guest_id))
         with pytest.raises(NotFound):
-            await guests.update_guest(shared_database, who, wedding, guest_id, 1, {"notes": "x"})
+            await guests.update_guest(shared_database, who, (wedding, guest_id), 1, {"notes": "x"})
         with pytest.raises(NotFound):
-            await guests.delete_guest(shared_database, who, wedding, guest_id, 1)
+            await guests.delete_guest(shared_database, who, (wedding, guest_id), 1)
     # org A reads the list (accepted link with guest access) but only the couple edits it
     reader = vendor(t.a_member)
-    assert (await guests.get_guest(shared_database, reader, wedding, guest_id)).id == guest_id
+    assert (await guests.get_guest(shared_database, reader, (wedding, guest_id))).id == guest_id
     with pytest.raises(PermissionDenied):
-        await guests.update_guest(shared_database, reader, wedding, guest_id, 1, {"notes": "x"})
+        await guests.update_guest(shared_database, reader, (wedding, guest_id), 1, {"notes": "x"})
     with pytest.raises(NotFound):
-        await guests.get_guest(shared_database, couple(t.w1_partner), wedding, UUID(int=1))
+        await guests.get_guest(shared_database, couple(t.w1_partner), (wedding, UUID(int=1)))
 
 
 async def test_a_requested_link_with_guest_access_shows_no_guests(
@@ -175,10 +175,10 @@ async def test_create_delete_and_bulk_rsvp(shared_database: Database, t: Tenants
         await guests.bulk_rsvp(shared_database, vendor(t.a_owner), wedding, ids, "declined") == []
     )
     with pytest.raises(StaleVersion):
-        await guests.delete_guest(shared_database, me, wedding, made.id, 1)
-    await guests.delete_guest(shared_database, me, wedding, made.id, 2)
+        await guests.delete_guest(shared_database, me, (wedding, made.id), 1)
+    await guests.delete_guest(shared_database, me, (wedding, made.id), 2)
     with pytest.raises(NotFound):
-        await guests.get_guest(shared_database, me, wedding, made.id)
+        await guests.get_guest(shared_database, me, (wedding, made.id))
 
 
 async def test_filters(shared_database: Database, t: Tenants) -> None:
@@ -261,17 +261,17 @@ async def test_twenty_concurrent_editors_lose_no_update(
     """Each editor appends its mark to the notes (read, then update naming the version read):
     every reported success is in the final row, every failure was a StaleVersion."""
     me, wedding, guest_id = couple(t.w1_partner), t.wedding_1, t.guests[t.wedding_1][0]
-    await guests.update_guest(wide_database, me, wedding, guest_id, 1, {"notes": ""})
+    await guests.update_guest(wide_database, me, (wedding, guest_id), 1, {"notes": ""})
     start = asyncio.Event()
     outcomes: dict[int, str] = {}
 
     async def editor(n: int) -> None:
         await start.wait()
         for _ in range(3):
-            read = await guests.get_guest(wide_database, me, wedding, guest_id)
+            read = await guests.get_guest(wide_database, me, (wedding, guest_id))
             try:
                 await guests.update_guest(
-                    wide_database, me, wedding, guest_id, read, {"notes": f"{read.notes}[{n}]"}
+                    wide_database, me, (wedding, guest_id), read, {"notes": f"{read.notes}[{n}]"}
                 )
             except StaleVersion as exc:
                 assert exc.conflicting_fields == ("notes",)
@@ -283,7 +283,7 @@ async def test_twenty_concurrent_editors_lose_no_update(
     tasks = [asyncio.create_task(editor(n)) for n in range(20)]
     start.set()
     await asyncio.gather(*tasks)
-    final = await guests.get_guest(wide_database, me, wedding, guest_id)
+    final = await guests.get_guest(wide_database, me, (wedding, guest_id))
     successes = [n for n, outcome in outcomes.items() if outcome == "ok"]
     assert len(outcomes) == 20 and successes
     assert all(f"[{n}]" in (final.notes or "") for n in successes)

@@ -56,7 +56,12 @@ class ClientCreate(ClientUpdate):
     partner1_name: str = Field(min_length=1)
 
 
-CLIENTS = rows.Table("clients", "client", ("organization_id", "id"), Client)
+CLIENTS = rows.Table("clients", "client", ("organization_id", "id"), Client, ClientUpdate)
+
+# key: (organization_id, client_id); see rows.Table
+get_client = CLIENTS.get
+update_client = CLIENTS.update
+delete_client = CLIENTS.delete
 
 
 async def list_clients(
@@ -77,13 +82,6 @@ async def list_clients(
     return await CLIENTS.page(db, claims, query, params, limit=limit, cursor=cursor, sort=sort)
 
 
-async def get_client(
-    db: Target, claims: ClaimsLike | None, organization_id: UUID, client_id: UUID
-) -> Client:
-    """One client; ``NotFound`` when the user may not see it."""
-    return await CLIENTS.get(db, claims, (organization_id, client_id))
-
-
 async def create_client(
     db: Target,
     claims: ClaimsLike | None,
@@ -93,29 +91,3 @@ async def create_client(
     """Add a client to an organization's CRM (its members, in the vendor portal)."""
     values = {"organization_id": organization_id, **rows.patch_of(ClientCreate, client)}
     return await CLIENTS.insert(db, claims, values)
-
-
-async def update_client(
-    db: Target,
-    claims: ClaimsLike | None,
-    organization_id: UUID,
-    client_id: UUID,
-    expected: int | Client,
-    changes: ClientUpdate | Mapping[str, Any],
-    *,
-    merge: bool = False,
-) -> Client:
-    """Apply ``changes`` at the version read (see ``update_guest``)."""
-    patch = rows.patch_of(ClientUpdate, changes)
-    return await CLIENTS.update(db, claims, (organization_id, client_id), expected, patch, merge)
-
-
-async def delete_client(
-    db: Target,
-    claims: ClaimsLike | None,
-    organization_id: UUID,
-    client_id: UUID,
-    expected: int | None = None,
-) -> None:
-    """Remove a client (only at version ``expected`` when given)."""
-    await CLIENTS.delete(db, claims, (organization_id, client_id), expected)

@@ -58,7 +58,12 @@ class GuestCreate(GuestUpdate):
     first_name: str = Field(min_length=1)
 
 
-GUESTS = rows.Table("guests", "guest", ("wedding_id", "id"), Guest)
+GUESTS = rows.Table("guests", "guest", ("wedding_id", "id"), Guest, GuestUpdate)
+
+# key: (wedding_id, guest_id); see rows.Table
+get_guest = GUESTS.get
+update_guest = GUESTS.update
+delete_guest = GUESTS.delete
 
 
 async def list_guests(
@@ -84,47 +89,12 @@ async def list_guests(
     return await GUESTS.page(db, claims, query, params, limit=limit, cursor=cursor, sort=sort)
 
 
-async def get_guest(
-    db: Target, claims: ClaimsLike | None, wedding_id: UUID, guest_id: UUID
-) -> Guest:
-    """One guest; ``NotFound`` when it does not exist or the user may not see it."""
-    return await GUESTS.get(db, claims, (wedding_id, guest_id))
-
-
 async def create_guest(
     db: Target, claims: ClaimsLike | None, wedding_id: UUID, guest: GuestCreate | Mapping[str, Any]
 ) -> Guest:
     """Add a guest to a wedding's list (the couple only: RLS refuses anyone else)."""
     values = {"wedding_id": wedding_id, **rows.patch_of(GuestCreate, guest)}
     return await GUESTS.insert(db, claims, values)
-
-
-async def update_guest(
-    db: Target,
-    claims: ClaimsLike | None,
-    wedding_id: UUID,
-    guest_id: UUID,
-    expected: int | Guest,
-    changes: GuestUpdate | Mapping[str, Any],
-    *,
-    merge: bool = False,
-) -> Guest:
-    """Apply ``changes`` if the guest still has the version read (``expected``: the version,
-    or the guest as read, which lets conflicts be told precisely; see ``data.rows``).
-    Stale → ``StaleVersion``; invisible → ``NotFound``; ``merge`` rebases disjoint edits."""
-    patch = rows.patch_of(GuestUpdate, changes)
-    return await GUESTS.update(db, claims, (wedding_id, guest_id), expected, patch, merge)
-
-
-async def delete_guest(
-    db: Target,
-    claims: ClaimsLike | None,
-    wedding_id: UUID,
-    guest_id: UUID,
-    expected: int | None = None,
-) -> None:
-    """Remove a guest (only at version ``expected``; None: whatever its version)."""
-    await GUESTS.delete(db, claims, (wedding_id, guest_id), expected)
 
 
 async def bulk_rsvp(

@@ -5,9 +5,8 @@ is not the organization's to change, so neither is offered here."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 from uuid import UUID
 
 from pydantic import Field
@@ -41,6 +40,14 @@ class OrganizationUpdate(rows.Patch):
     timezone: str | None = None
 
 
+class MemberUpdate(rows.Patch):
+    """A member's new role (owners and admins change it)."""
+
+    not_null: ClassVar[frozenset[str]] = frozenset({"role"})
+
+    role: MemberRole | None = None
+
+
 class Member(rows.Row):
     """A member of an organization as read."""
 
@@ -50,35 +57,24 @@ class Member(rows.Row):
     created_at: datetime
 
 
-ORGANIZATIONS = rows.Table("organizations", "organization", ("id",), Organization)
-MEMBERS = rows.Table("organization_members", "member", ("organization_id", "user_id"), Member)
+ORGANIZATIONS = rows.Table(
+    "organizations", "organization", ("id",), Organization, OrganizationUpdate
+)
+MEMBERS = rows.Table(
+    "organization_members", "member", ("organization_id", "user_id"), Member, MemberUpdate
+)
+
+# keys: (organization_id,) and (organization_id, user_id); see rows.Table
+get_organization = ORGANIZATIONS.get
+update_organization = ORGANIZATIONS.update
+update_member = MEMBERS.update
+remove_member = MEMBERS.delete
 
 
 async def list_organizations(db: Target, claims: ClaimsLike | None) -> list[Organization]:
     """The organizations the user sees, by name."""
     query = rows.statement("organizations.sql", "list_organizations")
     return await ORGANIZATIONS.select(db, claims, query)
-
-
-async def get_organization(
-    db: Target, claims: ClaimsLike | None, organization_id: UUID
-) -> Organization:
-    """One organization; ``NotFound`` when the user may not see it."""
-    return await ORGANIZATIONS.get(db, claims, (organization_id,))
-
-
-async def update_organization(
-    db: Target,
-    claims: ClaimsLike | None,
-    organization_id: UUID,
-    expected: int | Organization,
-    changes: OrganizationUpdate | Mapping[str, Any],
-    *,
-    merge: bool = False,
-) -> Organization:
-    """Apply ``changes`` at the version read (owners and admins)."""
-    patch = rows.patch_of(OrganizationUpdate, changes)
-    return await ORGANIZATIONS.update(db, claims, (organization_id,), expected, patch, merge)
 
 
 async def list_members(
@@ -99,27 +95,3 @@ async def add_member(
     """Add a user to an organization (owners and admins)."""
     values = {"organization_id": organization_id, "user_id": user_id, "role": role}
     return await MEMBERS.insert(db, claims, values)
-
-
-async def change_member_role(
-    db: Target,
-    claims: ClaimsLike | None,
-    organization_id: UUID,
-    user_id: UUID,
-    expected: int | Member,
-    role: MemberRole,
-) -> Member:
-    """Give a member another role at the version read (owners and admins)."""
-    key = (organization_id, user_id)
-    return await MEMBERS.update(db, claims, key, expected, {"role": role})
-
-
-async def remove_member(
-    db: Target,
-    claims: ClaimsLike | None,
-    organization_id: UUID,
-    user_id: UUID,
-    expected: int | None = None,
-) -> None:
-    """Remove a member (owners and admins; only at version ``expected`` when given)."""
-    await MEMBERS.delete(db, claims, (organization_id, user_id), expected)

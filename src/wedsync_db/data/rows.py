@@ -89,20 +89,24 @@ P = TypeVar("P", bound=Patch)
 
 
 def patch_of(model: type[P], changes: P | Mapping[str, Any]) -> dict[str, Any]:
-    """The changes a caller gave as a patch model or a mapping (validated by ``model``)."""
+    """The fields a caller gave as a ``model`` or a mapping ``model`` validates."""
     patch = changes if isinstance(changes, model) else model.model_validate(changes)
     return patch.changes()
 
 
 @dataclass(frozen=True)
 class Table(Generic[M]):
-    """An entity's table: its name, primary key columns and read model (whose fields are the
-    columns every statement returns)."""
+    """An entity's table: its name, primary key columns, read model (whose fields are the
+    columns every statement returns) and patch model (what a caller may change).
+
+    Its methods run in a user scope of ``db`` with ``claims`` (or in the open user Session
+    given as ``db``, claims None); ``key`` is the primary key's values in ``keys`` order."""
 
     name: str
     what: str
     keys: tuple[str, ...]
     model: type[M]
+    patch: type[Patch]
 
     @functools.cached_property
     def columns(self) -> tuple[str, ...]:
@@ -112,15 +116,10 @@ class Table(Generic[M]):
         """A statement of ``sql/rows.sql`` (or another file's, given as its text) for this table."""
         return _render(self.name, self.keys, self.columns, query, tuple(changed))
 
-    # each in its own user scope (or the open Session given): see the functions they call
-
     async def get(self, db: Target, claims: ClaimsLike | None, key: Sequence[Any]) -> M:
+        """One row; ``NotFound`` when it does not exist or the user may not see it."""
         async with user_scope(db, claims) as s:
             return await get_row(s, self, key)
-
-    async def insert(self, db: Target, claims: ClaimsLike | None, values: Mapping[str, Any]) -> M:
-        async with user_scope(db, claims) as s:
-            return await insert_row(s, self, values)
 
     async def update(
         self,
@@ -128,17 +127,29 @@ class Table(Generic[M]):
         claims: ClaimsLike | None,
         key: Sequence[Any],
         expected: int | M,
-        changes: Mapping[str, Any],
+        changes: Patch | Mapping[str, Any],
+        *,
         merge: bool = False,
     ) -> M:
+        """Apply ``changes`` (a patch model, or a mapping it validates) if the row still has
+        the version read: ``expected`` is that version, or the row as read, which lets
+        conflicts be told precisely. Stale → ``StaleVersion``; invisible → ``NotFound``;
+        read-only → ``PermissionDenied``; ``merge`` rebases edits of other fields."""
+        patch = changes if isinstance(changes, Patch) else self.patch.model_validate(changes)
         async with user_scope(db, claims) as s:
-            return await update_row(s, self, key, expected, changes, merge=merge)
+            return await update_row(s, self, key, expected, patch.changes(), merge=merge)
 
     async def delete(
-        self, db: Target, claims: ClaimsLike | None, key: Sequence[Any], expected: int | None
+        self, db: Target, claims: ClaimsLike | None, key: Sequence[Any], expected: int | None = None
     ) -> None:
+        """Delete the row, only at version ``expected`` unless None (errors as ``update``)."""
         async with user_scope(db, claims) as s:
             await delete_row(s, self, key, expected)
+
+    async def insert(self, db: Target, claims: ClaimsLike | None, values: Mapping[str, Any]) -> M:
+        """A new row from column values the caller validated."""
+        async with user_scope(db, claims) as s:
+            return await insert_row(s, self, values)
 
     async def select(
         self, db: Target, claims: ClaimsLike | None, query: str, params: Sequence[Any] = ()

@@ -44,13 +44,28 @@ class LinkUpdate(rows.Patch):
     client_id: UUID | None = None
 
 
+class LinkAnswer(rows.Patch):
+    """The organization's answer to a request, and the client record it may attach."""
+
+    status: Literal["accepted", "declined"]
+    client_id: UUID | None = None
+
+
 class LinkRequest(LinkUpdate):
     """A couple's request to an organization (a client id is never the couple's to give)."""
 
     client_id: None = None
 
 
-LINKS = rows.Table("wedding_vendors", "vendor link", ("wedding_id", "organization_id"), VendorLink)
+LINKS = rows.Table(
+    "wedding_vendors", "vendor link", ("wedding_id", "organization_id"), VendorLink, LinkUpdate
+)
+
+# key: (wedding_id, organization_id); see rows.Table. A member of the organization withdraws
+# (owners and admins) and the couple ends a link with revoke_link, a request too.
+get_link = LINKS.get
+update_link = LINKS.update
+revoke_link = LINKS.delete
 
 
 async def list_links(
@@ -64,13 +79,6 @@ async def list_links(
     query = rows.statement("weddings.sql", "list_links")
     params = [wedding_id, wedding_id, organization_id, organization_id]
     return await LINKS.select(db, claims, query, params)
-
-
-async def get_link(
-    db: Target, claims: ClaimsLike | None, wedding_id: UUID, organization_id: UUID
-) -> VendorLink:
-    """One link; ``NotFound`` when the user is on neither side of it."""
-    return await LINKS.get(db, claims, (wedding_id, organization_id))
 
 
 async def request_link(
@@ -97,10 +105,10 @@ async def accept_link(
 ) -> VendorLink:
     """A member of the organization accepts a request (once), optionally attaching its client
     record of the couple."""
-    changes: dict[str, Any] = {"status": "accepted"}
+    answer = LinkAnswer(status="accepted")
     if client_id is not None:
-        changes["client_id"] = client_id
-    return await LINKS.update(db, claims, (wedding_id, organization_id), expected, changes)
+        answer = LinkAnswer(status="accepted", client_id=client_id)
+    return await LINKS.update(db, claims, (wedding_id, organization_id), expected, answer)
 
 
 async def decline_link(
@@ -111,31 +119,5 @@ async def decline_link(
     expected: int | VendorLink,
 ) -> VendorLink:
     """A member of the organization declines a request (once)."""
-    key = (wedding_id, organization_id)
-    return await LINKS.update(db, claims, key, expected, {"status": "declined"})
-
-
-async def update_link(
-    db: Target,
-    claims: ClaimsLike | None,
-    wedding_id: UUID,
-    organization_id: UUID,
-    expected: int | VendorLink,
-    changes: LinkUpdate | Mapping[str, Any],
-    *,
-    merge: bool = False,
-) -> VendorLink:
-    """Change a link's service, guest access (the couple) or client record (the vendor)."""
-    patch = rows.patch_of(LinkUpdate, changes)
-    return await LINKS.update(db, claims, (wedding_id, organization_id), expected, patch, merge)
-
-
-async def revoke_link(
-    db: Target,
-    claims: ClaimsLike | None,
-    wedding_id: UUID,
-    organization_id: UUID,
-    expected: int | None = None,
-) -> None:
-    """End a link: the couple, or the organization's owners and admins (a request too)."""
-    await LINKS.delete(db, claims, (wedding_id, organization_id), expected)
+    answer = LinkAnswer(status="declined")
+    return await LINKS.update(db, claims, (wedding_id, organization_id), expected, answer)

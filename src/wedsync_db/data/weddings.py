@@ -3,9 +3,8 @@ couple edits it. Weddings are created at signup by service code, not here."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 from uuid import UUID
 
 from pydantic import Field
@@ -41,7 +40,11 @@ class WeddingUpdate(rows.Patch):
     status: WeddingStatus | None = None
 
 
-WEDDINGS = rows.Table("weddings", "wedding", ("id",), Wedding)
+WEDDINGS = rows.Table("weddings", "wedding", ("id",), Wedding, WeddingUpdate)
+
+# key: (wedding_id,); see rows.Table
+get_wedding = WEDDINGS.get
+update_wedding = WEDDINGS.update
 
 
 async def list_weddings(
@@ -56,22 +59,3 @@ async def list_weddings(
     query = rows.statement("weddings.sql", "list_weddings")
     sort = ("wedding_date", "id")
     return await WEDDINGS.page(db, claims, query, [status], limit=limit, cursor=cursor, sort=sort)
-
-
-async def get_wedding(db: Target, claims: ClaimsLike | None, wedding_id: UUID) -> Wedding:
-    """One wedding; ``NotFound`` when the user may not see it."""
-    return await WEDDINGS.get(db, claims, (wedding_id,))
-
-
-async def update_wedding(
-    db: Target,
-    claims: ClaimsLike | None,
-    wedding_id: UUID,
-    expected: int | Wedding,
-    changes: WeddingUpdate | Mapping[str, Any],
-    *,
-    merge: bool = False,
-) -> Wedding:
-    """Apply ``changes`` at the version read (see ``update_guest``)."""
-    patch = rows.patch_of(WeddingUpdate, changes)
-    return await WEDDINGS.update(db, claims, (wedding_id,), expected, patch, merge)
