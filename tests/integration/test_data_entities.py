@@ -66,14 +66,18 @@ async def test_clients_belong_to_the_vendor_portal_of_their_organization(
     for outsider in (vendor(t.b_owner), couple(t.w1_partner)):
         with pytest.raises(NotFound):
             await clients.get_client(db, outsider, (t.org_a, made.id))
-    changed = await clients.update_client(db, me, (t.org_a, made.id), made, {"phone": "123"})
-    with pytest.raises(StaleVersion):
-        await clients.update_client(db, me, (t.org_a, made.id), made, {"phone": "456"})
-    with pytest.raises(StaleVersion):
-        await clients.delete_client(db, me, (t.org_a, made.id), made.version)
-    await clients.delete_client(db, me, (t.org_a, made.id), changed.version)
+    key = (t.org_a, made.id)
+    changed = await clients.update_client(db, me, key, made, {"phone": "123"})
+    stale = [
+        clients.update_client(db, me, key, made, {"phone": "456"}),
+        clients.delete_client(db, me, key, made.version),
+    ]
+    for attempt in stale:
+        with pytest.raises(StaleVersion):
+            await attempt
+    await clients.delete_client(db, me, key, changed.version)
     with pytest.raises(NotFound):
-        await clients.get_client(db, me, (t.org_a, made.id))
+        await clients.get_client(db, me, key)
 
 
 async def test_a_vendor_link_is_a_request_until_the_organization_accepts_it(
@@ -174,21 +178,9 @@ def test_the_readme_data_layer_example_runs_against_the_demo_seed(
     script = tmp_path / "guest_edit.py"
     script.write_text(match.group(1), encoding="utf-8")
     env = cli_env(fresh_db, tmp_path)
+    command = "demo seed --organizations 3 --weddings 4 --guests-per-wedding 20 --seed 7 --json"
     seed = subprocess.run(
-        [
-            str(WEDSYNC_DB),
-            "demo",
-            "seed",
-            "--organizations",
-            "3",
-            "--weddings",
-            "4",
-            "--guests-per-wedding",
-            "20",
-            "--seed",
-            "7",
-            "--json",
-        ],
+        [str(WEDSYNC_DB), *command.split()],
         env=env,
         capture_output=True,
         text=True,

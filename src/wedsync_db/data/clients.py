@@ -59,9 +59,7 @@ class ClientCreate(ClientUpdate):
 CLIENTS = rows.Table("clients", "client", ("organization_id", "id"), Client, ClientUpdate)
 
 # key: (organization_id, client_id); see rows.Table
-get_client = CLIENTS.get
-update_client = CLIENTS.update
-delete_client = CLIENTS.delete
+get_client, update_client, delete_client = CLIENTS.get, CLIENTS.update, CLIENTS.delete
 
 
 async def list_clients(

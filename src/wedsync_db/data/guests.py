@@ -61,9 +61,7 @@ class GuestCreate(GuestUpdate):
 GUESTS = rows.Table("guests", "guest", ("wedding_id", "id"), Guest, GuestUpdate)
 
 # key: (wedding_id, guest_id); see rows.Table
-get_guest = GUESTS.get
-update_guest = GUESTS.update
-delete_guest = GUESTS.delete
+get_guest, update_guest, delete_guest = GUESTS.get, GUESTS.update, GUESTS.delete
 
 
 async def list_guests(

@@ -65,10 +65,8 @@ MEMBERS = rows.Table(
 )
 
 # keys: (organization_id,) and (organization_id, user_id); see rows.Table
-get_organization = ORGANIZATIONS.get
-update_organization = ORGANIZATIONS.update
-update_member = MEMBERS.update
-remove_member = MEMBERS.delete
+get_organization, update_organization = ORGANIZATIONS.get, ORGANIZATIONS.update
+update_member, remove_member = MEMBERS.update, MEMBERS.delete
 
 
 async def list_organizations(db: Target, claims: ClaimsLike | None) -> list[Organization]:

@@ -63,9 +63,7 @@ LINKS = rows.Table(
 
 # key: (wedding_id, organization_id); see rows.Table. A member of the organization withdraws
 # (owners and admins) and the couple ends a link with revoke_link, a request too.
-get_link = LINKS.get
-update_link = LINKS.update
-revoke_link = LINKS.delete
+get_link, update_link, revoke_link = LINKS.get, LINKS.update, LINKS.delete
 
 
 async def list_links(

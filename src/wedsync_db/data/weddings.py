@@ -43,8 +43,7 @@ class WeddingUpdate(rows.Patch):
 WEDDINGS = rows.Table("weddings", "wedding", ("id",), Wedding, WeddingUpdate)
 
 # key: (wedding_id,); see rows.Table
-get_wedding = WEDDINGS.get
-update_wedding = WEDDINGS.update
+get_wedding, update_wedding = WEDDINGS.get, WEDDINGS.update
 
 
 async def list_weddings(
