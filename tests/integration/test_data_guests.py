@@ -289,3 +289,18 @@ async def test_twenty_concurrent_editors_lose_no_update(
     assert all(f"[{n}]" in (final.notes or "") for n in successes)
     assert (final.notes or "").count("[") == len(successes)
     assert final.version == 2 + len(successes)
+
+
+async def test_the_data_layer_runs_only_in_user_scopes(
+    shared_database: Database, t: Tenants
+) -> None:
+    key = (t.wedding_1, t.guests[t.wedding_1][0])
+    async with shared_database.service(reason="test: refused") as s:
+        with pytest.raises(ValueError, match="user scopes"):
+            await guests.get_guest(s, None, key)
+    with pytest.raises(ValueError, match="claims"):
+        await guests.get_guest(shared_database, None, key)
+    async with shared_database.as_user(couple(t.w1_partner)) as s:
+        read = await guests.get_guest(s, None, key)
+        done = await guests.update_guest(s, None, key, read, {"notes": "in one transaction"})
+    assert done.version == read.version + 1
