@@ -84,6 +84,33 @@ class PlanLimitExceeded(WedsyncDBError):
         )
 
 
+class NotFound(WedsyncDBError):
+    """The row does not exist or the current user cannot see it (the two are never told apart,
+    so a row's existence does not leak to someone without access)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(f"{what} not found")
+
+
+class StaleVersion(Conflict):
+    """An update or delete named a version the row no longer has: ``current`` is the row as it
+    is now, ``conflicting_fields`` the changed fields that someone else changed meanwhile."""
+
+    def __init__(
+        self, what: str, current: object, conflicting_fields: tuple[str, ...], expected: int
+    ) -> None:
+        self.what = what
+        self.current = current
+        self.conflicting_fields = conflicting_fields
+        self.expected = expected
+        version = getattr(current, "version", None)
+        fields = ", ".join(conflicting_fields) or "none"
+        super().__init__(
+            f"{what} changed since version {expected} (now {version}); conflicting fields: {fields}"
+        )
+
+
 class QueryError(WedsyncDBError):
     """Any other error reported by the server for a statement."""
 
