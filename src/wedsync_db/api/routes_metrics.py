@@ -52,6 +52,10 @@ class MetricsDocument(BaseModel):
     assessment: dict[str, Any] | None = Field(description="status, context, checks, alerts")
     recommendations: list[RecommendationModel]
     monitor: MonitorModel
+    plan_usage: dict[str, Any] = Field(
+        description="usage counter totals and the organizations at or over each plan limit "
+        '(`{"error": …}` when the counters cannot be read)'
+    )
 
 
 def _monitor(ctx: AppContext) -> MonitorState:
