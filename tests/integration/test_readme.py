@@ -8,6 +8,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import psycopg
+
 from fixtures.migration_support import WEDSYNC_DB, cli_env
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -38,7 +40,15 @@ def test_the_runnable_readme_blocks_run(fresh_db: str, tmp_path: Path) -> None:
     env["PATH"] = f"{WEDSYNC_DB.parent}{os.pathsep}{env['PATH']}"
     commands = [c for block in runnable_blocks(README.read_text(encoding="utf-8")) for c in block]
     assert any(c.startswith("wedsync-db demo seed") for c in commands)
+    with psycopg.connect(fresh_db) as conn:
+        row = conn.execute(
+            "select current_setting('shared_preload_libraries') ~ 'pg_stat_statements'"
+        ).fetchone()
+    tracked = bool(row and row[0])
     for command in commands:
+        # without pg_stat_statements preloaded (a stock server) the statement report refuses,
+        # saying how to enable it
+        refuses = not tracked and command.startswith("wedsync-db inspect queries")
         proc = subprocess.run(
             ["bash", "-o", "pipefail", "-c", command],
             cwd=tmp_path,
@@ -48,4 +58,7 @@ def test_the_runnable_readme_blocks_run(fresh_db: str, tmp_path: Path) -> None:
             timeout=120,
             check=False,
         )
+        if refuses:
+            assert proc.returncode == 1 and "shared_preload_libraries" in proc.stderr, command
+            continue
         assert proc.returncode == 0, (command, proc.returncode, proc.stdout, proc.stderr)
