@@ -81,11 +81,24 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = 15.0) -> None:
 async def wedding_with_partner(
     s: Session, title: str, days_ahead: int
 ) -> tuple[uuid.UUID, uuid.UUID]:
-    """A new wedding `days_ahead` days from now and its partner (ids), written as the service."""
-    wedding, partner = uuid.uuid4(), uuid.uuid4()
+    """A new wedding `days_ahead` days from now and its partner (ids), written as the service.
+
+    The wedding is planned with an enterprise-plan vendor, so that no plan limit (a wedding's
+    guests follow its most generous vendor's plan) caps what the benchmark writes."""
+    wedding, partner, vendor = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     await s.execute(
         "insert into weddings (id, title, wedding_date) values (%s, %s, current_date + %s)",
         (wedding, title, days_ahead),
     )
     await s.execute("insert into wedding_members values (%s, %s, 'partner')", (wedding, partner))
+    await s.execute(
+        "insert into organizations (id, name, slug, tier) values (%s, 'Benchmark vendor', %s,"
+        " 'enterprise')",
+        (vendor, f"benchmark-{vendor.hex[:12]}"),
+    )
+    await s.execute(
+        "insert into wedding_vendors (wedding_id, organization_id, status) values (%s, %s,"
+        " 'accepted')",
+        (wedding, vendor),
+    )
     return wedding, partner
