@@ -1,5 +1,7 @@
 """wedsync-db: WedSync's PostgreSQL schema, tenant isolation, clients, migrations and health."""
 
+import importlib.metadata
+
 from wedsync_db.db.client import Claims, Database
 from wedsync_db.db.session import Session
 from wedsync_db.errors import (
@@ -11,7 +13,10 @@ from wedsync_db.errors import (
 )
 from wedsync_db.settings import Settings, load_settings
 
-__version__ = "0.1.0"
+try:  # read once: the installed distribution's version (pyproject.toml)
+    __version__ = importlib.metadata.version("wedsync-db")
+except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source tree not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "Claims",

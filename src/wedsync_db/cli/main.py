@@ -6,11 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-from importlib.metadata import version
 from typing import Annotated
 
 import typer
 
+from wedsync_db import __version__
 from wedsync_db.cli import backup, common, config, demo, health, migrate, monitor, ops, usage
 from wedsync_db.cli.common import err, out
 from wedsync_db.cli.token import token_command
@@ -45,7 +45,7 @@ app.add_typer(usage.app, name="usage")
 
 def _print_version(value: bool) -> None:
     if value:
-        out.print(f"wedsync-db {version('wedsync-db')}")
+        out.print(f"wedsync-db {__version__}")
         raise typer.Exit()
 
 

@@ -6,7 +6,6 @@ limits and the wedding readiness section. Nothing here queries the database.
 
 from __future__ import annotations
 
-import importlib.metadata
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from wedsync_db import __version__
 from wedsync_db.calendar import CalendarContext, calendar_context
 from wedsync_db.db.heartbeat import HeartbeatSnapshot
 from wedsync_db.errors import ConfigError
@@ -291,16 +291,4 @@ def health_report(
             readiness = wedding_readiness(
                 context, freeze, now, assessment, weddings_known=weddings_known
             )
-    return health_document(
-        inputs, version=version or package_version(), full=full, readiness=readiness
-    )
-
-
-def package_version() -> str:
-    """The installed wedsync-db version (the source tree's when not installed)."""
-    try:
-        return importlib.metadata.version("wedsync-db")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
-        from wedsync_db import __version__
-
-        return __version__
+    return health_document(inputs, version=version or __version__, full=full, readiness=readiness)
