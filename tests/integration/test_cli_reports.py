@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import Server, create_database, drop_database
-from fixtures.environment import isolate_settings
+from fixtures.environment import isolate_settings, tracks_statements
 from fixtures.migration_support import wedsync_db
 from wedsync_db.cli import common
 from wedsync_db.cli.main import app
@@ -65,15 +65,6 @@ def seeded(
             conn.execute("select count(*) from public.guests where rsvp_status = 'accepted'")
     yield dsn, work
     drop_database(pg_server, name)
-
-
-def tracks_statements(dsn: str) -> bool:
-    """pg_stat_statements is preloaded (a stock server without it refuses `inspect queries`)."""
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "select current_setting('shared_preload_libraries') ~ 'pg_stat_statements'"
-        ).fetchone()
-    return bool(row and row[0])
 
 
 @pytest.fixture

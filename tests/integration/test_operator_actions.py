@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from conftest import make_database
-from fixtures.environment import isolate_settings
+from fixtures.environment import isolate_settings, tracks_statements
 from wedsync_db.api.app import create_app
 from wedsync_db.cli.main import app
 from wedsync_db.db.client import Database, user_dsn_for
@@ -156,23 +156,13 @@ async def _probe_rows(db: Database) -> int:
         return int(await s.fetch_val("select count(*) from explain_probe"))
 
 
-def _tracking(dsn: str) -> tuple[bool, int]:
-    """(pg_stat_statements is loaded, server version number)."""
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "select current_setting('shared_preload_libraries') ~ 'pg_stat_statements', "
-            "current_setting('server_version_num')::int"
-        ).fetchone()
-    assert row is not None
-    return bool(row[0]), int(row[1])
-
-
 @pytest.fixture
 def tracked(fresh_db: str) -> None:
     """Skip unless the server tracks statements and plans them generically (PostgreSQL 16+)."""
-    loaded, version = _tracking(fresh_db)
-    if not loaded:
+    if not tracks_statements(fresh_db):
         pytest.skip("pg_stat_statements is not in shared_preload_libraries on this server")
+    with psycopg.connect(fresh_db) as conn:
+        version = conn.info.server_version
     if version < 160000:
         pytest.skip("EXPLAIN (GENERIC_PLAN) needs PostgreSQL 16 (15 is covered by a unit test)")
 
@@ -449,7 +439,7 @@ def test_cli_silence_list_unsilence(cli: CliRunner, fresh_db: str) -> None:
     assert lifted.exit_code == 0 and "silence lifted" in lifted.stdout
     assert json.loads(cli.invoke(app, ["ops", "silences", "--json"]).stdout) == {"silences": []}
     unknown = cli.invoke(app, ["ops", "explain", "42"])
-    if _tracking(fresh_db)[0]:
+    if tracks_statements(fresh_db):
         assert unknown.exit_code == 1 and "inspect queries" in unknown.stderr
     else:  # refused with the hint on how to enable it
         assert unknown.exit_code == 2 and "shared_preload_libraries" in unknown.stderr

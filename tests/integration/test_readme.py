@@ -8,8 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-import psycopg
-
+from fixtures.environment import tracks_statements
 from fixtures.migration_support import WEDSYNC_DB, cli_env
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -40,11 +39,7 @@ def test_the_runnable_readme_blocks_run(fresh_db: str, tmp_path: Path) -> None:
     env["PATH"] = f"{WEDSYNC_DB.parent}{os.pathsep}{env['PATH']}"
     commands = [c for block in runnable_blocks(README.read_text(encoding="utf-8")) for c in block]
     assert any(c.startswith("wedsync-db demo seed") for c in commands)
-    with psycopg.connect(fresh_db) as conn:
-        row = conn.execute(
-            "select current_setting('shared_preload_libraries') ~ 'pg_stat_statements'"
-        ).fetchone()
-    tracked = bool(row and row[0])
+    tracked = tracks_statements(fresh_db)
     for command in commands:
         # without pg_stat_statements preloaded (a stock server) the statement report refuses,
         # saying how to enable it
