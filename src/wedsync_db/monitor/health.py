@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from wedsync_db import __version__
 from wedsync_db.calendar import CalendarContext, calendar_context
 from wedsync_db.db.heartbeat import HeartbeatSnapshot
-from wedsync_db.errors import ConfigError
 from wedsync_db.migrate.freeze import FreezeConfig, FreezeDecision, freeze_decision
 from wedsync_db.monitor.assess import Assessment, Status, worst
 from wedsync_db.monitor.thresholds import NORMAL, Thresholds, thresholds_from_settings
@@ -281,14 +280,15 @@ def health_report(
     inputs = HealthInputs(
         heartbeats, assessment, thresholds, now, max_sample_age, heartbeat_stale_after
     )
-    readiness: dict[str, Any] | None = None
-    if full:
-        try:
-            freeze = FreezeConfig.from_settings(settings)
-        except ConfigError as exc:
-            readiness = {"context": context.level, "error": str(exc)}
-        else:
-            readiness = wedding_readiness(
-                context, freeze, now, assessment, weddings_known=weddings_known
-            )
+    readiness = (
+        wedding_readiness(
+            context,
+            FreezeConfig.from_settings(settings),
+            now,
+            assessment,
+            weddings_known=weddings_known,
+        )
+        if full
+        else None
+    )
     return health_document(inputs, version=version or __version__, full=full, readiness=readiness)
