@@ -445,6 +445,13 @@ class Settings(BaseSettings):
     jwt_leeway: float = Field(default=30.0, ge=0, le=600)
     jwt_audience_claim: str = "app_metadata.audience"
 
+    # the data API (/api/v1): requests per second and burst, per user and per organization
+    # (a vendor user's requests also count against each of its organizations); 0 = no limit
+    api_user_rate: float = Field(default=50.0, ge=0)
+    api_user_burst: int = Field(default=100, ge=1)
+    api_organization_rate: float = Field(default=200.0, ge=0)
+    api_organization_burst: int = Field(default=400, ge=1)
+
 
 # --- connection strings -------------------------------------------------------------------
 _SECRET_KEYS = ("password", "sslpassword")
@@ -646,8 +653,8 @@ def show_settings(settings: Settings, *, env_file: Path | None = ENV_FILE) -> li
         if isinstance(value, SecretStr):
             secret = value.get_secret_value()
             text: str | None = redact_dsn(secret) if field.endswith("url") else "********"
-            if field == "service_key" and source == "default":
-                source = f"generated ({settings.data_dir / 'service_key'})"
+            if field in ("service_key", "jwt_secret") and source == "default":
+                source = f"generated ({settings.data_dir / field})"
         elif value is None and field in _PROFILE_VALUES:
             text = _as_text(getattr(settings, _PROFILE_VALUES[field]))
             source = f"default ({settings.env} profile)" if source == "default" else source
@@ -740,14 +747,18 @@ def load_settings(*, generate_key: bool = True, **overrides: Any) -> Settings:
     except ValidationError as exc:
         raise _validation_errors(exc)[0][1] from None
     validate_for_startup(settings)
-    if generate_key and settings.service_key is None and settings.env == "development":
-        settings.service_key = SecretStr(_development_service_key(settings.data_dir))
+    if generate_key and settings.env == "development":
+        if settings.service_key is None:
+            settings.service_key = SecretStr(_development_secret(settings.data_dir, "service_key"))
+        if settings.jwt_secret is None and not (settings.jwks or "").strip():
+            # `wedsync-db token` and the server read the same file: development tokens verify
+            settings.jwt_secret = SecretStr(_development_secret(settings.data_dir, "jwt_secret"))
     return settings
 
 
-def _development_service_key(data_dir: Path) -> str:
-    """A random key kept in the data directory so that restarts reuse it (development only)."""
-    path = data_dir / "service_key"
+def _development_secret(data_dir: Path, name: str) -> str:
+    """A random secret kept in the data directory so that restarts reuse it (development only)."""
+    path = data_dir / name
     try:
         if path.exists():
             return path.read_text().strip()

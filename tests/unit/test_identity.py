@@ -397,8 +397,22 @@ def test_token_command_prints_only_the_token(
     isolate_settings(monkeypatch, tmp_path)
     runner = CliRunner()
     args = ["token", "--user", str(USER), "--audience", "couple"]
+    # development without a secret: one is generated in the data directory, which the server
+    # started with the same settings reads too, so the token verifies there
+    generated = runner.invoke(app, args)
+    assert generated.exit_code == 0, generated.output
+    kept = tmp_path / "data" / "jwt_secret"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    secret = kept.read_text().strip()
+    assert secret not in generated.output
+    assert TokenVerifier(secret=secret).verify(generated.stdout.strip())["sub"] == str(USER)
+    # with a JWKS (tokens come from an identity provider) nothing is generated
+    monkeypatch.setenv("WEDSYNC_JWKS", '{"keys": []}')
+    kept.unlink()
     missing = runner.invoke(app, args)
     assert missing.exit_code == 1 and "WEDSYNC_JWT_SECRET" in missing.output
+    assert not kept.exists()
+    monkeypatch.delenv("WEDSYNC_JWKS")
 
     monkeypatch.setenv("WEDSYNC_JWT_SECRET", SECRET)
     result = runner.invoke(app, args)

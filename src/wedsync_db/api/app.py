@@ -16,6 +16,7 @@ from wedsync_db import __version__
 from wedsync_db.api import problems, routes_health, routes_metrics, routes_migrate, routes_ops
 from wedsync_db.api.context import AppContext
 from wedsync_db.api.limits import BodySizeLimit
+from wedsync_db.api.v1 import router as data_api_router
 from wedsync_db.db.client import Database
 from wedsync_db.migrate.runner import MigrationRunner
 from wedsync_db.monitor.state import MonitorState
@@ -63,7 +64,8 @@ def create_app(
     app = FastAPIOffline(
         title="wedsync-db",
         version=__version__,
-        description="WedSync core database: health, metrics and migrations.",
+        description="WedSync core database: the data API (/api/v1, user access tokens) and the "
+        "operator API (health, metrics, migrations, operations; service key).",
         lifespan=lifespan,
         static_url=DOCS_ASSETS,
     )
@@ -74,6 +76,7 @@ def create_app(
     app.include_router(routes_migrate.router)
     app.include_router(routes_metrics.router)
     app.include_router(routes_ops.router)
+    app.include_router(data_api_router())
     return app
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wedsync_db import errors
@@ -19,6 +20,9 @@ _MAP: list[tuple[type[errors.WedsyncDBError], int, str, int | None]] = [
     (errors.DatabaseUnavailable, 503, "Database unavailable", 5),
     (errors.PermissionDenied, 403, "Permission denied", None),
     (errors.InvalidClaims, 401, "Invalid claims", None),
+    (errors.NotFound, 404, "Not found", None),
+    (errors.StaleVersion, 412, "Precondition failed: the row changed", None),
+    (errors.PlanLimitExceeded, 402, "Plan limit reached", None),
     (errors.Conflict, 409, "Conflict", None),
     (errors.MigrationFrozen, 423, "Migrations are frozen", None),
     (errors.MigrationLockHeld, 409, "Another migration run holds the lock", 30),
@@ -49,12 +53,41 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def _details(exc: errors.WedsyncDBError) -> tuple[dict[str, Any], dict[str, str]]:
+    """The structured members of an error's problem body, and its extra headers."""
+    if isinstance(exc, errors.StaleVersion):
+        current = exc.current
+        body: dict[str, Any] = {
+            "expected_version": exc.expected,
+            "conflicting_fields": list(exc.conflicting_fields),
+        }
+        headers: dict[str, str] = {}
+        if isinstance(current, BaseModel):
+            body["current"] = current.model_dump(mode="json")
+            version = getattr(current, "version", None)
+            if isinstance(version, int):
+                headers["ETag"] = etag_of(version)
+        return body, headers
+    if isinstance(exc, errors.PlanLimitExceeded):
+        return {"limit": exc.limit, "current": exc.current, "maximum": exc.maximum}, {}
+    if isinstance(exc, errors.NotFound):
+        return {"resource": exc.what}, {}
+    return {}, {}
+
+
+def etag_of(version: int) -> str:
+    """The entity tag of a row at ``version`` (strong: one version, one representation)."""
+    return f'"{version}"'
+
+
 def error_response(exc: errors.WedsyncDBError, **extra: Any) -> JSONResponse:
     """Map one of our exceptions to its HTTP problem."""
     for cls, status, title, retry in _MAP:
         if isinstance(exc, cls):
-            headers = {"Retry-After": str(retry)} if retry else None
-            return problem(status, title, str(exc), headers=headers, **extra)
+            body, headers = _details(exc)
+            if retry:
+                headers["Retry-After"] = str(retry)
+            return problem(status, title, str(exc), headers=headers or None, **body, **extra)
     return problem(500, "Database error", str(exc), **extra)
 
 
@@ -72,9 +105,13 @@ def install(app: FastAPI) -> None:
         title = {
             401: "Unauthorized",
             403: "Forbidden",
+            402: "Plan limit reached",
             404: "Not found",
             405: "Method not allowed",
+            412: "Precondition failed",
             413: "Content too large",
+            428: "Precondition required",
+            429: "Too many requests",
         }.get(exc.status_code, "HTTP error")
         return problem(exc.status_code, title, detail, headers=headers)
 

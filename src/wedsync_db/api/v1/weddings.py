@@ -1,0 +1,297 @@
+"""Weddings, their guest lists and their vendor links, as the calling user sees them.
+
+A wedding or guest the user may not see is 404 (never 403: its existence does not leak); a
+guest list is a vendor's only through an accepted link with guest access.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from wedsync_db.api.v1 import http
+from wedsync_db.api.v1.deps import Context, UserClaims
+from wedsync_db.data import guests, vendor_links, weddings
+from wedsync_db.data.guests import Guest, GuestCreate, GuestUpdate, RsvpStatus
+from wedsync_db.data.vendor_links import LinkRequest, LinkUpdate, VendorLink
+from wedsync_db.data.weddings import Wedding, WeddingStatus, WeddingUpdate
+
+router = APIRouter(tags=["weddings"])
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Rows per page")]
+Cursor = Annotated[str | None, Query(description="The previous page's next_cursor")]
+MERGE_DOC = (
+    "`?merge=true` rebases the changes onto a newer version when no changed field conflicts."
+)
+
+
+class RsvpRequest(BaseModel):
+    """One RSVP status for many guests."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    guest_ids: list[UUID] = Field(min_length=1, max_length=1000)
+    status: RsvpStatus
+
+
+class VendorRequest(LinkRequest):
+    """A couple's request to an organization to work on its wedding."""
+
+    organization_id: UUID
+
+
+class LinkAnswerRequest(BaseModel):
+    """An organization accepting a request, optionally with its client record of the couple."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: UUID | None = None
+
+
+# --- weddings -----------------------------------------------------------------------------------
+@router.get("/weddings", summary="The weddings the user sees", response_model=http.PageOf[Wedding])
+async def list_weddings(
+    ctx: Context,
+    claims: UserClaims,
+    status: WeddingStatus | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Response:
+    page = await weddings.list_weddings(
+        ctx.database, claims, status=status, limit=limit, cursor=cursor
+    )
+    return http.page_response(page, Wedding)
+
+
+@router.get("/weddings/{wedding_id}", summary="One wedding", response_model=Wedding)
+async def get_wedding(ctx: Context, claims: UserClaims, wedding_id: UUID) -> Response:
+    return http.row_response(await weddings.get_wedding(ctx.database, claims, (wedding_id,)))
+
+
+@router.patch(
+    "/weddings/{wedding_id}",
+    summary="Change a wedding (JSON Merge Patch, If-Match)",
+    description=MERGE_DOC,
+    response_model=Wedding,
+    openapi_extra=http.patch_doc(WeddingUpdate),
+)
+async def patch_wedding(
+    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID
+) -> Response:
+    expected = http.expected(request, Wedding, (wedding_id,))
+    changes = await http.body(request, WeddingUpdate)
+    row = await weddings.update_wedding(
+        ctx.database, claims, (wedding_id,), expected, changes, merge=http.merge_flag(request)
+    )
+    return http.row_response(row)
+
+
+# --- guests -------------------------------------------------------------------------------------
+@router.get(
+    "/weddings/{wedding_id}/guests",
+    summary="A page of a wedding's guests",
+    response_model=http.PageOf[Guest],
+)
+async def list_guests(
+    ctx: Context,
+    claims: UserClaims,
+    wedding_id: UUID,
+    rsvp: Annotated[list[RsvpStatus] | None, Query(description="RSVP status(es)")] = None,
+    dietary: Annotated[str | None, Query(max_length=200)] = None,
+    table: Annotated[int | None, Query(gt=0)] = None,
+    search: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Response:
+    page = await guests.list_guests(
+        ctx.database,
+        claims,
+        wedding_id,
+        rsvp=rsvp,
+        dietary=dietary,
+        table=table,
+        search=search,
+        limit=limit,
+        cursor=cursor,
+    )
+    return http.page_response(page, Guest)
+
+
+@router.post(
+    "/weddings/{wedding_id}/guests",
+    summary="Add a guest",
+    status_code=201,
+    response_model=Guest,
+    openapi_extra=http.documented(GuestCreate),
+)
+async def create_guest(
+    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID
+) -> Response:
+    guest = await http.body(request, GuestCreate)
+    row = await guests.create_guest(ctx.database, claims, wedding_id, guest)
+    return http.row_response(row, status=201)
+
+
+@router.post(
+    "/weddings/{wedding_id}/guests/rsvp",
+    summary="Set one RSVP status on many guests (those changed are returned)",
+    response_model=http.ListOf[Guest],
+    openapi_extra=http.documented(RsvpRequest),
+)
+async def bulk_rsvp(
+    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID
+) -> Response:
+    answer = await http.body(request, RsvpRequest)
+    changed = await guests.bulk_rsvp(
+        ctx.database, claims, wedding_id, answer.guest_ids, answer.status
+    )
+    return http.rows_response(changed, Guest)
+
+
+@router.get("/weddings/{wedding_id}/guests/{guest_id}", summary="One guest", response_model=Guest)
+async def get_guest(ctx: Context, claims: UserClaims, wedding_id: UUID, guest_id: UUID) -> Response:
+    return http.row_response(await guests.get_guest(ctx.database, claims, (wedding_id, guest_id)))
+
+
+@router.patch(
+    "/weddings/{wedding_id}/guests/{guest_id}",
+    summary="Change a guest (JSON Merge Patch, If-Match)",
+    description=MERGE_DOC,
+    response_model=Guest,
+    openapi_extra=http.patch_doc(GuestUpdate),
+)
+async def patch_guest(
+    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID, guest_id: UUID
+) -> Response:
+    expected = http.expected(request, Guest, (wedding_id, guest_id))
+    changes = await http.body(request, GuestUpdate)
+    key = (wedding_id, guest_id)
+    row = await guests.update_guest(
+        ctx.database, claims, key, expected, changes, merge=http.merge_flag(request)
+    )
+    return http.row_response(row)
+
+
+@router.delete(
+    "/weddings/{wedding_id}/guests/{guest_id}",
+    summary="Remove a guest (If-Match)",
+    status_code=204,
+    openapi_extra=http.IF_MATCH_DOC,
+)
+async def delete_guest(
+    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID, guest_id: UUID
+) -> Response:
+    expected = http.expected_version(request)
+    await guests.delete_guest(ctx.database, claims, (wedding_id, guest_id), expected)
+    return Response(status_code=204)
+
+
+# --- vendor links -------------------------------------------------------------------------------
+@router.get(
+    "/weddings/{wedding_id}/vendors",
+    summary="A wedding's vendor links and requests",
+    response_model=http.ListOf[VendorLink],
+)
+async def list_vendors(ctx: Context, claims: UserClaims, wedding_id: UUID) -> Response:
+    links = await vendor_links.list_links(ctx.database, claims, wedding_id=wedding_id)
+    return http.rows_response(links, VendorLink)
+
+
+@router.post(
+    "/weddings/{wedding_id}/vendors",
+    summary="Ask an organization to work on the wedding (the couple)",
+    status_code=201,
+    response_model=VendorLink,
+    openapi_extra=http.documented(VendorRequest),
+)
+async def request_vendor(
+    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID
+) -> Response:
+    ask = await http.body(request, VendorRequest)
+    details = ask.model_dump(exclude_unset=True, exclude={"organization_id"})
+    row = await vendor_links.request_link(
+        ctx.database, claims, wedding_id, ask.organization_id, details
+    )
+    return http.row_response(row, status=201)
+
+
+@router.get(
+    "/weddings/{wedding_id}/vendors/{organization_id}",
+    summary="One vendor link",
+    response_model=VendorLink,
+)
+async def get_vendor(
+    ctx: Context, claims: UserClaims, wedding_id: UUID, organization_id: UUID
+) -> Response:
+    key = (wedding_id, organization_id)
+    return http.row_response(await vendor_links.get_link(ctx.database, claims, key))
+
+
+@router.patch(
+    "/weddings/{wedding_id}/vendors/{organization_id}",
+    summary="Change a link: the couple its service and guest access, the organization its "
+    "client record (If-Match)",
+    response_model=VendorLink,
+    openapi_extra=http.patch_doc(LinkUpdate),
+)
+async def patch_vendor(
+    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID, organization_id: UUID
+) -> Response:
+    expected = http.expected(request, VendorLink, (wedding_id, organization_id))
+    changes = await http.body(request, LinkUpdate)
+    key = (wedding_id, organization_id)
+    row = await vendor_links.update_link(
+        ctx.database, claims, key, expected, changes, merge=http.merge_flag(request)
+    )
+    return http.row_response(row)
+
+
+@router.post(
+    "/weddings/{wedding_id}/vendors/{organization_id}/accept",
+    summary="Accept a request (a member of the organization, If-Match)",
+    response_model=VendorLink,
+    openapi_extra={**http.documented(LinkAnswerRequest), **http.IF_MATCH_DOC},
+)
+async def accept_vendor(
+    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID, organization_id: UUID
+) -> Response:
+    expected = http.expected(request, VendorLink, (wedding_id, organization_id))
+    answer = await http.body(request, LinkAnswerRequest)
+    row = await vendor_links.accept_link(
+        ctx.database, claims, wedding_id, organization_id, expected, client_id=answer.client_id
+    )
+    return http.row_response(row)
+
+
+@router.post(
+    "/weddings/{wedding_id}/vendors/{organization_id}/decline",
+    summary="Decline a request (a member of the organization, If-Match)",
+    response_model=VendorLink,
+    openapi_extra=http.IF_MATCH_DOC,
+)
+async def decline_vendor(
+    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID, organization_id: UUID
+) -> Response:
+    expected = http.expected(request, VendorLink, (wedding_id, organization_id))
+    row = await vendor_links.decline_link(
+        ctx.database, claims, wedding_id, organization_id, expected
+    )
+    return http.row_response(row)
+
+
+@router.delete(
+    "/weddings/{wedding_id}/vendors/{organization_id}",
+    summary="End a link or withdraw a request (If-Match)",
+    status_code=204,
+    openapi_extra=http.IF_MATCH_DOC,
+)
+async def revoke_vendor(
+    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID, organization_id: UUID
+) -> Response:
+    expected = http.expected_version(request)
+    await vendor_links.revoke_link(ctx.database, claims, (wedding_id, organization_id), expected)
+    return Response(status_code=204)
