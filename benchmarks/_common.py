@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import secrets
+import socket
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -102,3 +108,69 @@ async def wedding_with_partner(
         (wedding, vendor),
     )
     return wedding, partner
+
+
+@contextmanager
+def api_server(dsn: str, **env: str) -> Iterator[tuple[str, str]]:
+    """The HTTP API (wired as `wedsync-db up` wires it) in a uvicorn process on an ephemeral
+    127.0.0.1 port, with a random JWT secret and the given WEDSYNC_* settings; yields its base
+    URL and the secret (to mint user tokens). Stopped, by PID, on exit."""
+    secret = secrets.token_urlsafe(32)
+    with tempfile.TemporaryDirectory() as data_dir:
+        variables = {
+            **os.environ,
+            "WEDSYNC_BENCH_DSN": dsn,
+            "WEDSYNC_DATA_DIR": data_dir,
+            "WEDSYNC_JWT_SECRET": secret,
+            "WEDSYNC_SERVICE_KEY": secrets.token_urlsafe(32),
+            **env,
+        }
+        server = subprocess.Popen(
+            [sys.executable, __file__, "--serve-api"],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=variables,
+        )
+        try:
+            assert server.stdout is not None
+            base = f"http://127.0.0.1:{int(server.stdout.readline())}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/api/database/health/live", timeout=2):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise RuntimeError("the API server did not come up") from None
+                    time.sleep(0.2)
+            yield base, secret
+        finally:
+            stop_process(server, timeout=20)
+
+
+def _serve_api() -> None:
+    import uvicorn
+
+    from wedsync_db.api.app import create_app
+    from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
+    from wedsync_db.runtime import database_for
+    from wedsync_db.settings import Settings
+
+    dsn = os.environ["WEDSYNC_BENCH_DSN"]
+    settings = Settings(_env_file=None)
+    database = database_for(settings, dsn)
+    runner = MigrationRunner(dsn, options=RunnerOptions(actor="benchmark"))
+    app = create_app(settings, database=database, runner=runner)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # as uvicorn sets it when it binds the port itself (`wedsync-db up`); a socket handed over
+    # without it waits for delayed ACKs (~40 ms) between a response's header and body writes
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", 0))
+    print(sock.getsockname()[1], flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--serve-api"]:
+    _serve_api()

@@ -74,6 +74,9 @@ def serve(dsn: str, data_dir: str) -> None:
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # as uvicorn sets it when it binds the port itself (`wedsync-db up`); a socket handed over
+    # without it waits for delayed ACKs (~40 ms) between a response's header and body writes
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     print(sock.getsockname()[1], flush=True)
     config = uvicorn.Config(

@@ -3,15 +3,8 @@ consent rules of vendor links, all in user scopes."""
 
 from __future__ import annotations
 
-import json
-import re
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from fixtures.migration_support import WEDSYNC_DB, cli_env
 from fixtures.tenants import Tenants, build_tenants, couple, new_id, vendor
 from wedsync_db.data import clients, guests, organizations, vendor_links, weddings
 from wedsync_db.db.client import Database
@@ -164,37 +157,3 @@ async def test_organizations_and_members_are_managed_by_owners_and_admins(
     await organizations.remove_member(db, admin, (t.org_a, newcomer), promoted.version)
     with pytest.raises(NotFound):
         await organizations.remove_member(db, admin, (t.org_a, newcomer))
-
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def test_the_readme_data_layer_example_runs_against_the_demo_seed(
-    fresh_db: str, tmp_path: Path
-) -> None:
-    text = README.read_text(encoding="utf-8")
-    match = re.search(r"<!-- data-layer-example -->\n```python\n(.*?)^```$", text, re.M | re.S)
-    assert match is not None
-    script = tmp_path / "guest_edit.py"
-    script.write_text(match.group(1), encoding="utf-8")
-    env = cli_env(fresh_db, tmp_path)
-    command = "demo seed --organizations 3 --weddings 4 --guests-per-wedding 20 --seed 7 --json"
-    seed = subprocess.run(
-        [str(WEDSYNC_DB), *command.split()],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    samples = json.loads(seed.stdout)["samples"]
-    run = subprocess.run(
-        [sys.executable, str(script), samples["couple_user_id"], samples["couple_wedding_id"]],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    assert "table 3 version 2" in run.stdout
