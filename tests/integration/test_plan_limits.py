@@ -28,7 +28,8 @@ from fixtures.tenants import (
 from wedsync_db.cli.main import app
 from wedsync_db.db.client import Database
 from wedsync_db.errors import PermissionDenied, PlanLimitExceeded
-from wedsync_db.monitor.plan_usage import plan_usage_summary
+from wedsync_db.monitor.collectors import collect
+from wedsync_db.monitor.prometheus import families
 
 
 @pytest.fixture
@@ -316,17 +317,35 @@ async def test_usage_reconcile_fixes_a_corrupted_counter(
     ]
 
 
-async def test_the_metrics_summary_counts_organizations_at_and_over_a_limit(
+async def test_the_plan_usage_collector_counts_organizations_at_and_over_a_limit(
     database: Database, t: Tenants
 ) -> None:
-    before = await plan_usage_summary(database)
-    assert before["organizations"] == 2 and before["clients"] == 4 and before["guests"] == 6
-    assert before["at_clients_limit"] == 0
+    before = (await collect(database, parts=("plan_usage",))).plan_usage
+    assert before is not None
+    assert (before.organizations, before.clients, before.guests) == (2, 4, 6)
+    assert before.at_clients_limit == 0
     await set_limit(database, t.org_a, "clients", 2)
     await set_limit(database, t.org_b, "members", 0)
-    after = await plan_usage_summary(database)
-    assert (after["at_clients_limit"], after["over_clients_limit"]) == (1, 0)
-    assert (after["at_members_limit"], after["over_members_limit"]) == (0, 1)
+    snap = await collect(database, parts=("plan_usage",))
+    after = snap.plan_usage
+    assert after is not None
+    assert (after.at_clients_limit, after.over_clients_limit) == (1, 0)
+    assert (after.at_members_limit, after.over_members_limit) == (0, 1)
+    # the history stores it, Prometheus shows it
+    metrics = snap.metrics()
+    assert metrics["organizations_at_clients_limit"] == 1 and metrics["plan_clients_total"] == 4
+    shown = families(
+        snap, up=True, scrapes=1, scrape_errors={}, query_totals=None, heartbeats={},
+        pool_stats={}, now=snap.captured_at,
+    )  # fmt: skip
+    rendered = {
+        (m.name, tuple(sorted(sample.labels.items()))): sample.value
+        for m in shown
+        for sample in m.samples
+    }
+    at = ("wedsync_db_plan_organizations_at_limit", (("limit", "members"), ("state", "over")))
+    assert rendered[at] == 1
+    assert rendered[("wedsync_db_plan_usage_rows", (("kind", "clients"),))] == 4
 
 
 async def test_a_ws402_without_the_json_detail_keeps_its_message(database: Database) -> None:

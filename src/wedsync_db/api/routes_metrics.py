@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -13,8 +14,8 @@ from wedsync_db.api.auth import ServiceKey, presented_key
 from wedsync_db.api.context import AppContext, get_context
 from wedsync_db.api.problems import problem
 from wedsync_db.monitor import history
-from wedsync_db.monitor.plan_usage import plan_usage_summary
 from wedsync_db.monitor.prometheus import CONTENT_TYPE
+from wedsync_db.monitor.snapshot import Snapshot
 from wedsync_db.monitor.state import MonitorState
 
 router = APIRouter(tags=["metrics"])
@@ -58,6 +59,14 @@ class MetricsDocument(BaseModel):
     )
 
 
+def _plan_usage(snap: Snapshot) -> dict[str, Any]:
+    """The plan_usage collector's record, or why it is missing."""
+    if snap.plan_usage is not None:
+        return dataclasses.asdict(snap.plan_usage)
+    why = next((e.message for e in snap.errors if e.collector == "plan_usage"), "not collected")
+    return {"error": f"plan usage could not be read: {why}"}
+
+
 def _monitor(ctx: AppContext) -> MonitorState:
     monitor = ctx.monitor
     if monitor is None:
@@ -93,7 +102,7 @@ async def metrics_json(ctx: Annotated[AppContext, Depends(get_context)]) -> Any:
             [r.to_dict() for r in assessment.recommendations] if assessment is not None else []
         ),
         "monitor": monitor.to_dict(),
-        "plan_usage": await plan_usage_summary(ctx.database),
+        "plan_usage": _plan_usage(snap),
     }
     return body
 

@@ -41,6 +41,7 @@ from wedsync_db.monitor.snapshot import (
     IndexAdvice,
     LockStats,
     MaintenanceStats,
+    PlanUsage,
     QueryBaseline,
     QueryCounters,
     QueryStat,
@@ -460,6 +461,12 @@ CLAIMS_UNSIGNED = SecurityFinding(
 )
 
 
+async def collect_plan_usage(s: Session) -> PlanUsage:
+    """Usage counters of every organization against its plan (totals, never per row)."""
+    row = (await s.fetch_dicts(_sql("plan_usage.sql", "plan_usage")))[0]
+    return PlanUsage(**{k: int(v) for k, v in row.items()})
+
+
 async def collect_backups(s: Session) -> BackupStats:
     """The WAL archiver's progress and the newest backups and verifications recorded."""
     row = (await s.fetch_dicts(_sql("backups.sql", "archiving")))[0]
@@ -593,6 +600,10 @@ COLLECTORS: tuple[CollectorSpec, ...] = (
     ),
     CollectorSpec(
         "backups", "backups.sql", "backups", BackupStats, lambda c: collect_backups(c.session)
+    ),
+    CollectorSpec(
+        "plan_usage", "plan_usage.sql", "plan_usage", PlanUsage,
+        lambda c: collect_plan_usage(c.session), expensive=True,
     ),
 )  # fmt: skip
 FULL_PARTS = tuple(spec.name for spec in COLLECTORS)

@@ -161,6 +161,7 @@ def families(
     yield from _storage(snap)
     yield from _advice(snap)
     yield from _backups(snap, now)
+    yield from _plan_usage(snap)
     if snap.weddings_today is not None:
         yield _gauge(
             "weddings_today", "Weddings scheduled today (platform time)", float(snap.weddings_today)
@@ -479,6 +480,25 @@ def _replication(snap: Snapshot) -> Iterator[Metric]:
         if slot.retained_bytes is not None:
             retained.add_metric([slot.slot_name], float(slot.retained_bytes))
     yield from (active, retained)
+
+
+def _plan_usage(snap: Snapshot) -> Iterator[Metric]:
+    u = snap.plan_usage
+    if u is None:
+        return
+    rows = _g("plan_usage_rows", "Rows counted against plan limits, by kind", ["kind"])
+    for kind in ("organizations", *u.LIMITS, "guests"):
+        rows.add_metric([kind], float(getattr(u, kind)))
+    yield rows
+    at = _g(
+        "plan_organizations_at_limit",
+        "Organizations at (usage = maximum) or over (after a downgrade) a plan limit",
+        ["limit", "state"],
+    )
+    for limit in u.LIMITS:
+        at.add_metric([limit, "at"], float(getattr(u, f"at_{limit}_limit")))
+        at.add_metric([limit, "over"], float(getattr(u, f"over_{limit}_limit")))
+    yield at
 
 
 def _backups(snap: Snapshot, now: datetime) -> Iterator[Metric]:

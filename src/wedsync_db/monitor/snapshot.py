@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 # Who a connection serves, from the application_name set by wedsync-db's clients
 # (ops.connection_audience); "pool" is an idle connection parked in one of our pools.
@@ -677,6 +677,27 @@ class BackupStats:
         return failed is not None and (ok is None or failed > ok)
 
 
+# --- plan usage -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlanUsage:
+    """Plan usage across all organizations (migration 0008): counted rows, and how many
+    organizations are at (usage = maximum) or over (after a downgrade) each limit."""
+
+    organizations: int
+    clients: int
+    members: int
+    weddings: int
+    guests: int
+    at_clients_limit: int
+    over_clients_limit: int
+    at_members_limit: int
+    over_members_limit: int
+    at_weddings_limit: int
+    over_weddings_limit: int
+
+    LIMITS: ClassVar[tuple[str, ...]] = ("clients", "members", "weddings")
+
+
 # --- advice ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class IndexAdvice:
@@ -723,6 +744,7 @@ class Snapshot:
     security: tuple[SecurityFinding, ...] | None = None
     weddings_today: int | None = None
     backups: BackupStats | None = None
+    plan_usage: PlanUsage | None = None
     errors: tuple[CollectorError, ...] = ()
     # when the expensive collectors (sizes, maintenance, advice) last ran
     full_captured_at: datetime | None = None
@@ -843,6 +865,13 @@ class Snapshot:
             m["backup_age_seconds"] = self.age_seconds(bk.last_backup_at)
             m["backup_verified_age_seconds"] = self.age_seconds(bk.last_verified_at)
             m["wal_archived_age_seconds"] = self.age_seconds(bk.last_archived_time)
+        if self.plan_usage is not None:
+            u = self.plan_usage
+            for name in ("organizations", "clients", "members", "weddings", "guests"):
+                m[f"plan_{name}_total"] = getattr(u, name)
+            for limit in u.LIMITS:
+                m[f"organizations_at_{limit}_limit"] = getattr(u, f"at_{limit}_limit")
+                m[f"organizations_over_{limit}_limit"] = getattr(u, f"over_{limit}_limit")
         return {k: float(v) for k, v in m.items() if v is not None and math.isfinite(float(v))}
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,7 +1,7 @@
--- Plan usage across organizations for the metrics document. Minimum server version:
+-- Plan usage across organizations (the plan_usage collector). Minimum server version:
 -- PostgreSQL 15; needs migration 0008 (plan limits).
 
--- name: plan_usage_summary
+-- name: plan_usage
 -- organizations, counted rows, and organizations at (usage = maximum) or over (after a
 -- downgrade) each limit of their plan or override
 with overrides as (
