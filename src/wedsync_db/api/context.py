@@ -90,7 +90,13 @@ class AppContext:
         return problems
 
 
-def get_context(request: Request) -> AppContext:
-    """FastAPI dependency returning the app's context."""
+def context_of(request: Request) -> AppContext:
+    """The app's context."""
     ctx: AppContext = request.app.state.ctx
     return ctx
+
+
+async def get_context(request: Request) -> AppContext:
+    """FastAPI dependency returning the app's context (async: FastAPI runs a plain function
+    dependency in a worker thread, on every request)."""
+    return context_of(request)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from wedsync_db.api.auth import is_service_request, presented_key
-from wedsync_db.api.context import AppContext, get_context
+from wedsync_db.api.context import AppContext, context_of, get_context
 from wedsync_db.api.problems import problem
 from wedsync_db.api.routes_ops import silenced_report
 from wedsync_db.monitor import health as monitor_health
@@ -65,7 +65,7 @@ async def ready(ctx: Annotated[AppContext, Depends(get_context)]) -> Any:
     response_class=HealthJSONResponse,
 )
 async def health(request: Request) -> Response:
-    ctx = get_context(request)
+    ctx = context_of(request)
     full = is_service_request(request, ctx)
     if not full and presented_key(request) is not None:
         # a key was given but is not the service key: say so rather than answer the summary

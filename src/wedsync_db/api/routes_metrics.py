@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from wedsync_db.api.auth import ServiceKey, presented_key
-from wedsync_db.api.context import AppContext, get_context
+from wedsync_db.api.context import AppContext, context_of, get_context
 from wedsync_db.api.problems import problem
 from wedsync_db.monitor import history
 from wedsync_db.monitor.prometheus import CONTENT_TYPE
@@ -156,7 +156,7 @@ async def metrics_history(
     responses={200: {"content": {CONTENT_TYPE: {}}}},
 )
 async def prometheus_metrics(request: Request) -> Response:
-    ctx = get_context(request)
+    ctx = context_of(request)
     token = ctx.settings.metrics_token
     if token is not None:
         sent = presented_key(request)
