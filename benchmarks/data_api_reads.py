@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-import uuid
 
 import httpx
 
-from _common import api_server, benchmark_database, migrate, sizes, wedding_with_partner
+from _common import api_server, benchmark_database, migrate, sizes
+from scoped_reads import setup
 from wedsync_db.api.v1.http import page_response
 from wedsync_db.data import guests
 from wedsync_db.data.guests import Guest
@@ -29,21 +29,6 @@ from wedsync_db.db.client import Database, user_dsn_for
 from wedsync_db.identity import development_token
 
 PAGE = 100
-
-
-async def setup(db: Database, count: int) -> tuple[uuid.UUID, uuid.UUID]:
-    async with db.service(reason="benchmark setup") as s:
-        wedding, partner = await wedding_with_partner(s, "Data API reads", 150)
-        await s.copy_rows(
-            ("public", "guests"),
-            ["wedding_id", "first_name", "last_name", "email", "rsvp_status"],
-            (
-                (wedding, f"Guest{i}", f"Family{i % 37}", f"guest{i}@example.org", "accepted")
-                for i in range(count)
-            ),
-        )
-        await s.execute("analyze guests")
-    return wedding, partner
 
 
 async def run(dsn: str, iterations: int, count: int) -> float:

@@ -304,3 +304,30 @@ async def test_twenty_editors_of_one_guest_lose_no_update(
     assert all(m in final["notes"] for m in marks)
     assert set(outcomes) <= {200, 412} and outcomes.count(200) == editors * rounds
     assert final["version"] == 2 + editors * rounds
+
+
+async def test_lists_and_the_vendor_link_flow(api: httpx.AsyncClient, t: Tenants) -> None:
+    owner, partner = bearer(t.a_owner, "vendor"), bearer(t.w2_partner, "couple")
+    members = await api.get(f"/api/v1/organizations/{t.org_a}/members", headers=owner)
+    assert len(members.json()["items"]) == 3
+    stranger = bearer(t.stranger, "vendor")
+    hidden = await api.get(f"/api/v1/organizations/{t.org_a}/members", headers=stranger)
+    assert hidden.status_code == 200 and hidden.json()["items"] == []
+    vendors = await api.get(f"/api/v1/weddings/{t.wedding_1}/vendors", headers=partner)
+    assert vendors.json()["items"] == []  # wedding 1 is not this partner's
+    # the couple of wedding 2 asks organization A; A's owner accepts with the link's ETag
+    asked = await api.post(
+        f"/api/v1/weddings/{t.wedding_2}/vendors",
+        json={"organization_id": str(t.org_a), "service": "photography"},
+        headers=partner,
+    )
+    assert asked.status_code == 201 and asked.json()["status"] == "requested"
+    link = f"/api/v1/weddings/{t.wedding_2}/vendors/{t.org_a}"
+    accepted = await api.post(
+        f"{link}/accept", json={}, headers={**owner, "If-Match": asked.headers["etag"]}
+    )
+    assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
+    listed = await api.get(f"/api/v1/organizations/{t.org_a}/vendor-links", headers=owner)
+    assert str(t.wedding_2) in {item["wedding_id"] for item in listed.json()["items"]}
+    again = await api.post(f"{link}/decline", headers={**owner, "If-Match": asked.headers["etag"]})
+    assert again.status_code == 412

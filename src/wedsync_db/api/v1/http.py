@@ -14,20 +14,23 @@ field with what its client read, which tells the conflicting fields exactly and 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
+from uuid import UUID
 
-from fastapi import HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 
 from wedsync_db.api.limits import read_body
 from wedsync_db.api.problems import etag_of
+from wedsync_db.api.v1.deps import Context, UserClaims
 from wedsync_db.data import clients, guests, organizations, vendor_links, weddings
-from wedsync_db.data.rows import Page, Patch, Row
+from wedsync_db.data.rows import Page, Patch, Row, Table
 
 M = TypeVar("M", bound=Row)
 B = TypeVar("B", bound=BaseModel)
@@ -158,3 +161,138 @@ def patch_doc(model: type[Patch]) -> dict[str, Any]:
 
 
 IF_MATCH_DOC: dict[str, Any] = {"parameters": patch_doc(Patch)["parameters"]}
+
+
+MERGE_DOC = (
+    "`?merge=true` rebases the changes onto a newer version when no changed field conflicts."
+)
+
+
+def _with_signature(handler: Any, names: Sequence[str], *, with_request: bool) -> Any:
+    """``handler`` declaring (for FastAPI) the context, the user's claims and the uuid path
+    parameters ``names`` (and the request first when asked)."""
+    fixed: list[tuple[str, Any]] = [("ctx", Context), ("claims", UserClaims)]
+    if with_request:
+        fixed.insert(0, ("request", Request))
+    fixed += [(n, UUID) for n in names]
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    params = [inspect.Parameter(n, keyword, annotation=a) for n, a in fixed]
+    handler.__signature__ = inspect.Signature(params, return_annotation=Response)
+    return handler
+
+
+def list_route(
+    router: APIRouter,
+    path: str,
+    model: type[Row],
+    fetch: Callable[..., Awaitable[Sequence[Row]]],
+    summary: str,
+) -> None:
+    """GET ``path`` (one uuid parameter): every row ``fetch(db, claims, parent)`` returns."""
+    (name,) = re.findall(r"{(\w+)}", path)
+
+    async def get(ctx: Any, claims: Any, **parent: UUID) -> Response:
+        return rows_response(await fetch(ctx.database, claims, parent[name]), model)
+
+    router.add_api_route(
+        path,
+        _with_signature(get, [name], with_request=False),
+        methods=["GET"],
+        summary=summary,
+        response_model=ListOf[model],  # type: ignore[valid-type]
+        name=f"list_{name}_{model.__name__.lower()}",
+    )
+
+
+def create_route(
+    router: APIRouter,
+    path: str,
+    new: type[BaseModel],
+    model: type[Row],
+    create: Callable[..., Awaitable[Row]],
+    summary: str,
+) -> None:
+    """POST ``path`` (one uuid parameter, the parent's id): ``create(db, claims, parent, body)``
+    answers 201 with the new row."""
+    (name,) = re.findall(r"{(\w+)}", path)
+
+    async def post(request: Request, ctx: Any, claims: Any, **parent: UUID) -> Response:
+        given = await body(request, new)
+        return row_response(await create(ctx.database, claims, parent[name], given), status=201)
+
+    router.add_api_route(
+        path,
+        _with_signature(post, [name], with_request=True),
+        methods=["POST"],
+        summary=summary,
+        status_code=201,
+        response_model=model,
+        openapi_extra=documented(new),
+        name=f"create_{model.__name__.lower()}",
+    )
+
+
+def row_routes(
+    router: APIRouter,
+    path: str,
+    table: Table[Any],
+    *,
+    patch: str | None = None,
+    delete: str | None = None,
+    merge: bool = True,
+) -> None:
+    """GET (and, when given their summaries, PATCH and DELETE) of one row of ``table`` at
+    ``path``, whose parameters are the table's primary key columns in order."""
+    names = re.findall(r"{(\w+)}", path)
+    if len(names) != len(table.keys):
+        raise ValueError(f"{path} does not name every key of {table.name}")
+    model, what = table.model, table.what
+
+    def signature(handler: Any, *, with_request: bool) -> Any:
+        return _with_signature(handler, names, with_request=with_request)
+
+    async def get(ctx: Any, claims: Any, **key: UUID) -> Response:
+        return row_response(await table.get(ctx.database, claims, [key[n] for n in names]))
+
+    async def change(request: Request, ctx: Any, claims: Any, **key: UUID) -> Response:
+        values = [key[n] for n in names]
+        expected_row = expected(request, model, values)
+        changes = await body(request, table.patch)
+        flag = merge and merge_flag(request)
+        row = await table.update(ctx.database, claims, values, expected_row, changes, merge=flag)
+        return row_response(row)
+
+    async def remove(request: Request, ctx: Any, claims: Any, **key: UUID) -> Response:
+        version = expected_version(request)
+        await table.delete(ctx.database, claims, [key[n] for n in names], version)
+        return Response(status_code=204)
+
+    router.add_api_route(
+        path,
+        signature(get, with_request=False),
+        methods=["GET"],
+        summary=f"One {what}",
+        response_model=model,
+        name=f"get_{table.name}",
+    )
+    if patch is not None:
+        router.add_api_route(
+            path,
+            signature(change, with_request=True),
+            methods=["PATCH"],
+            summary=f"{patch} (JSON Merge Patch, If-Match)",
+            description=MERGE_DOC if merge else None,
+            response_model=model,
+            openapi_extra=patch_doc(table.patch),
+            name=f"patch_{table.name}",
+        )
+    if delete is not None:
+        router.add_api_route(
+            path,
+            signature(remove, with_request=True),
+            methods=["DELETE"],
+            summary=f"{delete} (If-Match)",
+            status_code=204,
+            openapi_extra=IF_MATCH_DOC,
+            name=f"delete_{table.name}",
+        )

@@ -16,17 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from wedsync_db.api.v1 import http
 from wedsync_db.api.v1.deps import Context, UserClaims
 from wedsync_db.data import guests, vendor_links, weddings
-from wedsync_db.data.guests import Guest, GuestCreate, GuestUpdate, RsvpStatus
-from wedsync_db.data.vendor_links import LinkRequest, LinkUpdate, VendorLink
-from wedsync_db.data.weddings import Wedding, WeddingStatus, WeddingUpdate
+from wedsync_db.data.guests import Guest, GuestCreate, RsvpStatus
+from wedsync_db.data.vendor_links import LinkRequest, VendorLink
+from wedsync_db.data.weddings import Wedding, WeddingStatus
 
 router = APIRouter(tags=["weddings"])
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Rows per page")]
 Cursor = Annotated[str | None, Query(description="The previous page's next_cursor")]
-MERGE_DOC = (
-    "`?merge=true` rebases the changes onto a newer version when no changed field conflicts."
-)
 
 
 class RsvpRequest(BaseModel):
@@ -67,29 +64,6 @@ async def list_weddings(
     return http.page_response(page, Wedding)
 
 
-@router.get("/weddings/{wedding_id}", summary="One wedding", response_model=Wedding)
-async def get_wedding(ctx: Context, claims: UserClaims, wedding_id: UUID) -> Response:
-    return http.row_response(await weddings.get_wedding(ctx.database, claims, (wedding_id,)))
-
-
-@router.patch(
-    "/weddings/{wedding_id}",
-    summary="Change a wedding (JSON Merge Patch, If-Match)",
-    description=MERGE_DOC,
-    response_model=Wedding,
-    openapi_extra=http.patch_doc(WeddingUpdate),
-)
-async def patch_wedding(
-    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID
-) -> Response:
-    expected = http.expected(request, Wedding, (wedding_id,))
-    changes = await http.body(request, WeddingUpdate)
-    row = await weddings.update_wedding(
-        ctx.database, claims, (wedding_id,), expected, changes, merge=http.merge_flag(request)
-    )
-    return http.row_response(row)
-
-
 # --- guests -------------------------------------------------------------------------------------
 @router.get(
     "/weddings/{wedding_id}/guests",
@@ -122,21 +96,6 @@ async def list_guests(
 
 
 @router.post(
-    "/weddings/{wedding_id}/guests",
-    summary="Add a guest",
-    status_code=201,
-    response_model=Guest,
-    openapi_extra=http.documented(GuestCreate),
-)
-async def create_guest(
-    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID
-) -> Response:
-    guest = await http.body(request, GuestCreate)
-    row = await guests.create_guest(ctx.database, claims, wedding_id, guest)
-    return http.row_response(row, status=201)
-
-
-@router.post(
     "/weddings/{wedding_id}/guests/rsvp",
     summary="Set one RSVP status on many guests (those changed are returned)",
     response_model=http.ListOf[Guest],
@@ -152,53 +111,7 @@ async def bulk_rsvp(
     return http.rows_response(changed, Guest)
 
 
-@router.get("/weddings/{wedding_id}/guests/{guest_id}", summary="One guest", response_model=Guest)
-async def get_guest(ctx: Context, claims: UserClaims, wedding_id: UUID, guest_id: UUID) -> Response:
-    return http.row_response(await guests.get_guest(ctx.database, claims, (wedding_id, guest_id)))
-
-
-@router.patch(
-    "/weddings/{wedding_id}/guests/{guest_id}",
-    summary="Change a guest (JSON Merge Patch, If-Match)",
-    description=MERGE_DOC,
-    response_model=Guest,
-    openapi_extra=http.patch_doc(GuestUpdate),
-)
-async def patch_guest(
-    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID, guest_id: UUID
-) -> Response:
-    expected = http.expected(request, Guest, (wedding_id, guest_id))
-    changes = await http.body(request, GuestUpdate)
-    key = (wedding_id, guest_id)
-    row = await guests.update_guest(
-        ctx.database, claims, key, expected, changes, merge=http.merge_flag(request)
-    )
-    return http.row_response(row)
-
-
-@router.delete(
-    "/weddings/{wedding_id}/guests/{guest_id}",
-    summary="Remove a guest (If-Match)",
-    status_code=204,
-    openapi_extra=http.IF_MATCH_DOC,
-)
-async def delete_guest(
-    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID, guest_id: UUID
-) -> Response:
-    expected = http.expected_version(request)
-    await guests.delete_guest(ctx.database, claims, (wedding_id, guest_id), expected)
-    return Response(status_code=204)
-
-
 # --- vendor links -------------------------------------------------------------------------------
-@router.get(
-    "/weddings/{wedding_id}/vendors",
-    summary="A wedding's vendor links and requests",
-    response_model=http.ListOf[VendorLink],
-)
-async def list_vendors(ctx: Context, claims: UserClaims, wedding_id: UUID) -> Response:
-    links = await vendor_links.list_links(ctx.database, claims, wedding_id=wedding_id)
-    return http.rows_response(links, VendorLink)
 
 
 @router.post(
@@ -217,37 +130,6 @@ async def request_vendor(
         ctx.database, claims, wedding_id, ask.organization_id, details
     )
     return http.row_response(row, status=201)
-
-
-@router.get(
-    "/weddings/{wedding_id}/vendors/{organization_id}",
-    summary="One vendor link",
-    response_model=VendorLink,
-)
-async def get_vendor(
-    ctx: Context, claims: UserClaims, wedding_id: UUID, organization_id: UUID
-) -> Response:
-    key = (wedding_id, organization_id)
-    return http.row_response(await vendor_links.get_link(ctx.database, claims, key))
-
-
-@router.patch(
-    "/weddings/{wedding_id}/vendors/{organization_id}",
-    summary="Change a link: the couple its service and guest access, the organization its "
-    "client record (If-Match)",
-    response_model=VendorLink,
-    openapi_extra=http.patch_doc(LinkUpdate),
-)
-async def patch_vendor(
-    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID, organization_id: UUID
-) -> Response:
-    expected = http.expected(request, VendorLink, (wedding_id, organization_id))
-    changes = await http.body(request, LinkUpdate)
-    key = (wedding_id, organization_id)
-    row = await vendor_links.update_link(
-        ctx.database, claims, key, expected, changes, merge=http.merge_flag(request)
-    )
-    return http.row_response(row)
 
 
 @router.post(
@@ -283,15 +165,29 @@ async def decline_vendor(
     return http.row_response(row)
 
 
-@router.delete(
-    "/weddings/{wedding_id}/vendors/{organization_id}",
-    summary="End a link or withdraw a request (If-Match)",
-    status_code=204,
-    openapi_extra=http.IF_MATCH_DOC,
+http.row_routes(router, "/weddings/{wedding_id}", weddings.WEDDINGS, patch="Change a wedding")
+http.row_routes(
+    router,
+    "/weddings/{wedding_id}/guests/{guest_id}",
+    guests.GUESTS,
+    patch="Change a guest",
+    delete="Remove a guest",
 )
-async def revoke_vendor(
-    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID, organization_id: UUID
-) -> Response:
-    expected = http.expected_version(request)
-    await vendor_links.revoke_link(ctx.database, claims, (wedding_id, organization_id), expected)
-    return Response(status_code=204)
+http.row_routes(
+    router,
+    "/weddings/{wedding_id}/vendors/{organization_id}",
+    vendor_links.LINKS,
+    patch="Change a link: the couple its service and guest access, the organization its client "
+    "record",
+    delete="End a link or withdraw a request",
+)
+http.create_route(
+    router, "/weddings/{wedding_id}/guests", GuestCreate, Guest, guests.create_guest, "Add a guest"
+)
+http.list_route(
+    router,
+    "/weddings/{wedding_id}/vendors",
+    VendorLink,
+    lambda db, claims, wedding: vendor_links.list_links(db, claims, wedding_id=wedding),
+    "A wedding's vendor links and requests",
+)
