@@ -190,8 +190,9 @@ def test_the_index_links_the_docs_and_the_routes(client: TestClient) -> None:
     links = {link["href"]: link for link in body["links"]}
     for href in ("/docs", "/openapi.json", "/api/database/health", "/metrics"):
         assert href in links, href
-    assert links["/api/database/migrate"]["service_key"] is True
-    assert links["/api/database/health/live"]["service_key"] is False
+    assert links["/api/database/migrate"]["auth"] == "service key"
+    assert links["/api/database/health/live"]["auth"] is None
+    assert links["/api/v1/weddings"]["auth"] == "user token"
     # routes that need a parameter are not linked; every link answers
     assert "/api/database/metrics/history" not in links
     for href in links:

@@ -84,9 +84,9 @@ def index_links(app: FastAPI, root: str = "") -> list[dict[str, Any]]:
     """The documentation and every GET route that needs no parameter, from the OpenAPI
     document (so that a new route is listed without another edit)."""
     links: list[dict[str, Any]] = [
-        {"href": f"{root}/docs", "title": "API documentation (Swagger UI)", "service_key": False},
-        {"href": f"{root}/redoc", "title": "API documentation (ReDoc)", "service_key": False},
-        {"href": f"{root}{app.openapi_url}", "title": "OpenAPI document", "service_key": False},
+        {"href": f"{root}/docs", "title": "API documentation (Swagger UI)", "auth": None},
+        {"href": f"{root}/redoc", "title": "API documentation (ReDoc)", "auth": None},
+        {"href": f"{root}{app.openapi_url}", "title": "OpenAPI document", "auth": None},
     ]
     for path, operations in app.openapi()["paths"].items():
         get = operations.get("get")
@@ -96,10 +96,18 @@ def index_links(app: FastAPI, root: str = "") -> list[dict[str, Any]]:
             {
                 "href": f"{root}{path}",
                 "title": get.get("summary", path),
-                "service_key": bool(get.get("security")),
+                "auth": _auth_of(get.get("security", ())),
             }
         )
     return links
+
+
+def _auth_of(security: Any) -> str | None:
+    """What a route takes: "user token" (the data API), "service key", or None."""
+    schemes = {name for requirement in security for name in requirement}
+    if "userToken" in schemes:
+        return "user token"
+    return "service key" if schemes else None
 
 
 async def index(request: Request) -> HTMLResponse | JSONResponse:
@@ -111,7 +119,7 @@ async def index(request: Request) -> HTMLResponse | JSONResponse:
         return JSONResponse({"name": app.title, "version": app.version, "links": links})
     items = "\n".join(
         f'<li><a href="{escape(link["href"])}">{escape(link["href"])}</a> '
-        f"{escape(link['title'])}{' (service key)' if link['service_key'] else ''}</li>"
+        f"{escape(link['title'])}{' (' + link['auth'] + ')' if link['auth'] else ''}</li>"
         for link in links
     )
     return HTMLResponse(
