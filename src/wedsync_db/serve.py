@@ -75,6 +75,7 @@ async def serve(
         f"  live / ready      {base}/api/database/health/live  {base}/api/database/health/ready",
     )
     out.print(f"  metrics           {base}/metrics")
+    out.print(f"  data API          {base}/api/v1  (user access tokens)")
     out.print(f"database            {redact_dsn(target.dsn)}")
     if scheduler is not None:
         out.print(
@@ -84,6 +85,8 @@ async def serve(
         )
     if settings.env == "development" and settings.service_key is not None:
         out.print(f"service key file    {settings.data_dir / 'service_key'}")
+    if settings.env == "development" and (settings.data_dir / "jwt_secret").exists():
+        out.print(f"JWT secret file     {settings.data_dir / 'jwt_secret'}  (wedsync-db token)")
     config = uvicorn.Config(
         app, host=host, port=port, log_level="info", access_log=False, lifespan="on"
     )

@@ -124,7 +124,7 @@ def test_the_curl_flow_runs_against_up(fresh_db: str, tmp_path: Path) -> None:
         [str(WEDSYNC_DB), "up", "--port", str(port)],
         env=env,
         cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -151,8 +151,11 @@ def test_the_curl_flow_runs_against_up(fresh_db: str, tmp_path: Path) -> None:
         )
     finally:
         server.terminate()
-        server.communicate(timeout=30)
+        printed, _ = server.communicate(timeout=30)
     assert run.returncode == 0, (run.stdout, run.stderr)
+    # `up` says where the data API is and which file `wedsync-db token` signs with
+    assert f"data API          {api}/api/v1" in printed
+    assert f"JWT secret file     {tmp_path / '.wedsync' / 'jwt_secret'}" in printed
     out = run.stdout
     assert '"next_cursor"' in out and 'etag: "1"' in out.lower()
     assert '"version":2' in out and '"conflicting_fields":["table_number"]' in out
