@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from wedsync_db.cli import common
-from wedsync_db.cli.common import err, out
+from wedsync_db.cli.common import JsonOpt, err, out
 from wedsync_db.migrate.files import (
     BUILTIN,
     MigrationFile,
@@ -37,7 +37,6 @@ DirOpt = Annotated[
         "WEDSYNC_MIGRATION_DIRS",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 
 def _dirs(dirs: list[Path] | None) -> list[Path] | None:
@@ -89,7 +88,7 @@ def apply(
         str | None, typer.Option(help="Apply up to and including this version")
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Run every check, list what would run, change nothing")
+        bool, common.flag("--dry-run", "Run every check, list what would run, change nothing")
     ] = False,
     override_freeze: Annotated[
         str | None,
@@ -304,15 +303,12 @@ def lint(
     ] = None,
     show_acknowledged: Annotated[
         bool,
-        typer.Option(
-            "--show-acknowledged", help="Also print findings a `wedsync:allow` acknowledged"
-        ),
+        common.flag("--show-acknowledged", "Also print findings a `wedsync:allow` acknowledged"),
     ] = False,
     verbose: Annotated[
         bool,
-        typer.Option(
-            "--verbose",
-            help="Print every warning (by default a rule repeated in a file is one line)",
+        common.flag(
+            "--verbose", "Print every warning (by default a rule repeated in a file is one line)"
         ),
     ] = False,
     json_out: JsonOpt = False,

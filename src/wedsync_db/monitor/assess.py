@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from wedsync_db.calendar import CalendarContext, ContextLevel, calendar_context
+from wedsync_db.jsonable import JsonRecord
 from wedsync_db.monitor.snapshot import (
     BlockingPair,
     CollectorError,
@@ -81,20 +82,16 @@ class Check:
 
 
 @dataclass(frozen=True)
-class Alert:
+class Alert(JsonRecord):
     """A check that is not passing, in one sentence."""
 
     key: str
     severity: Severity
     message: str
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"key": self.key, "severity": self.severity, "message": self.message}
-
 
 @dataclass(frozen=True)
-class Recommendation:
+class Recommendation(JsonRecord):
     """Something to do, keyed stably (``index.unused:public.guests_foo_idx``) across samples."""
 
     key: str
@@ -103,17 +100,6 @@ class Recommendation:
     objects: tuple[str, ...]
     remedy: str
     remedy_sql: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "key": self.key,
-            "severity": self.severity,
-            "title": self.title,
-            "objects": list(self.objects),
-            "remedy": self.remedy,
-            "remedy_sql": self.remedy_sql,
-        }
 
 
 @dataclass(frozen=True)
