@@ -234,6 +234,26 @@ class _Builder:
             )
         )
 
+    def unavailable(self, key: str, unit: str, inp: Snapshot, collector: str) -> bool:
+        """Report ``key`` as unavailable (warn, no value) when ``collector`` failed: a failed
+        collector is not a pass. True when it did."""
+        error = next((e for e in inp.errors if e.collector == collector), None)
+        if error is None:
+            return False
+        self.checks.append(
+            Check(
+                key=key,
+                status="warn",
+                observed_value=None,
+                observed_unit=unit,
+                time=self.now,
+                context=self.t.level,
+                output=f"data unavailable: the {collector} collector failed ({error.message})",
+                details={"unavailable": True},
+            )
+        )
+        return True
+
     def recommend(
         self,
         key: str,
@@ -421,6 +441,13 @@ def _sessions_over(
 
 
 def _activity(b: _Builder, inp: Snapshot) -> None:
+    activity = (
+        "postgres:longRunningQueries",
+        "postgres:idleInTransaction",
+        "postgres:transactionAge",
+    )
+    if all([b.unavailable(key, "s", inp, "connections") for key in activity]):
+        return  # the connections collector failed: each check says so
     t, c = b.t, inp.connections
     _sessions_over(
         b,
@@ -815,6 +842,8 @@ def _security(b: _Builder, inp: Snapshot) -> None:
 
 
 def _slow_queries(b: _Builder, inp: Snapshot) -> None:
+    if b.unavailable("postgres:slowQueries", "ms", inp, "queries"):
+        return
     t = b.t
     wedding_limit = wedding_day_query_mean_ms()
     window = inp.queries.window if inp.queries else None
