@@ -234,11 +234,13 @@ class _Builder:
             )
         )
 
-    def unavailable(self, key: str, unit: str, inp: Snapshot, collector: str) -> bool:
-        """Report ``key`` as unavailable (warn, no value) when ``collector`` failed: a failed
-        collector is not a pass. True when it did."""
+    def unavailable(
+        self, key: str, unit: str, inp: Snapshot, collector: str, collected: object
+    ) -> bool:
+        """Report ``key`` as unavailable (warn, no value) when ``collector`` failed and so
+        ``collected`` (its record) is missing: a failed collector is not a pass. True then."""
         error = next((e for e in inp.errors if e.collector == collector), None)
-        if error is None:
+        if error is None or collected is not None:
             return False
         self.checks.append(
             Check(
@@ -446,7 +448,7 @@ def _activity(b: _Builder, inp: Snapshot) -> None:
         "postgres:idleInTransaction",
         "postgres:transactionAge",
     )
-    if all([b.unavailable(key, "s", inp, "connections") for key in activity]):
+    if all([b.unavailable(key, "s", inp, "connections", inp.connections) for key in activity]):
         return  # the connections collector failed: each check says so
     t, c = b.t, inp.connections
     _sessions_over(
@@ -842,7 +844,7 @@ def _security(b: _Builder, inp: Snapshot) -> None:
 
 
 def _slow_queries(b: _Builder, inp: Snapshot) -> None:
-    if b.unavailable("postgres:slowQueries", "ms", inp, "queries"):
+    if b.unavailable("postgres:slowQueries", "ms", inp, "queries", inp.queries):
         return
     t = b.t
     wedding_limit = wedding_day_query_mean_ms()
