@@ -20,8 +20,12 @@ $(STAMP): pyproject.toml constraints.txt
 up: $(STAMP)
 	$(BIN)/wedsync-db up --host $(WEDSYNC_HTTP_HOST) --port $(WEDSYNC_HTTP_PORT)
 
+# Two pytest-xdist workers, each with its own embedded server; against a shared server
+# (WEDSYNC_TEST_DATABASE_URL) the run is serial, as tests/conftest.py also enforces.
+TEST_WORKERS ?= $(if $(WEDSYNC_TEST_DATABASE_URL),0,2)
+
 test: $(STAMP)
-	$(BIN)/python -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --cov --cov-report=term $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -25,6 +25,25 @@ from wedsync_db.embedded import EmbeddedPostgres, free_port
 from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Run serially against a shared server: migrations create cluster-wide roles, so two
+    workers migrating on one cluster would race. On the embedded server each worker of
+    `pytest -n N` (pytest-xdist) starts its own cluster, so parallel runs are safe there."""
+    workers = getattr(config.option, "numprocesses", None)
+    if os.environ.get("WEDSYNC_TEST_DATABASE_URL") and workers:
+        config.option.numprocesses = 0
+        config.option.dist = "no"
+        config.option.tx = []
+        config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                f"WEDSYNC_TEST_DATABASE_URL is set: running serially instead of -n {workers} "
+                "(migrations create cluster-wide roles)"
+            ),
+            stacklevel=2,
+        )
+
+
 @dataclass(frozen=True)
 class Server:
     """The session's server: an admin DSN and a way to address any database on it."""

@@ -367,6 +367,9 @@ def _server_account() -> Any:
     try:
         subprocess.run(argv, check=True, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError) as exc:
+        with contextlib.suppress(KeyError):
+            # another process (a second server starting at the same time) created it first
+            return pwd.getpwnam(ROOT_RUN_AS)
         detail = getattr(exc, "stderr", None) or str(exc)
         raise EmbeddedServerError(
             f"could not create the system account {ROOT_RUN_AS} ({detail.strip()}); create it "

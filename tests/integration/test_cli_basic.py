@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fixtures.environment import isolate_settings
+from wedsync_db.cli import common
 from wedsync_db.cli.main import app
 from wedsync_db.migrate.files import discover
 
@@ -49,6 +50,9 @@ def test_config_show_redacts_secrets(runner: CliRunner, monkeypatch: pytest.Monk
     assert variables["WEDSYNC_PEAK_MONTHS"]["value"] == "5-10"
     assert shown["pools"] == {"user": 8, "service": 2}
 
+    # the table wraps to the console's width, which the environment decides (a terminal,
+    # COLUMNS, a pytest worker's pipe): render it at the width of piped output
+    monkeypatch.setattr(common.out, "width", common.PIPED_WIDTH)
     table = runner.invoke(app, ["config", "show"])
     assert table.exit_code == 0
     assert "db-s3cret" not in table.output and KEY not in table.output

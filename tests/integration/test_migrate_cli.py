@@ -180,6 +180,40 @@ def test_lint_of_the_builtin_files_is_quiet_by_default(tmp_path: Path) -> None:
     assert each > once == quiet.stdout.count("more at lines")
 
 
+def test_lint_of_several_directories_reports_a_version_used_twice(tmp_path: Path) -> None:
+    a, b = MigrationDir(tmp_path / "team_a"), MigrationDir(tmp_path / "team_b")
+    first = a.add(1, "guests_note", "select 1;\n")
+    second = b.add(1, "vendor_note", "select 2;\n")
+    version = first.name.split("_")[0]
+    done = wedsync_db(
+        ["migrate", "lint", "--dir", str(a.path), "--dir", str(b.path)], NO_DATABASE, tmp_path
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    shown = " ".join(done.stdout.split())
+    assert f"duplicate-version line ?: version {version} is used twice: {first} and {second}" in (
+        shown
+    )
+
+
+def test_plan_keeps_acknowledged_findings_quiet_by_default(fresh_db: str, tmp_path: Path) -> None:
+    d = pending_table(
+        tmp_path,
+        "plan_notes",
+        "-- wedsync:allow tenant-table-without-rls: row-level security comes in the next file\n"
+        "create table plan_notes (organization_id uuid not null, body text);\n",
+    )
+    args = ["migrate", "plan", "--dir", str(d.path)]
+    quiet = wedsync_db(args, fresh_db, tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "tenant-table-without-rls" not in quiet.stdout
+    assert "1 acknowledged finding(s) not shown (--show-acknowledged)" in quiet.stdout
+    loud = wedsync_db([*args, "--show-acknowledged"], fresh_db, tmp_path)
+    assert loud.returncode == 0, loud.stderr
+    assert "tenant-table-without-rls" in loud.stdout
+    assert "(acknowledged: row-level security comes in the next file)" in loud.stdout
+    assert "not shown" not in loud.stdout
+
+
 # --------------------------------------------------------------------------------------------
 # apply
 

@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,16 @@ def runner_for_test(
     dsn: str, d: MigrationDir | None = None, actor: str = "migration-tests", **options: Any
 ) -> MigrationRunner:
     return MigrationRunner(dsn, [d.path] if d else [], RunnerOptions(actor=actor, **options))
+
+
+def pending_over(
+    dsn: str, tmp_path: Path, setup: Sequence[str], name: str, sql: str, **options: Any
+) -> tuple[MigrationDir, Path, MigrationRunner]:
+    """Run ``setup`` on ``dsn``, then one pending file ``name`` and a runner for it."""
+    execute(dsn, *setup)
+    d = MigrationDir(tmp_path / "migrations")
+    path = d.add(1, name, sql)
+    return d, path, runner_for_test(dsn, d, **options)
 
 
 # --------------------------------------------------------------------------------------------
@@ -375,10 +386,15 @@ async def _commit_after(conn: psycopg.AsyncConnection[Any], seconds: float) -> N
 async def test_a_lock_timeout_is_retried_until_the_lock_is_free(
     fresh_db: str, tmp_path: Path
 ) -> None:
-    execute(fresh_db, "create table retry_target (id int)")
-    d = MigrationDir(tmp_path / "migrations")
-    d.add(1, "alter_busy", "alter table retry_target add column note text;\n")
-    runner = runner_for_test(fresh_db, d, lock_timeout=0.2, retry_budget=30)
+    _, _, runner = pending_over(
+        fresh_db,
+        tmp_path,
+        ["create table retry_target (id int)"],
+        "alter_busy",
+        "alter table retry_target add column note text;\n",
+        lock_timeout=0.2,
+        retry_budget=30,
+    )
     async with await psycopg.AsyncConnection.connect(fresh_db) as holder:
         await holder.execute("lock table retry_target in access exclusive mode")
         release = asyncio.create_task(_commit_after(holder, 1.5))
@@ -396,10 +412,15 @@ async def test_a_lock_timeout_is_retried_until_the_lock_is_free(
 
 
 async def test_lock_retries_stop_at_the_retry_budget(fresh_db: str, tmp_path: Path) -> None:
-    execute(fresh_db, "create table budget_target (id int)")
-    d = MigrationDir(tmp_path / "migrations")
-    path = d.add(1, "alter_blocked", "alter table budget_target add column note text;\n")
-    runner = runner_for_test(fresh_db, d, lock_timeout=0.2, retry_budget=0.5)
+    d, path, runner = pending_over(
+        fresh_db,
+        tmp_path,
+        ["create table budget_target (id int)"],
+        "alter_blocked",
+        "alter table budget_target add column note text;\n",
+        lock_timeout=0.2,
+        retry_budget=0.5,
+    )
     attempts = len(list(lock_retry_schedule(0.2, 0.5)))
     async with await psycopg.AsyncConnection.connect(fresh_db) as holder:
         await holder.execute("lock table budget_target in access exclusive mode")
@@ -417,10 +438,15 @@ async def test_lock_retries_stop_at_the_retry_budget(fresh_db: str, tmp_path: Pa
 async def test_giving_up_does_not_sleep_after_the_last_attempt(
     fresh_db: str, tmp_path: Path
 ) -> None:
-    execute(fresh_db, "create table last_sleep_target (id int)")
-    d = MigrationDir(tmp_path / "migrations")
-    d.add(1, "alter_blocked", "alter table last_sleep_target add column note text;\n")
-    runner = runner_for_test(fresh_db, d, lock_timeout=0.1, retry_budget=1.5)
+    _, _, runner = pending_over(
+        fresh_db,
+        tmp_path,
+        ["create table last_sleep_target (id int)"],
+        "alter_blocked",
+        "alter table last_sleep_target add column note text;\n",
+        lock_timeout=0.1,
+        retry_budget=1.5,
+    )
     steps = list(lock_retry_schedule(0.1, 1.5))
     useful = sum(t + s for t, s in steps[:-1]) + steps[-1][0]
     assert steps[-1][1] >= 0.8, "the final pause is long enough to measure"
@@ -445,19 +471,17 @@ select i.indisvalid, i.indisunique from pg_index i where i.indexrelid = to_regcl
 async def test_a_no_transaction_file_builds_an_index_concurrently(
     fresh_db: str, tmp_path: Path
 ) -> None:
-    execute(
+    _, _, runner = pending_over(
         fresh_db,
-        "create table conc_items (id int primary key, code text)",
-        "insert into conc_items select g, 'c' || g from generate_series(1, 500) g",
-    )
-    d = MigrationDir(tmp_path / "migrations")
-    d.add(
-        1,
+        tmp_path,
+        [
+            "create table conc_items (id int primary key, code text)",
+            "insert into conc_items select g, 'c' || g from generate_series(1, 500) g",
+        ],
         "conc_items_code",
         "-- wedsync:no-transaction\n"
         "create index concurrently conc_items_code_idx on conc_items (code);\n",
     )
-    runner = runner_for_test(fresh_db, d)
     result = await apply_migrations(settings_for("development", fresh_db), runner)
     (done,) = result.applied
     assert done.mode == "no-transaction"
@@ -491,19 +515,17 @@ async def test_a_no_transaction_file_with_two_statements_is_refused_before_runni
 
 async def fail_a_concurrent_unique_build(dsn: str, tmp_path: Path) -> MigrationRunner:
     """A CREATE UNIQUE INDEX CONCURRENTLY over duplicates: it fails and leaves an INVALID index."""
-    execute(
+    d, path, runner = pending_over(
         dsn,
-        "create table dup_items (id int primary key, code text)",
-        "insert into dup_items values (1, 'a'), (2, 'a'), (3, 'b')",
-    )
-    d = MigrationDir(tmp_path / "migrations")
-    path = d.add(
-        1,
+        tmp_path,
+        [
+            "create table dup_items (id int primary key, code text)",
+            "insert into dup_items values (1, 'a'), (2, 'a'), (3, 'b')",
+        ],
         "dup_items_code",
         "-- wedsync:no-transaction\n"
         "create unique index concurrently dup_items_code_key on dup_items (code);\n",
     )
-    runner = runner_for_test(dsn, d)
     with pytest.raises(MigrationFailed) as info:
         await apply_migrations(settings_for("development", dsn), runner)
     message = str(info.value)
@@ -544,15 +566,17 @@ async def test_the_invalid_index_is_dropped_before_the_next_attempt(
 
 @needs_squawk
 async def test_apply_refuses_unacknowledged_lint_errors(fresh_db: str, tmp_path: Path) -> None:
-    execute(
-        fresh_db,
-        "create table lint_items (id int primary key, code text)",
-        "insert into lint_items select g, 'c' || g from generate_series(1, 100) g",
-    )
-    d = MigrationDir(tmp_path / "migrations")
     statement = "create index lint_items_code_idx on lint_items (code);\n"
-    path = d.add(1, "lint_items_code", statement)
-    runner = runner_for_test(fresh_db, d)
+    d, path, runner = pending_over(
+        fresh_db,
+        tmp_path,
+        [
+            "create table lint_items (id int primary key, code text)",
+            "insert into lint_items select g, 'c' || g from generate_series(1, 100) g",
+        ],
+        "lint_items_code",
+        statement,
+    )
     settings = settings_for("development", fresh_db)
     with pytest.raises(MigrationRefused) as info:
         await apply_migrations(settings, runner)

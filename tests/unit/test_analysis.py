@@ -21,6 +21,7 @@ from wedsync_db.migrate.lint import (
     classify,
     concurrent_index_target,
     lint_source,
+    lint_sources,
     parse_directives,
     split_statements,
 )
@@ -708,6 +709,23 @@ def test_lint_source_warns_about_a_name_apply_refuses() -> None:
     result = lint_source(b"select 1;", name="db/bad_name.sql", run_squawk=False)
     assert [(f.rule, f.severity) for f in result.findings] == [("migration-file-name", "warning")]
     assert "bad_name.sql is not named NNNN_name.sql" in result.findings[0].message
+
+
+def test_lint_sources_reports_a_version_used_twice_across_directories() -> None:
+    results = lint_sources(
+        [
+            ("team_a/0042_guests_note.sql", b"select 1;"),
+            ("team_b/0042_vendor_note.sql", b"select 2;"),
+            ("team_b/0043_next.sql", b"select 3;"),
+        ],
+        run_squawk=False,
+    )
+    assert [[f.rule for f in r.findings] for r in results] == [[], ["duplicate-version"], []]
+    (finding,) = results[1].findings
+    assert finding.severity == "error" and results[1].unacknowledged_errors == (finding,)
+    assert finding.message.startswith(
+        "version 0042 is used twice: team_a/0042_guests_note.sql and team_b/0042_vendor_note.sql"
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -223,6 +223,33 @@ def test_each_check_flips_at_its_threshold(key: str, inp: Snapshot, expected: St
         assert all(c.output for c in entries if c.status != "pass")
 
 
+@pytest.mark.parametrize(
+    ("collector", "keys"),
+    [
+        (
+            "connections",
+            (
+                "postgres:longRunningQueries",
+                "postgres:idleInTransaction",
+                "postgres:transactionAge",
+            ),
+        ),
+        ("queries", ("postgres:slowQueries",)),
+    ],
+)
+def test_a_failed_collector_makes_its_checks_unavailable_not_passing(
+    collector: str, keys: tuple[str, ...]
+) -> None:
+    error = CollectorError(collector, "canceling statement due to statement timeout", "retry")
+    result = run(facts(collector_errors=(error,)))
+    for key in keys:
+        (check,) = [c for c in result.checks if c.key == key]
+        assert check.status == "warn" and check.observed_value is None
+        assert check.output.startswith(f"data unavailable: the {collector} collector failed")
+        assert "statement timeout" in check.output
+    assert result.status == "warn"
+
+
 def test_database_size_against_the_disk_budget() -> None:
     budget = 100 * 2**30
     unbudgeted = run(facts(database_size_bytes=99 * 2**30))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -57,3 +58,37 @@ async def test_scrape_failures_do_not_stretch_the_sampler_backoff(
     assert monitor.scrape_failures == 8
     assert monitor.consecutive_failures == 1
     assert monitor.next_delay() == sampler_delay
+
+
+async def test_a_sampler_outage_is_logged_when_it_starts_and_when_it_ends(
+    failing_monitor: tuple[MonitorState, list[int]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monitor, _ = failing_monitor
+    outcomes = [DatabaseUnavailable("database unavailable: connection refused")] * 5 + [None]
+    done = asyncio.Event()
+
+    async def capture(*, source: str = "sampler") -> Any:
+        outcome = outcomes.pop(0) if outcomes else None
+        if not outcomes:
+            done.set()
+        if outcome is not None:
+            raise outcome
+
+    monkeypatch.setattr(monitor, "capture", capture)
+    monkeypatch.setattr(monitor, "next_delay", lambda: 0.0)
+    with caplog.at_level(logging.INFO, logger=monitor_state.log.name):
+        monitor.start_sampler()
+        await asyncio.wait_for(done.wait(), 10)
+        await asyncio.sleep(0)  # let the loop record the success
+        await monitor.stop_sampler()
+    lines = [r.getMessage() for r in caplog.records if r.name == monitor_state.log.name]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("monitor samples failing since ")
+    assert lines[0].endswith(
+        ": database unavailable: connection refused (further failures are counted, not "
+        "logged, until a sample succeeds)"
+    )
+    assert lines[1].startswith("monitor samples succeeding again after ")
+    assert lines[1].endswith(" s (5 failed samples)")

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Literal, NoReturn, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,6 +23,14 @@ from wedsync_db.runtime import Target, resolve_target
 from wedsync_db.settings import Settings, load_settings, redact_dsn
 
 T = TypeVar("T")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+def flag(name: str, help: str) -> Any:
+    """An on/off option, off unless ``name`` is given (use as ``Annotated[bool, flag(…)]``)."""
+    return typer.Option(name, help=help)
+
+
 # Piped or logged output is not squeezed into 80 columns (COLUMNS still wins when set).
 PIPED_WIDTH = 160
 

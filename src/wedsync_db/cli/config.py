@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from wedsync_db.cli import common
-from wedsync_db.cli.common import err, out
+from wedsync_db.cli.common import JsonOpt, err, out
 from wedsync_db.errors import ConfigError, MigrationFileError
 from wedsync_db.migrate.files import discover
 from wedsync_db.settings import check_settings, show_settings
 
 app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 
 @app.command("show")

@@ -48,12 +48,12 @@ def seed_command(
     ] = None,
     reset: Annotated[
         bool,
-        typer.Option(
+        common.flag(
             "--reset",
-            help="First empty ALL tenant tables (TRUNCATE … CASCADE), not only earlier demo rows",
+            "First empty ALL tenant tables (TRUNCATE … CASCADE), not only earlier demo rows",
         ),
     ] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    json_out: common.JsonOpt = False,
 ) -> None:
     """Create linked demo vendors, clients, weddings, couples and guests.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from wedsync_db.cli import common
-from wedsync_db.cli.common import err, out
+from wedsync_db.cli.common import JsonOpt, err, out
 from wedsync_db.migrate.files import (
     BUILTIN,
     MigrationFile,
@@ -21,7 +22,7 @@ from wedsync_db.migrate.files import (
     discover,
     next_version,
 )
-from wedsync_db.migrate.lint import FILE_PATTERN, FileAnalysis, Finding, lint_source
+from wedsync_db.migrate.lint import FILE_PATTERN, FileAnalysis, Finding, lint_sources
 from wedsync_db.migrate.plan import MigrationPlan
 from wedsync_db.migrate.service import apply_migrations, plan_migrations
 from wedsync_db.runtime import runner_for
@@ -37,7 +38,6 @@ DirOpt = Annotated[
         "WEDSYNC_MIGRATION_DIRS",
     ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 
 def _dirs(dirs: list[Path] | None) -> list[Path] | None:
@@ -89,7 +89,7 @@ def apply(
         str | None, typer.Option(help="Apply up to and including this version")
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Run every check, list what would run, change nothing")
+        bool, common.flag("--dry-run", "Run every check, list what would run, change nothing")
     ] = False,
     override_freeze: Annotated[
         str | None,
@@ -167,6 +167,25 @@ def apply(
         out.print(f"applied {len(result.applied)} migration(s)")
 
 
+ShowAcknowledgedOpt = Annotated[
+    bool, common.flag("--show-acknowledged", "Also print findings a `wedsync:allow` acknowledged")
+]
+
+
+def _split_acknowledged(
+    findings: Iterable[Finding], show_acknowledged: bool
+) -> tuple[list[Finding], int]:
+    """The findings to print and how many acknowledged ones stay quiet (quiet by default)."""
+    listed = list(findings)
+    shown = [f for f in listed if show_acknowledged or not f.acknowledged]
+    return shown, len(listed) - len(shown)
+
+
+def _print_quiet_count(quiet: int) -> None:
+    if quiet:
+        out.print(f"{quiet} acknowledged finding(s) not shown (--show-acknowledged)")
+
+
 @app.command("plan")
 def plan(
     dirs: DirOpt = None,
@@ -177,6 +196,7 @@ def plan(
             "apply always uses the real clock)"
         ),
     ] = None,
+    show_acknowledged: ShowAcknowledgedOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Pending files with statements, lock levels, lint findings and the freeze decision."""
@@ -195,12 +215,13 @@ def plan(
     if json_out:
         common.print_json(p.to_dict())
         return
-    _print_plan(p)
+    _print_plan(p, show_acknowledged=show_acknowledged)
 
 
-def _print_plan(p: MigrationPlan) -> None:
+def _print_plan(p: MigrationPlan, *, show_acknowledged: bool) -> None:
     if not p.pending:
         out.print("no pending migrations")
+    quiet = 0
     for item in p.pending:
         a = item.analysis
         mode = "transaction" if a.transactional else "no transaction"
@@ -221,13 +242,16 @@ def _print_plan(p: MigrationPlan) -> None:
                 "[red]yes[/]" if st.blocking else "",
             )
         out.print(table)
-        for f in a.findings:
+        shown, kept_quiet = _split_acknowledged(a.findings, show_acknowledged)
+        quiet += kept_quiet
+        for f in shown:
             colour = {"error": "red", "warning": "yellow"}.get(f.severity, "blue")
             ack = f" (acknowledged: {escape(f.acknowledgement or '')})" if f.acknowledged else ""
             out.print(
                 f"  [{colour}]{f.severity}[/] {f.rule} line {f.line or '?'}: "
                 f"{escape(f.message)}{ack}",
             )
+    _print_quiet_count(quiet)
     d = p.freeze
     state = (
         "[red]FROZEN[/]" if not d.allowed else "[yellow]freeze (warn)[/]" if d.active else "allowed"
@@ -272,8 +296,7 @@ def _print_finding(f: Finding, suffix: str = "") -> None:
 
 def _print_lint(result: FileAnalysis, *, show_acknowledged: bool, verbose: bool) -> int:
     """One file's report; returns how many acknowledged findings it kept quiet."""
-    quiet = [f for f in result.findings if f.acknowledged and not show_acknowledged]
-    shown = [f for f in result.findings if f not in quiet]
+    shown, quiet = _split_acknowledged(result.findings, show_acknowledged)
     status = "[red]✗[/]" if result.unacknowledged_errors else "[green]✓[/]"
     out.print(f"{status} {escape(result.name)}")
     by_rule: dict[tuple[str, str], list[Finding]] = {}
@@ -286,7 +309,7 @@ def _print_lint(result: FileAnalysis, *, show_acknowledged: bool, verbose: bool)
         elif f is group[0]:
             lines = ", ".join(str(g.line or "?") for g in group[1:])
             _print_finding(f, f" [dim](and {len(group) - 1} more at lines {lines}; --verbose)[/]")
-    return len(quiet)
+    return quiet
 
 
 @app.command("lint")
@@ -302,17 +325,11 @@ def lint(
     pg_version: Annotated[
         str | None, typer.Option(help="Target PostgreSQL version for version-aware rules")
     ] = None,
-    show_acknowledged: Annotated[
-        bool,
-        typer.Option(
-            "--show-acknowledged", help="Also print findings a `wedsync:allow` acknowledged"
-        ),
-    ] = False,
+    show_acknowledged: ShowAcknowledgedOpt = False,
     verbose: Annotated[
         bool,
-        typer.Option(
-            "--verbose",
-            help="Print every warning (by default a rule repeated in a file is one line)",
+        common.flag(
+            "--verbose", "Print every warning (by default a rule repeated in a file is one line)"
         ),
     ] = False,
     json_out: JsonOpt = False,
@@ -326,7 +343,7 @@ def lint(
         dirs = list(_configured_dirs())
     targets = _lint_targets(paths, dirs)
     with common.handled():
-        results = [lint_source(data, name=name, pg_version=pg_version) for name, data in targets]
+        results = lint_sources(targets, pg_version=pg_version)
     errors = sum(len(r.unacknowledged_errors) for r in results)
     if json_out:
         common.print_json({"files": [r.to_dict() for r in results], "errors": errors})
@@ -334,10 +351,7 @@ def lint(
         quiet = sum(
             _print_lint(r, show_acknowledged=show_acknowledged, verbose=verbose) for r in results
         )
-        if quiet:
-            out.print(
-                f"{quiet} acknowledged finding(s) not shown (--show-acknowledged)",
-            )
+        _print_quiet_count(quiet)
         out.print(f"{len(results)} file(s), {errors} unacknowledged error(s)")
     raise typer.Exit(2 if errors else 0)
 

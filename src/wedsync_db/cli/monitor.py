@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from wedsync_db.cli import common
-from wedsync_db.cli.common import err, out
+from wedsync_db.cli.common import JsonOpt, err, out
 from wedsync_db.db.client import Database
 from wedsync_db.db.queries import load_queries
 from wedsync_db.errors import PermissionDenied, QueryError
@@ -23,7 +23,6 @@ from wedsync_db.runtime import database_for
 from wedsync_db.settings import Settings
 
 T = TypeVar("T")
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 # rows printed per table in the terminal (--json has them all)
 ROWS = 25
 BACKUP_QUERIES = load_queries("wedsync_db.monitor", "sql/backups.sql")
@@ -319,9 +318,9 @@ def inspect_queries(
     top: Annotated[int, typer.Option(min=1, max=500, help="Statements to show")] = 20,
     include_own: Annotated[
         bool,
-        typer.Option(
+        common.flag(
             "--include-own",
-            help="Also list this tool's own statements (monitoring, migrations, maintenance)",
+            "Also list this tool's own statements (monitoring, migrations, maintenance)",
         ),
     ] = False,
     json_out: JsonOpt = False,

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from wedsync_db.cli import common
-from wedsync_db.cli.common import out
+from wedsync_db.cli.common import JsonOpt, out
 from wedsync_db.db.client import Database
 from wedsync_db.ops import actions
 from wedsync_db.ops.silences import parse_duration, required_reason
@@ -27,7 +27,6 @@ app = typer.Typer(
 
 T = TypeVar("T")
 EXIT_REFUSED = 2
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 ReasonOpt = Annotated[
     str | None, typer.Option("--reason", help="Why (required; recorded with the action)")
 ]
@@ -122,7 +121,7 @@ def explain_cmd(
     queryid: Annotated[int, typer.Argument(help="Query id, as inspect queries shows it")],
     analyze: Annotated[
         bool,
-        typer.Option("--analyze", help="Run the statement (in a transaction rolled back)"),
+        common.flag("--analyze", "Run the statement (in a transaction rolled back)"),
     ] = False,
     param: Annotated[
         list[str] | None,

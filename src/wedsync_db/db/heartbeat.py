@@ -152,11 +152,25 @@ class OutageLog:
     """Logs a pool's outage as two lines however many attempts fail in between: the first
     failure ("database unreachable ... since T: reason") and the recovery, with a summary
     ("database reachable again ... after 61 s (27 failed attempts)"). Failures in between are
-    counted, not logged."""
+    counted, not logged. ``down``, ``up``, ``until`` and ``unit`` word the lines for something
+    other than a pool (the monitor's sampler)."""
 
-    def __init__(self, pool: str, logger: logging.Logger) -> None:
+    def __init__(
+        self,
+        pool: str,
+        logger: logging.Logger,
+        *,
+        down: str | None = None,
+        up: str | None = None,
+        until: str = "it connects again",
+        unit: str = "failed attempts",
+    ) -> None:
         self.pool = pool
         self._log = logger
+        self._down = down or f"database unreachable from the {pool} pool"
+        self._up = up or f"database reachable again from the {pool} pool"
+        self._until = until
+        self._unit = unit
         self.since: datetime | None = None
         self.failures = 0
 
@@ -166,11 +180,11 @@ class OutageLog:
         if self.since is None:
             self.since = at or datetime.now(UTC)
             self._log.warning(
-                "database unreachable from the %s pool since %s: %s (further failures are "
-                "counted, not logged, until it connects again)",
-                self.pool,
+                "%s since %s: %s (further failures are counted, not logged, until %s)",
+                self._down,
                 self.since.strftime("%Y-%m-%d %H:%M:%S UTC"),
                 " ".join(reason.split()),
+                self._until,
             )
 
     def recovered(self, at: datetime | None = None) -> None:
@@ -179,10 +193,5 @@ class OutageLog:
         if since is None:
             return
         seconds = ((at or datetime.now(UTC)) - since).total_seconds()
-        self._log.info(
-            "database reachable again from the %s pool after %.0f s (%d failed attempts)",
-            self.pool,
-            seconds,
-            self.failures,
-        )
+        self._log.info("%s after %.0f s (%d %s)", self._up, seconds, self.failures, self._unit)
         self.since, self.failures = None, 0

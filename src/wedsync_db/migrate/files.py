@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from wedsync_db.errors import MigrationFileError
+from wedsync_db.jsonable import JsonRecord, json_as, tenths
 from wedsync_db.migrate.lint.parsed import FILE_PATTERN, ParsedFile, decode, parse_file
 
 BUILTIN = "builtin"
@@ -44,7 +45,7 @@ class MigrationFile:
 
 
 @dataclass(frozen=True)
-class AppliedMigration:
+class AppliedMigration(JsonRecord):
     """A row of ops.schema_migrations."""
 
     version: str
@@ -53,43 +54,21 @@ class AppliedMigration:
     checksum: str
     applied_at: datetime
     applied_by: str
-    duration_ms: float
+    duration_ms: float = field(metadata=json_as(tenths))
     mode: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "version": self.version,
-            "name": self.name,
-            "directory": self.directory,
-            "checksum": self.checksum,
-            "applied_at": self.applied_at.isoformat(),
-            "applied_by": self.applied_by,
-            "duration_ms": round(self.duration_ms, 1),
-            "mode": self.mode,
-        }
 
 
 DriftKind = Literal["changed", "missing", "out-of-order"]
 
 
 @dataclass(frozen=True)
-class Drift:
+class Drift(JsonRecord):
     """A disagreement between history and files that stops `apply`."""
 
     kind: DriftKind
     version: str
     name: str
     message: str
-
-    def to_dict(self) -> dict[str, str]:
-        """JSON-ready form."""
-        return {
-            "kind": self.kind,
-            "version": self.version,
-            "name": self.name,
-            "message": self.message,
-        }
 
 
 def checksum(sql: str) -> str:

@@ -26,6 +26,7 @@ from wedsync_db.errors import (
     MigrationLockHeld,
     WedsyncDBError,
 )
+from wedsync_db.jsonable import JsonRecord, json_as, tenths
 from wedsync_db.migrate.files import (
     AppliedMigration,
     Drift,
@@ -108,28 +109,16 @@ class MigrationStatus:
 
 
 @dataclass(frozen=True)
-class AppliedFile:
+class AppliedFile(JsonRecord):
     """What happened to one file in a run."""
 
     version: str
     name: str
     path: str
     mode: str
-    duration_ms: float
+    duration_ms: float = field(metadata=json_as(tenths))
     attempts: int
     notes: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "version": self.version,
-            "name": self.name,
-            "path": self.path,
-            "mode": self.mode,
-            "duration_ms": round(self.duration_ms, 1),
-            "attempts": self.attempts,
-            "notes": list(self.notes),
-        }
 
 
 @dataclass(frozen=True)

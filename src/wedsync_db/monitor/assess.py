@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from wedsync_db.calendar import CalendarContext, ContextLevel, calendar_context
+from wedsync_db.jsonable import JsonRecord
 from wedsync_db.monitor.snapshot import (
     BlockingPair,
     CollectorError,
@@ -81,20 +82,16 @@ class Check:
 
 
 @dataclass(frozen=True)
-class Alert:
+class Alert(JsonRecord):
     """A check that is not passing, in one sentence."""
 
     key: str
     severity: Severity
     message: str
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"key": self.key, "severity": self.severity, "message": self.message}
-
 
 @dataclass(frozen=True)
-class Recommendation:
+class Recommendation(JsonRecord):
     """Something to do, keyed stably (``index.unused:public.guests_foo_idx``) across samples."""
 
     key: str
@@ -103,17 +100,6 @@ class Recommendation:
     objects: tuple[str, ...]
     remedy: str
     remedy_sql: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "key": self.key,
-            "severity": self.severity,
-            "title": self.title,
-            "objects": list(self.objects),
-            "remedy": self.remedy,
-            "remedy_sql": self.remedy_sql,
-        }
 
 
 @dataclass(frozen=True)
@@ -247,6 +233,28 @@ class _Builder:
                 details=dict(details or {}),
             )
         )
+
+    def unavailable(
+        self, key: str, unit: str, inp: Snapshot, collector: str, collected: object
+    ) -> bool:
+        """Report ``key`` as unavailable (warn, no value) when ``collector`` failed and so
+        ``collected`` (its record) is missing: a failed collector is not a pass. True then."""
+        error = next((e for e in inp.errors if e.collector == collector), None)
+        if error is None or collected is not None:
+            return False
+        self.checks.append(
+            Check(
+                key=key,
+                status="warn",
+                observed_value=None,
+                observed_unit=unit,
+                time=self.now,
+                context=self.t.level,
+                output=f"data unavailable: the {collector} collector failed ({error.message})",
+                details={"unavailable": True},
+            )
+        )
+        return True
 
     def recommend(
         self,
@@ -435,6 +443,13 @@ def _sessions_over(
 
 
 def _activity(b: _Builder, inp: Snapshot) -> None:
+    activity = (
+        "postgres:longRunningQueries",
+        "postgres:idleInTransaction",
+        "postgres:transactionAge",
+    )
+    if all([b.unavailable(key, "s", inp, "connections", inp.connections) for key in activity]):
+        return  # the connections collector failed: each check says so
     t, c = b.t, inp.connections
     _sessions_over(
         b,
@@ -829,6 +844,8 @@ def _security(b: _Builder, inp: Snapshot) -> None:
 
 
 def _slow_queries(b: _Builder, inp: Snapshot) -> None:
+    if b.unavailable("postgres:slowQueries", "ms", inp, "queries", inp.queries):
+        return
     t = b.t
     wedding_limit = wedding_day_query_mean_ms()
     window = inp.queries.window if inp.queries else None

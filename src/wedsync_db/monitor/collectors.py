@@ -411,13 +411,16 @@ async def collect_locks(s: Session, o: CollectOptions) -> LockStats:
 class _ReplicationRow:
     in_recovery: bool
     replay_lag_seconds: float | None
+    wal_position: str | None
 
 
 async def collect_replication(s: Session) -> ReplicationStats:
     """Standby replay lag, or this primary's standbys, and the replication slots."""
     status = await s.fetch_one(_sql("replication.sql", "replication_status"), row=_ReplicationRow)
-    replicas = await s.fetch_all(_sql("replication.sql", "replicas"), row=Replica)
-    slots = await s.fetch_all(_sql("replication.sql", "slots"), row=ReplicationSlot)
+    # both measured from one reading of this server's WAL position
+    position = {"wal_position": status.wal_position if status else None}
+    replicas = await s.fetch_all(_sql("replication.sql", "replicas"), position, row=Replica)
+    slots = await s.fetch_all(_sql("replication.sql", "slots"), position, row=ReplicationSlot)
     return ReplicationStats(
         in_recovery=bool(status and status.in_recovery),
         replay_lag_seconds=status.replay_lag_seconds if status else None,

@@ -11,8 +11,9 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
+
+from wedsync_db.jsonable import JsonRecord, json_as
 
 SATURDAY = 5
 SECONDS_PER_DAY = 86_400.0
@@ -60,32 +61,22 @@ def fit_line(points: Sequence[Point]) -> LinearFit | None:
 
 
 @dataclass(frozen=True)
-class GrowthForecast:
+class GrowthForecast(JsonRecord):
     """Growth of a metric and where it is heading; ``reason`` says why a figure is missing."""
 
     metric: str
     points: int
     current: float | None
     rate_per_day: float | None
-    projections: dict[int, float] = field(default_factory=dict)
+    # written keyed ``in_30_days``…
+    projections: dict[int, float] = field(
+        default_factory=dict,
+        metadata=json_as(lambda p: {f"in_{d}_days": v for d, v in sorted(p.items())}),
+    )
     budget: float | None = None
     days_until_budget: float | None = None
     r_squared: float | None = None
     reason: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (projections keyed ``in_30_days``…)."""
-        return {
-            "metric": self.metric,
-            "points": self.points,
-            "current": self.current,
-            "rate_per_day": self.rate_per_day,
-            "projections": {f"in_{d}_days": v for d, v in sorted(self.projections.items())},
-            "budget": self.budget,
-            "days_until_budget": self.days_until_budget,
-            "r_squared": self.r_squared,
-            "reason": self.reason,
-        }
 
 
 def growth_forecast(
@@ -147,28 +138,18 @@ def _with(base: GrowthForecast, *, reason: str) -> GrowthForecast:
 
 
 @dataclass(frozen=True)
-class SaturdayPeakForecast:
+class SaturdayPeakForecast(JsonRecord):
     """Peak of a metric on each Saturday, the weekly trend, and the next Saturday's peak."""
 
     metric: str
-    saturdays: tuple[tuple[date, float], ...]
+    saturdays: tuple[tuple[date, float], ...] = field(
+        metadata=json_as(lambda s: [{"date": d.isoformat(), "peak": v} for d, v in s])
+    )
     next_saturday: date
     weekly_change: float | None = None
     predicted_peak: float | None = None
     r_squared: float | None = None
     reason: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "metric": self.metric,
-            "saturdays": [{"date": d.isoformat(), "peak": v} for d, v in self.saturdays],
-            "next_saturday": self.next_saturday.isoformat(),
-            "weekly_change": self.weekly_change,
-            "predicted_peak": self.predicted_peak,
-            "r_squared": self.r_squared,
-            "reason": self.reason,
-        }
 
 
 def next_saturday(today: date) -> date:

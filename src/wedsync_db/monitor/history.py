@@ -11,6 +11,7 @@ from typing import Any
 from wedsync_db.db.client import Database
 from wedsync_db.db.queries import load_queries
 from wedsync_db.db.session import Session
+from wedsync_db.jsonable import JsonRecord
 from wedsync_db.monitor import forecast
 from wedsync_db.monitor.snapshot import QueryBaseline, QueryCounters, Snapshot
 from wedsync_db.settings import Settings
@@ -60,7 +61,7 @@ def _q(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class MetricPoint:
+class MetricPoint(JsonRecord):
     """One time bucket of a series: when (mean capture time), mean, extremes, and how many
     snapshots fell in it."""
 
@@ -69,16 +70,6 @@ class MetricPoint:
     min: float
     max: float
     samples: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "at": self.at.isoformat(),
-            "value": self.value,
-            "min": self.min,
-            "max": self.max,
-            "samples": self.samples,
-        }
 
 
 def snapshot_details(snapshot: Snapshot) -> dict[str, Any]:

@@ -81,6 +81,13 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
     return _with(_c(name, doc), value)
 
 
+def _counters(table: Iterable[tuple[str, str, float | None]]) -> Iterator[CounterMetricFamily]:
+    """A counter without labels for each (name, doc, value) whose value is known."""
+    for name, doc, value in table:
+        if value is not None:
+            yield _counter(name, doc, float(value))
+
+
 def _with(family: _F, value: float) -> _F:
     family.add_metric([], value)
     return family
@@ -290,10 +297,7 @@ def _database(snap: Snapshot) -> Iterator[Metric]:
         ("checksum_failures", "Data page checksum failures", d.checksum_failures or 0),
         ("sessions", "Sessions established", d.sessions),
     )
-    for name, doc, value in counters:
-        c = _c(name, doc)
-        c.add_metric([], float(value))
-        yield c
+    yield from _counters(counters)
     yield _labelled(
         "conflicts",
         "Queries cancelled by recovery conflicts",
@@ -389,11 +393,7 @@ def _background(snap: Snapshot) -> Iterator[Metric]:
         ("wal_archived", "WAL files archived", b.archived_count),
         ("wal_archive_failed", "Failed WAL archive attempts", b.failed_count),
     )
-    for name, doc, value in simple:
-        if value is not None:
-            c = _c(name, doc)
-            c.add_metric([], float(value))
-            yield c
+    yield from _counters(simple)
     f = _g("wal_last_archive_age_seconds", "Time since the last WAL file was archived (NaN: never)")
     age = b.last_archived_age_seconds
     f.add_metric([], age if age is not None else math.nan)

@@ -7,12 +7,13 @@ server's statistics. Nothing here does I/O.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
+
+from wedsync_db.jsonable import JSON_TEXT, NOT_JSON, to_json
 
 # Who a connection serves, from the application_name set by wedsync-db's clients
 # (ops.connection_audience); "pool" is an idle connection parked in one of our pools.
@@ -67,31 +68,6 @@ XID_WRAPAROUND_LIMIT = 2**31
 MIN_INTERVAL_BLOCKS = 1_000
 # Likewise for the rollback ratio: a handful of transactions is no trend.
 MIN_INTERVAL_TRANSACTIONS = 100
-
-_NOT_JSON = {"json": False}
-# 64-bit identifiers lose precision as JSON numbers in JavaScript clients
-_JSON_TEXT = {"json": "text"}
-
-
-def _to_json(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(value):
-            mode = f.metadata.get("json", True)
-            if mode is False:
-                continue
-            item = getattr(value, f.name)
-            out[f.name] = str(item) if mode == "text" and item is not None else _to_json(item)
-        return out
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): _to_json(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_to_json(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # --- collector outcome ----------------------------------------------------------------------
@@ -404,7 +380,7 @@ class QueryBaseline:
 class QueryStat:
     """One statement over the interval between two captures (all counters are differences)."""
 
-    queryid: int = field(metadata=_JSON_TEXT)
+    queryid: int = field(metadata=JSON_TEXT)
     query: str
     calls: int
     total_ms: float
@@ -444,7 +420,7 @@ class QueryStats:
     deallocations: int | None
     window: QueryWindow | None
     # every entry's cumulative counters: the baseline of the next difference (not in JSON)
-    counters: Mapping[str, QueryCounters] = field(default_factory=dict, metadata=_NOT_JSON)
+    counters: Mapping[str, QueryCounters] = field(default_factory=dict, metadata=NOT_JSON)
 
     def baseline(self, captured_at: datetime) -> QueryBaseline:
         """These counters as the baseline of a later capture."""
@@ -876,7 +852,7 @@ class Snapshot:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form of everything collected (no internal baselines)."""
-        out: dict[str, Any] = _to_json(self)
+        out: dict[str, Any] = to_json(self)
         out["derived"] = {
             "cache_hit_ratio": self.cache_hit_ratio,
             "index_hit_ratio": self.index_hit_ratio,

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from wedsync_db.db.backoff import Backoff
 from wedsync_db.db.client import Database
+from wedsync_db.db.heartbeat import OutageLog
 from wedsync_db.errors import DatabaseUnavailable, WedsyncDBError
 from wedsync_db.monitor import history
 from wedsync_db.monitor.assess import Assessment, assess_sample
@@ -104,6 +105,15 @@ class MonitorState:
         self.up = False
         self.last_error: str | None = None
         self.consecutive_failures = 0
+        # an outage is logged when samples start failing and when they succeed again
+        self.sample_outage = OutageLog(
+            "monitor",
+            log,
+            down="monitor samples failing",
+            up="monitor samples succeeding again",
+            until="a sample succeeds",
+            unit="failed samples",
+        )
         # failed scrape refreshes, kept apart so that they never stretch the sampler's backoff
         self.scrape_failures = 0
         self.captures = 0
@@ -325,10 +335,12 @@ class MonitorState:
             try:
                 await self.capture(source="sampler")
             except WedsyncDBError as exc:
-                log.warning("monitor sample failed: %s", exc)
+                self.sample_outage.failed(str(exc))
             except Exception:
                 log.exception("monitor sample failed")
                 self.consecutive_failures += 1
+            else:
+                self.sample_outage.recovered()
             await asyncio.sleep(self.next_delay())
 
     def to_dict(self) -> dict[str, Any]:

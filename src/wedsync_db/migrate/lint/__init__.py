@@ -8,6 +8,7 @@ from wedsync_db.migrate.lint.engine import (
     analyze_sql,
     check_pg_version,
     lint_source,
+    lint_sources,
 )
 from wedsync_db.migrate.lint.locks import classify, created_relations
 from wedsync_db.migrate.lint.parsed import (
@@ -57,6 +58,7 @@ __all__ = [
     "created_relations",
     "decode",
     "lint_source",
+    "lint_sources",
     "mask_comments",
     "parse_directives",
     "parse_file",

@@ -114,7 +114,7 @@ def lint_source(
     parsed, and a file named other than NNNN_name.sql, are findings of that file, not errors."""
     check_pg_version(pg_version)
     extra: list[Finding] = []
-    basename = name.replace("\\", "/").rsplit("/", 1)[-1]
+    basename = _basename(name)
     if not FILE_PATTERN.match(basename):
         extra.append(
             RULES["migration-file-name"].finding(
@@ -139,6 +139,39 @@ def lint_source(
     if not extra:
         return result
     return replace(result, findings=(*extra, *result.findings))
+
+
+def lint_sources(
+    targets: Iterable[tuple[str, bytes]],
+    *,
+    pg_version: str | None = None,
+    run_squawk: bool = True,
+) -> list[FileAnalysis]:
+    """Lint several files as one set, as `migrate lint` does: each alone (see
+    :func:`lint_source`), and a version number used by two files (across directories, as
+    `migrate apply` would refuse them) is a finding of the later file."""
+    results: list[FileAnalysis] = []
+    first_of: dict[int, str] = {}
+    for name, data in targets:
+        result = lint_source(data, name=name, pg_version=pg_version, run_squawk=run_squawk)
+        match = FILE_PATTERN.match(_basename(name))
+        if match is not None:
+            number = int(match.group(1))
+            other = first_of.setdefault(number, name)
+            if other != name:
+                hit = Hit(
+                    f"version {match.group(1)} is used twice: {other} and {name}; renumber one "
+                    "of them (`wedsync-db migrate new` picks the next free number)"
+                )
+                result = replace(
+                    result, findings=(RULES["duplicate-version"].finding(hit), *result.findings)
+                )
+        results.append(result)
+    return results
+
+
+def _basename(name: str) -> str:
+    return name.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _line_of(message: str) -> int | None:

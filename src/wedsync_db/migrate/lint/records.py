@@ -7,9 +7,11 @@ Lock Modes" (https://www.postgresql.org/docs/current/explicit-locking.html#LOCKI
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, get_args
+
+from wedsync_db.jsonable import JsonRecord
 
 Severity = Literal["error", "warning", "info"]
 Source = Literal["squawk", "wedsync"]
@@ -33,7 +35,7 @@ SEVERITY_ORDER: Mapping[str, int] = MappingProxyType({"error": 0, "warning": 1, 
 
 
 @dataclass(frozen=True)
-class Finding:
+class Finding(JsonRecord):
     """A lint result for one file, optionally tied to a line and statement."""
 
     rule: str
@@ -44,10 +46,6 @@ class Finding:
     source: Source
     acknowledged: bool = False
     acknowledgement: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,7 @@ class TableLock:
 
 
 @dataclass(frozen=True)
-class StatementAnalysis:
+class StatementAnalysis(JsonRecord):
     """What a statement locks and whether other sessions will feel it."""
 
     text: str
@@ -108,12 +106,6 @@ class StatementAnalysis:
     locks: tuple[TableLock, ...] = ()
     reason: str = ""
     end_line: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        data = asdict(self)
-        data["locks"] = [asdict(lock) for lock in self.locks]
-        return data
 
 
 @dataclass(frozen=True)

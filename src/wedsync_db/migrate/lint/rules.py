@@ -224,6 +224,15 @@ register(
 )
 register(
     Rule(
+        "duplicate-version",
+        "error",
+        "another file linted with this one has the same version number (a case needs two files)",
+        acknowledgeable=False,
+        corpus=False,
+    )
+)
+register(
+    Rule(
         "migration-file-name",
         "warning",
         "the file is not named NNNN_name.sql, so `migrate apply` refuses its directory",
