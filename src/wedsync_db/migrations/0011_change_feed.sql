@@ -320,7 +320,7 @@ begin
         from gone g group by g.stream
     ),
     moved as (
-        update feed.heads h set pruned_through = pg_catalog.greatest(h.pruned_through, m.seq)
+        update feed.heads h set pruned_through = greatest(h.pruned_through, m.seq)
         from marks m where h.stream operator(pg_catalog.=) m.stream
         returning m.n
     )
