@@ -7,13 +7,18 @@ outbox's row level security is what decides.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
 
+from fixtures.environment import isolate_settings
 from fixtures.tenants import Tenants, build_tenants, couple, service_rows, vendor
 from wedsync_db.db.client import Database
+from wedsync_db.monitor.collectors import collect
+from wedsync_db.monitor.state import MonitorState
+from wedsync_db.settings import load_settings
 
 
 @pytest.fixture
@@ -230,3 +235,41 @@ async def test_user_scopes_cannot_write_the_outbox_or_compute_others_keys(
         with pytest.raises(PermissionDenied):
             async with db.as_user(couple(t.w1_partner)) as s:
                 await s.execute(statement, params)
+
+
+# --- monitoring and retention ------------------------------------------------------------------
+async def test_the_outbox_is_measured_and_the_sampler_prunes_it(
+    database: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    db = database
+    t = await build_tenants(db)
+    async with db.as_user(couple(t.w1_partner)) as s:
+        await s.execute(
+            "update guests set notes = 'measured' where wedding_id = %s", (t.wedding_1,)
+        )
+    snap = await collect(db, parts=["feed"])
+    assert snap.feed is not None and not snap.errors
+    assert snap.feed.changes >= 3 and snap.feed.bytes > 0 and snap.feed.streams >= 4
+    assert snap.feed.oldest_change_at is not None
+    assert snap.metrics()["feed_changes"] == snap.feed.changes
+
+    isolate_settings(monkeypatch, tmp_path)
+    # a retention of a few milliseconds: everything written so far is past it
+    settings = load_settings(feed_retention_hours=1e-6)
+    state = MonitorState(settings, db)
+    await state.capture(source="test")
+    text = state.exporter.render().decode()
+    assert (
+        "wedsync_db_feed_changes " in text and "wedsync_db_feed_oldest_change_age_seconds" in text
+    )
+    assert state.feed_pruned >= snap.feed.changes
+    assert await service_rows(db, "select count(*) from feed.changes") == [(0,)]
+    pruned = await service_rows(
+        db, "select pruned_through, seq from feed.heads where stream = %s", (t.wedding_1,)
+    )
+    assert pruned[0][0] == pruned[0][1]
+    # within the purge interval the sampler does not prune again
+    async with db.as_user(couple(t.w1_partner)) as s:
+        await s.execute("update guests set notes = 'kept' where wedding_id = %s", (t.wedding_1,))
+    await state.capture(source="test")
+    assert await service_rows(db, "select count(*) from feed.changes") == [(3,)]

@@ -161,6 +161,7 @@ def families(
     yield from _storage(snap)
     yield from _advice(snap)
     yield from _backups(snap, now)
+    yield from _feed(snap, now)
     if snap.weddings_today is not None:
         yield _gauge(
             "weddings_today", "Weddings scheduled today (platform time)", float(snap.weddings_today)
@@ -479,6 +480,33 @@ def _replication(snap: Snapshot) -> Iterator[Metric]:
         if slot.retained_bytes is not None:
             retained.add_metric([slot.slot_name], float(slot.retained_bytes))
     yield from (active, retained)
+
+
+def _feed(snap: Snapshot, now: datetime) -> Iterator[Metric]:
+    fd = snap.feed
+    if fd is None:
+        return
+    yield _gauge("feed_changes", "Changes kept in the change feed's outbox", float(fd.changes))
+    yield _gauge("feed_bytes", "Size of the change feed's outbox with its indexes", float(fd.bytes))
+    yield _gauge(
+        "feed_streams", "Streams (weddings, organizations) with changes", float(fd.streams)
+    )
+    for name, doc, moment in (
+        ("feed_oldest_change_age_seconds", "Age of the oldest change kept", fd.oldest_change_at),
+        ("feed_newest_change_age_seconds", "Age of the newest change", fd.newest_change_at),
+    ):
+        if moment is not None:
+            yield _gauge(name, doc, max(0.0, (now - moment).total_seconds()))
+    yield _gauge(
+        "feed_watermark_lag_transactions",
+        "Transaction ids between the commit watermark (oldest running) and the next one",
+        float(fd.watermark_lag_xids),
+    )
+    yield _gauge(
+        "feed_oldest_writer_seconds",
+        "Age of the oldest transaction that has written and not ended (0: none)",
+        float(fd.oldest_writer_seconds or 0.0),
+    )
 
 
 def _backups(snap: Snapshot, now: datetime) -> Iterator[Metric]:

@@ -677,6 +677,22 @@ class BackupStats:
         return failed is not None and (ok is None or failed > ok)
 
 
+# --- change feed ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FeedStats:
+    """The change feed's outbox: its size, its time span, and what holds its readers back."""
+
+    changes: int
+    bytes: int
+    streams: int
+    oldest_change_at: datetime | None
+    newest_change_at: datetime | None
+    # transaction ids between the commit watermark (the oldest running) and the next one
+    watermark_lag_xids: int
+    # the oldest transaction that has written something and not yet ended (None: none)
+    oldest_writer_seconds: float | None
+
+
 # --- advice ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class IndexAdvice:
@@ -723,6 +739,7 @@ class Snapshot:
     security: tuple[SecurityFinding, ...] | None = None
     weddings_today: int | None = None
     backups: BackupStats | None = None
+    feed: FeedStats | None = None
     errors: tuple[CollectorError, ...] = ()
     # when the expensive collectors (sizes, maintenance, advice) last ran
     full_captured_at: datetime | None = None
@@ -843,6 +860,13 @@ class Snapshot:
             m["backup_age_seconds"] = self.age_seconds(bk.last_backup_at)
             m["backup_verified_age_seconds"] = self.age_seconds(bk.last_verified_at)
             m["wal_archived_age_seconds"] = self.age_seconds(bk.last_archived_time)
+        if self.feed is not None:
+            fd = self.feed
+            m["feed_changes"] = fd.changes
+            m["feed_bytes"] = fd.bytes
+            m["feed_oldest_change_age_seconds"] = self.age_seconds(fd.oldest_change_at)
+            m["feed_watermark_lag_xids"] = fd.watermark_lag_xids
+            m["feed_oldest_writer_seconds"] = fd.oldest_writer_seconds
         return {k: float(v) for k, v in m.items() if v is not None and math.isfinite(float(v))}
 
     def to_dict(self) -> dict[str, Any]:
