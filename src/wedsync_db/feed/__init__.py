@@ -9,11 +9,12 @@ outbox (migration 0011) with one hub per Database (see :mod:`wedsync_db.feed.hub
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from wedsync_db.db.client import Claims, Database
-from wedsync_db.feed.hub import ChangeHub, Subscription
+from wedsync_db.feed.hub import ChangeHub, Subscription, _sql
 from wedsync_db.feed.model import Change, CursorAhead, CursorExpired, SubscriberTooSlow
 
 
@@ -70,10 +71,9 @@ async def changes(
         await sub.close()
 
 
-async def prune(db: Database, before: Any) -> int:
-    """Delete the changes recorded before ``before`` (a datetime); returns how many."""
-    from wedsync_db.feed.hub import _sql
-
+async def prune(db: Database, before: datetime) -> int:
+    """Delete the changes recorded before ``before``; returns how many. The heads remember
+    how far each stream was pruned, so older cursors are told to resync."""
     async with db.service(reason="change feed: prune") as s:
         return int(await s.fetch_val(_sql("prune"), (before,)) or 0)
 
