@@ -205,7 +205,9 @@ class MonitorState:
             log.exception("assessment failed")
         if self.store_history:
             await self._record(snap, source)
-            await self._prune_feed()
+            if snap.feed is not None:
+                # only where the outbox exists (its collector read it)
+                await self._prune_feed()
         return snap
 
     async def _prune_feed(self) -> None:
