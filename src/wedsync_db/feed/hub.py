@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 CHANNEL = "wedsync_feed"
 # changes read per group and batch; a longer backlog is read in several batches
 BATCH_LIMIT = 1000
+# group reads of one batch in flight at once (each holds a user pool connection)
+READ_CONCURRENCY = 4
 # changes waiting for a subscriber that does not read them; beyond, it must reconnect
 MAX_PENDING = 10_000
 
@@ -245,7 +247,7 @@ class ChangeHub:
             )
         self.queries += 1
         keys = {(r[0], r[1], r[2]): r[3] or "" for r in key_rows}
-        more = False
+        reads = []
         for stream, subs in due.items():
             head = heads[stream][0]
             groups: dict[str, list[Subscription]] = defaultdict(list)
@@ -257,8 +259,15 @@ class ChangeHub:
                     for sub in members:
                         sub._deliver((), head)
                     continue
-                more = await self._read_group(stream, key, members, head) or more
-        return more
+                reads.append(self._read_group(stream, key, members, head))
+        # groups are independent (each subscriber is in one): read a few at a time
+        gate = asyncio.Semaphore(READ_CONCURRENCY)
+
+        async def gated(read: Awaitable[bool]) -> bool:
+            async with gate:
+                return await read
+
+        return any(await asyncio.gather(*(gated(r) for r in reads)))
 
     async def _read_group(
         self, stream: UUID, key: str, members: list[Subscription], head: int

@@ -247,16 +247,20 @@ create function feed.access_key(stream uuid) returns text
     language sql stable
     set search_path = pg_catalog, pg_temp
 as $$
+    -- each membership helper runs once
     select pg_catalog.concat_ws(',',
-        case when stream in (select wedsync.guest_wedding_ids()) then 'guests' end,
-        case when stream in (select wedsync.user_wedding_ids())
-                  or stream in (select wedsync.vendor_wedding_ids()) then 'wedding' end,
-        case when stream in (select wedsync.user_wedding_ids()) then 'members' end,
-        case when stream in (select wedsync.user_wedding_ids()) then 'links'
+        case when a.guests then 'guests' end,
+        case when a.member or a.vendor then 'wedding' end,
+        case when a.member then 'members' end,
+        case when a.member then 'links'
              else (select 'links:' || pg_catalog.string_agg(o::text, ' ' order by o)
                    from wedsync.user_organization_ids() o)
         end,
-        case when stream in (select wedsync.vendor_organization_ids()) then 'clients' end)
+        case when a.clients then 'clients' end)
+    from (select stream in (select wedsync.guest_wedding_ids()) as guests,
+                 stream in (select wedsync.user_wedding_ids()) as member,
+                 stream in (select wedsync.vendor_wedding_ids()) as vendor,
+                 stream in (select wedsync.vendor_organization_ids()) as clients) a
 $$;
 
 -- The access keys of many subscribers at once (service code only): for each i, the key of
