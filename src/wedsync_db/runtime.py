@@ -145,6 +145,12 @@ def database_for(settings: Settings, dsn: str) -> Database:
         heartbeat_interval=settings.heartbeat_interval,
         heartbeat_window=settings.heartbeat_window,
         query_timeout=settings.query_timeout,
+        listen_dsn=(
+            settings.direct_database_url.get_secret_value()
+            if settings.direct_database_url is not None
+            else None
+        ),
+        feed_poll_interval=settings.feed_poll_interval,
     )
 
 

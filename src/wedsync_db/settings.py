@@ -73,6 +73,13 @@ PROFILES: dict[str, Profile] = {
     "production": Profile(100, 7, 90, "enforce", True),
 }
 
+# change feed retention per environment (hours)
+FEED_RETENTION_HOURS: dict[str, float] = {
+    "development": 24.0,
+    "staging": 72.0,
+    "production": 168.0,
+}
+
 
 # --- parsing helpers (pure) -----------------------------------------------------------------
 def parse_weekdays(value: str) -> frozenset[int]:
@@ -318,6 +325,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, gt=0, le=1_073_741_824)
     history_retention_days: int | None = Field(default=None, ge=1)
     backup_retention_days: int | None = Field(default=None, ge=1)
+    # the change feed: how long changes are kept (None: the profile's, see
+    # effective_feed_retention_hours), how often readers poll without a NOTIFY, and how often
+    # an idle SSE stream sends a heartbeat comment
+    feed_retention_hours: float | None = Field(default=None, gt=0)
+    feed_poll_interval: float = Field(default=1.0, gt=0, le=60)
+    feed_heartbeat_interval: float = Field(default=15.0, gt=0)
     # the backup repository (WAL archive, base backups, metadata); default <data dir>/backups
     backup_dir: Path | None = None
     # where the server's pg_basebackup & co. are, when they are not found by themselves
@@ -400,6 +413,14 @@ class Settings(BaseSettings):
     @property
     def effective_backup_retention_days(self) -> int:
         return self.backup_retention_days or self.profile.backup_retention_days
+
+    @property
+    def effective_feed_retention_hours(self) -> float:
+        """How long the change feed keeps changes: a day in development, three in staging, a
+        week in production (a client offline longer reloads the current state)."""
+        if self.feed_retention_hours is not None:
+            return self.feed_retention_hours
+        return FEED_RETENTION_HOURS[self.env]
 
     @property
     def effective_backup_dir(self) -> Path:
@@ -591,6 +612,7 @@ _PROFILE_VALUES = {
     "freeze_mode": "effective_freeze_mode",
     "history_retention_days": "effective_history_retention_days",
     "backup_retention_days": "effective_backup_retention_days",
+    "feed_retention_hours": "effective_feed_retention_hours",
     "backup_every_hours": "effective_backup_every_hours",
     "backup_verify_every_hours": "effective_backup_verify_every_hours",
 }

@@ -310,8 +310,15 @@ class Database:
         heartbeat_interval: float = 30.0,
         heartbeat_window: int = 120,
         query_timeout: float = 60.0,
+        listen_dsn: str | None = None,
+        feed_poll_interval: float = 1.0,
     ) -> None:
         self.pool_timeout = pool_timeout
+        # the change feed's LISTEN connection: a direct one (never through a transaction
+        # pooler), logging in as the service login; the hub starts with the first subscriber
+        self.listen_dsn = listen_dsn or service_dsn
+        self.feed_poll_interval = feed_poll_interval
+        self.feed_hub: Any = None
         self.heartbeat_interval = heartbeat_interval
         self.query_timeout = query_timeout
         self.read_retries = {"user": 0, "service": 0}
@@ -394,8 +401,10 @@ class Database:
             await self._claims_key()
 
     async def close(self) -> None:
-        """Stop the heartbeat and close both pools."""
+        """Stop the heartbeat and the change feed, and close both pools."""
         await self.stop_heartbeat()
+        if self.feed_hub is not None:
+            await self.feed_hub.close()
         for pool in self._pools.values():
             await pool.close()
 

@@ -304,6 +304,7 @@ def assess(
     _security(b, inp)
     _slow_queries(b, inp)
     _backups(b, inp)
+    _feed(b, inp)
     _collectors(b, inp)
     checks = tuple(b.checks)
     alerts = tuple(
@@ -968,6 +969,35 @@ def _backups(b: _Builder, inp: Snapshot) -> None:
                 else ""
             ),
         )
+
+
+def _feed(b: _Builder, inp: Snapshot) -> None:
+    """feed:oldestChangeAge: the sampler prunes the outbox to the retention every hour, so a
+    change older than twice the retention means pruning has stopped (the outbox only grows)."""
+    fd = inp.feed
+    if fd is None:
+        return
+    retention = b.t.feed_retention_hours * 3600.0
+    age = inp.age_seconds(fd.oldest_change_at)
+    behind = age is not None and age > 2 * retention
+    b.check(
+        "feed:oldestChangeAge",
+        "warn" if behind else "pass",
+        None if age is None else round(age, 1),
+        "s",
+        f"the change feed holds changes {_hours(age or 0.0)} old, beyond twice its retention "
+        f"of {_hours(retention)}: is the sampler (`wedsync-db up`) pruning it?"
+        if behind
+        else "",
+        limits={"warn": 2 * retention},
+        details={
+            "changes": fd.changes,
+            "bytes": fd.bytes,
+            "streams": fd.streams,
+            "watermark_lag_xids": fd.watermark_lag_xids,
+            "oldest_writer_seconds": fd.oldest_writer_seconds,
+        },
+    )
 
 
 def _collectors(b: _Builder, inp: Snapshot) -> None:

@@ -38,6 +38,7 @@ from wedsync_db.monitor.snapshot import (
     ConnectionStats,
     DatabaseStats,
     DatabaseXid,
+    FeedStats,
     IndexAdvice,
     LockStats,
     MaintenanceStats,
@@ -77,6 +78,10 @@ PG_STAT_STATEMENTS_PRELOAD_HINT = (
 OPS_FUNCTIONS_HINT = (
     "the ops monitoring functions are missing: run `wedsync-db migrate apply` "
     "(migration 0004_ops_monitoring)"
+)
+FEED_HINT = (
+    "the change feed's outbox is missing: run `wedsync-db migrate apply` (migration "
+    "0011_change_feed)"
 )
 PRIVILEGE_HINT = (
     "the monitoring login lacks a privilege: GRANT pg_monitor TO the login of DATABASE_URL, "
@@ -151,6 +156,8 @@ def hint_for(collector: str, exc: WedsyncDBError, timeout_ms: int) -> str:
         return PRIVILEGE_HINT
     if sqlstate in ("42883", "42P01", "3F000") and re.search(r'\bops\b|"ops"', message):
         return OPS_FUNCTIONS_HINT
+    if sqlstate in ("42P01", "3F000") and collector == "feed":
+        return FEED_HINT
     if sqlstate == "42P01" and collector == "calendar":
         return "the weddings table is missing: run `wedsync-db migrate apply`"
     if sqlstate == "42704" and "service_role" in message:
@@ -486,6 +493,14 @@ async def collect_weddings_today(s: Session, today: date) -> int:
     return int(count or 0)
 
 
+async def collect_feed(s: Session) -> FeedStats:
+    """The change feed's outbox size, span and watermark."""
+    stats = await s.fetch_one(_sql("feed.sql", "feed_stats"), row=FeedStats)
+    if stats is None:  # pragma: no cover - one row per existing table
+        raise QueryError("feed_stats returned no row")
+    return stats
+
+
 async def performance_report(
     db: Database, *, latency_ms: float | None = None, top_n: int = 20
 ) -> list[dict[str, Any]]:
@@ -607,6 +622,10 @@ COLLECTORS: tuple[CollectorSpec, ...] = (
     CollectorSpec(
         "plan_usage", "plan_usage.sql", "plan_usage", PlanUsage,
         lambda c: collect_plan_usage(c.session), expensive=True,
+    ),
+    CollectorSpec(
+        "feed", "feed.sql", "feed", FeedStats, lambda c: collect_feed(c.session),
+        scrape="refresh",
     ),
 )  # fmt: skip
 FULL_PARTS = tuple(spec.name for spec in COLLECTORS)

@@ -169,6 +169,7 @@ def families(
     yield from _advice(snap)
     yield from _backups(snap, now)
     yield from _plan_usage(snap)
+    yield from _feed(snap, now)
     if snap.weddings_today is not None:
         yield _gauge(
             "weddings_today", "Weddings scheduled today (platform time)", float(snap.weddings_today)
@@ -499,6 +500,33 @@ def _plan_usage(snap: Snapshot) -> Iterator[Metric]:
         at.add_metric([limit, "at"], float(getattr(u, f"at_{limit}_limit")))
         at.add_metric([limit, "over"], float(getattr(u, f"over_{limit}_limit")))
     yield at
+
+
+def _feed(snap: Snapshot, now: datetime) -> Iterator[Metric]:
+    fd = snap.feed
+    if fd is None:
+        return
+    yield _gauge("feed_changes", "Changes kept in the change feed's outbox", float(fd.changes))
+    yield _gauge("feed_bytes", "Size of the change feed's outbox with its indexes", float(fd.bytes))
+    yield _gauge(
+        "feed_streams", "Streams (weddings, organizations) with changes", float(fd.streams)
+    )
+    for name, doc, moment in (
+        ("feed_oldest_change_age_seconds", "Age of the oldest change kept", fd.oldest_change_at),
+        ("feed_newest_change_age_seconds", "Age of the newest change", fd.newest_change_at),
+    ):
+        if moment is not None:
+            yield _gauge(name, doc, max(0.0, (now - moment).total_seconds()))
+    yield _gauge(
+        "feed_watermark_lag_transactions",
+        "Transaction ids between the commit watermark (oldest running) and the next one",
+        float(fd.watermark_lag_xids),
+    )
+    yield _gauge(
+        "feed_oldest_writer_seconds",
+        "Age of the oldest transaction that has written and not ended (0: none)",
+        float(fd.oldest_writer_seconds or 0.0),
+    )
 
 
 def _backups(snap: Snapshot, now: datetime) -> Iterator[Metric]:

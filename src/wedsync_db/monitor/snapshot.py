@@ -674,6 +674,22 @@ class PlanUsage:
     LIMITS: ClassVar[tuple[str, ...]] = ("clients", "members", "weddings")
 
 
+# --- change feed ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FeedStats:
+    """The change feed's outbox: its size, its time span, and what holds its readers back."""
+
+    changes: int
+    bytes: int
+    streams: int
+    oldest_change_at: datetime | None
+    newest_change_at: datetime | None
+    # transaction ids between the commit watermark (the oldest running) and the next one
+    watermark_lag_xids: int
+    # the oldest transaction that has written something and not yet ended (None: none)
+    oldest_writer_seconds: float | None
+
+
 # --- advice ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class IndexAdvice:
@@ -721,6 +737,7 @@ class Snapshot:
     weddings_today: int | None = None
     backups: BackupStats | None = None
     plan_usage: PlanUsage | None = None
+    feed: FeedStats | None = None
     errors: tuple[CollectorError, ...] = ()
     # when the expensive collectors (sizes, maintenance, advice) last ran
     full_captured_at: datetime | None = None
@@ -848,6 +865,13 @@ class Snapshot:
             for limit in u.LIMITS:
                 m[f"organizations_at_{limit}_limit"] = getattr(u, f"at_{limit}_limit")
                 m[f"organizations_over_{limit}_limit"] = getattr(u, f"over_{limit}_limit")
+        if self.feed is not None:
+            fd = self.feed
+            m["feed_changes"] = fd.changes
+            m["feed_bytes"] = fd.bytes
+            m["feed_oldest_change_age_seconds"] = self.age_seconds(fd.oldest_change_at)
+            m["feed_watermark_lag_xids"] = fd.watermark_lag_xids
+            m["feed_oldest_writer_seconds"] = fd.oldest_writer_seconds
         return {k: float(v) for k, v in m.items() if v is not None and math.isfinite(float(v))}
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from wedsync_db.db.backoff import Backoff
 from wedsync_db.db.client import Database
 from wedsync_db.db.heartbeat import OutageLog
 from wedsync_db.errors import DatabaseUnavailable, WedsyncDBError
+from wedsync_db.feed import prune as prune_feed
 from wedsync_db.monitor import history
 from wedsync_db.monitor.assess import Assessment, assess_sample
 from wedsync_db.monitor.collectors import (
@@ -127,6 +128,9 @@ class MonitorState:
         self._refresh: asyncio.Task[None] | None = None
         self._retry_at = 0.0
         self._last_purge: float | None = None
+        self._last_feed_prune: float | None = None
+        # changes the sampler pruned from the feed's outbox
+        self.feed_pruned = 0
         self._exporter: MetricsExporter | None = None
         # the current health status as the health endpoint computes it, when an API serves one
         self.health_status: Callable[[], str] | None = None
@@ -211,7 +215,27 @@ class MonitorState:
             log.exception("assessment failed")
         if self.store_history:
             await self._record(snap, source)
+            if snap.feed is not None:
+                # only where the outbox exists (its collector read it)
+                await self._prune_feed()
         return snap
+
+    async def _prune_feed(self) -> None:
+        """Delete the feed's changes older than the retention, once per purge interval."""
+        now = time.monotonic()
+        last = self._last_feed_prune
+        if last is not None and now - last < PURGE_INTERVAL_SECONDS:
+            return
+        hours = self.settings.effective_feed_retention_hours
+        try:
+            self.feed_pruned += await prune_feed(
+                self.database, datetime.now(UTC) - timedelta(hours=hours)
+            )
+        except WedsyncDBError as exc:
+            self.collector_errors["feed_prune"] += 1
+            log.warning("could not prune the change feed: %s", exc)
+            return
+        self._last_feed_prune = now
 
     async def _query_baseline(self) -> QueryBaseline | None:
         full = self.full

@@ -87,6 +87,9 @@ class Thresholds:
     environment: Environment = "development"
     backup_verified_warn_hours: float | None = 8 * 24.0
     backup_verified_fail_hours: float | None = None
+    # The change feed keeps changes this long (WEDSYNC_FEED_RETENTION_HOURS); changes older than
+    # twice that mean the sampler's pruning is not running.
+    feed_retention_hours: float = 24.0
 
 
 NORMAL = Thresholds()
@@ -148,6 +151,7 @@ def thresholds_for(
     *,
     disk_budget_bytes: int | None = None,
     environment: Environment = "development",
+    feed_retention_hours: float = 24.0,
 ) -> Thresholds:
     """The limits that apply in a calendar context (optionally with a disk budget), with the
     environment's backup limits."""
@@ -158,6 +162,7 @@ def thresholds_for(
         environment=environment,
         backup_verified_warn_hours=warn,
         backup_verified_fail_hours=fail,
+        feed_retention_hours=feed_retention_hours,
     )
 
 
@@ -167,6 +172,7 @@ def thresholds_from_settings(level: ContextLevel, settings: Settings) -> Thresho
         level,
         disk_budget_bytes=round(settings.disk_budget_gb * 2**30),
         environment=settings.env,
+        feed_retention_hours=settings.effective_feed_retention_hours,
     )
 
 
