@@ -88,7 +88,35 @@ async def test_a_stale_version_reports_the_current_row_and_conflicting_fields(
     assert err.value.conflicting_fields == ("notes",)
     assert isinstance(err.value.current, guests.Guest)
     assert (err.value.current.version, err.value.current.notes) == (2, "vip")
-    # with only the version, a changed field conflicts when its value is not the one asked for
+    # with only the version, the change feed tells which fields changed since: notes (table
+    # number did not), so only notes conflicts, and not when already set to the value asked for
+    with pytest.raises(StaleVersion) as bare:
+        await guests.update_guest(
+            shared_database, me, (wedding, guest_id), 1, {"notes": "late", "table_number": 2}
+        )
+    assert bare.value.conflicting_fields == ("notes",)
+    with pytest.raises(StaleVersion) as same:
+        await guests.update_guest(
+            shared_database, me, (wedding, guest_id), 1, {"notes": "vip", "table_number": 2}
+        )
+    assert same.value.conflicting_fields == ()
+    merged = await guests.update_guest(
+        shared_database, me, (wedding, guest_id), 1, {"table_number": 2}, merge=True
+    )
+    assert (merged.notes, merged.table_number, merged.version) == ("vip", 2, 3)
+
+
+async def test_a_bare_version_without_the_feeds_record_falls_back_to_values(
+    shared_database: Database, t: Tenants
+) -> None:
+    """Past the change feed's retention the history is gone: a changed field conflicts when its
+    current value is not the one asked for."""
+    me, wedding, guest_id = couple(t.w1_partner), t.wedding_1, t.guests[t.wedding_1][1]
+    await guests.update_guest(
+        shared_database, couple(t.w1_planner), (wedding, guest_id), 1, {"notes": "vip"}
+    )
+    async with shared_database.service(reason="test: prune the feed") as s:
+        await s.execute("delete from feed.changes where stream = %s", (wedding,))
     with pytest.raises(StaleVersion) as bare:
         await guests.update_guest(
             shared_database, me, (wedding, guest_id), 1, {"notes": "vip", "table_number": 2}

@@ -8,8 +8,13 @@ is ``PermissionDenied``.
 Conflicting fields. When the caller passes the row it read (not just its version), the
 conflicting fields are the changed fields whose current value differs from the value the
 caller read: someone else changed them meanwhile. With a bare version the old values are
-unknown, so the conflicting fields are the changed fields whose current value differs from the
-requested one (a field someone else already set to the same value is no conflict).
+unknown, but the change feed's outbox (migration 0011) records the columns every update of
+guests, weddings, vendor links and clients changed: while it still holds every version after
+the one named, the conflicting fields are the changed fields those updates changed (unless
+already to the value asked for). Otherwise
+(organizations and members, which the feed does not record, or a version older than the feed's
+retention) they are the changed fields whose current value differs from the requested one (a
+field someone else already set to the same value is no conflict).
 
 ``merge=True`` applies the changes as a JSON Merge Patch onto the current version when none of
 the changed fields conflicts, up to ``MERGE_ATTEMPTS`` times (each attempt is one more update
@@ -250,6 +255,32 @@ async def insert_row(s: Session, table: Table[M], values: Mapping[str, Any]) -> 
     return row
 
 
+# the change feed's name and stream column of each entity it records (migration 0011)
+FEED_ENTITIES = {
+    "guests": ("guest", "wedding_id"),
+    "weddings": ("wedding", "id"),
+    "wedding_vendors": ("vendor_link", "wedding_id"),
+    "clients": ("client", "organization_id"),
+}
+
+
+async def changed_since(
+    s: Session, table: Table[M], key: Sequence[Any], version: int, current: int
+) -> frozenset[str] | None:
+    """The columns the updates after ``version`` (up to ``current``) changed, from the change
+    feed; None when the feed does not record this entity or no longer holds every version."""
+    recorded = FEED_ENTITIES.get(table.name)
+    if recorded is None:
+        return None
+    entity, stream_column = recorded
+    keys = dict(zip(table.keys, key, strict=True))
+    row_key = json.dumps({k: str(v) for k, v in keys.items()})
+    query = statement("feed.sql", "changed_since")
+    found = await s.fetch_tuples(query, [keys[stream_column], entity, row_key, version, current])
+    versions, columns = found[0]
+    return frozenset(columns) if versions == current - version else None
+
+
 def conflicting_fields(
     current: Row, read: Row | None, changes: Mapping[str, Any]
 ) -> tuple[str, ...]:
@@ -288,7 +319,16 @@ async def update_row(
         current = await get_row(s, table, key)
         if current.version == version:
             raise PermissionDenied(f"this user may read but not change this {table.what}")
-        conflicts = conflicting_fields(current, read, changes)
+        history = None
+        if read is None:
+            history = await changed_since(s, table, key, version, current.version)
+        if history is not None:
+            # changed by someone else, and not already to the value asked for
+            conflicts = tuple(
+                f for f in changes if f in history and getattr(current, f) != changes[f]
+            )
+        else:
+            conflicts = conflicting_fields(current, read, changes)
         if not merge or conflicts:
             raise StaleVersion(table.what, current, conflicts, first)
         read, version = current, current.version

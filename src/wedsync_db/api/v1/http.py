@@ -8,7 +8,8 @@ The rows this process served one by one are remembered (a row at a version never
 what is remembered is never wrong): a PATCH naming such a version is then compared field by
 field with what its client read, which tells the conflicting fields exactly and lets
 ``?merge=true`` rebase an edit of other fields. For a version this process did not serve
-(another worker did, or it was forgotten) the data layer's rule for a bare version applies.
+(another worker did, or it was forgotten) the data layer's rule for a bare version applies
+(the change feed's record of later updates, see ``data.rows``).
 """
 
 from __future__ import annotations
