@@ -136,6 +136,7 @@ async def main(gb: float, rounds: int) -> None:
         command_s: list[float] = []
         copy_s: list[float] = []
         fingerprint_s: list[float] = []
+        phases: dict[str, list[float]] = {}
         newest = ""
         for i in range(rounds):
             order = ("command", "bare") if i % 2 == 0 else ("bare", "command")
@@ -153,6 +154,10 @@ async def main(gb: float, rounds: int) -> None:
                     command_s.append(took)
                     copy_s.append(timings["copy_s"])
                     fingerprint_s.append(timings["fingerprint_s"])
+                    # the rest: the interpreter's start, connections, metadata, the event
+                    rest = took - sum(timings.values())
+                    for name, value in [*timings.items(), ("rest_s", rest)]:
+                        phases.setdefault(name, []).append(value)
                     if newest:  # keep only the newest backup on disk
                         ctx.repo.remove(ctx.repo.load(newest))
                     newest = newest_id
@@ -160,7 +165,8 @@ async def main(gb: float, rounds: int) -> None:
                 f"round {i + 1}: backup create {command_s[-1]:.2f} s "
                 f"({size / 2**20 / command_s[-1]:,.0f} MiB/s), pg_basebackup {bare_s[-1]:.2f} s "
                 f"({size / 2**20 / bare_s[-1]:,.0f} MiB/s); the command's copy "
-                f"{copy_s[-1]:.2f} s, fingerprint {fingerprint_s[-1]:.2f} s",
+                f"{copy_s[-1]:.2f} s, fingerprint {fingerprint_s[-1]:.2f} s; "
+                + ", ".join(f"{k} {v[-1]:.2f}" for k, v in phases.items()),
                 flush=True,
             )
         into = base / "restored" / "data"
