@@ -47,18 +47,20 @@ async def test_the_fingerprint_tells_apart_what_the_rows_tell_apart(fresh_db: st
     """Each change below keeps the row count: only the hash can see it."""
     rows = (
         "insert into fp_kinds values"
-        " (1, 'alice', '', '{\"x\": 1}', '{\"x\": 1}', 1.0, 0, '{1,2}', '2026-01-01', 1),"
-        " (2, 'bob', null, '[1, 2]', '[1, 2]', 2, 1.5, '{3}', '2026-01-02', 2)"
+        " (1, 'alice', '', '{\"x\": 1}', '{\"x\": 1}', 1.0, 0, '{1,2}', '2026-01-01', 1,"
+        " 'k1'),"
+        " (2, 'bob', null, '[1, 2]', '[1, 2]', 2, 1.5, '{3}', '2026-01-02', 2, 'k2')"
     )
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute(
             "create table fp_kinds (id int primary key, a text, b text, j json, jb jsonb,"
-            " n numeric, f float8, arr int[], at timestamptz, big bigint)"
+            " n numeric, f float8, arr int[], at timestamptz, big bigint, k text not null)"
         )
         conn.execute(rows)
     changes = [
         # a value swapped between two rows (a linear sum of row hashes cannot see it)
         "update fp_kinds set a = case id when 1 then 'bob' else 'alice' end",
+        "update fp_kinds set k = case id when 1 then 'k2' else 'k1' end",  # NOT NULL
         # a value moved to another column of the same row
         "update fp_kinds set a = 'x', b = 'alice' where id = 1",
         # NULL and the empty string

@@ -18,14 +18,15 @@ read in parallel workers. A multiset of rows is what a table is (the heap's orde
 its content: vacuum, HOT updates and a logical restore all move rows), and the sum detects
 what an ordered hash detects:
 
-- a changed row: every column, the primary key included, enters the row's hash, each with its
-  position as seed (a value moved to another column changes it), by the type's own 64-bit
-  hash when equal values of the type are identical, by its 8 bytes for 8-byte types, by its
-  text form otherwise (numeric 1.0 vs 1.00, float -0, array bounds, json as written). A NULL
-  hashes to a fixed mark of its column, so NULL and '' differ. The column hashes are combined
-  by XOR and the result hashed once more, so the row hash is not linear in its columns: a
-  value swapped between two rows changes both rows' hashes and the sum (a sum of linear row
-  hashes, as hash_record_extended's, is blind to that swap);
+- a changed row: every column, the primary key included, enters the row's hash, by the
+  type's own 64-bit hash when equal values of the type are identical, by its 8 bytes for
+  8-byte types, by its text form otherwise (numeric 1.0 vs 1.00, float -0, array bounds, json
+  as written). The columns that may be NULL are hashed with their position as seed (a NULL as
+  a fixed mark of its column, so NULL and '' differ) and combined by XOR; that value seeds a
+  chain through the NOT NULL columns, each hashed with the hash so far as its seed. The row
+  hash is so not linear in its columns: a value swapped between two rows, or moved to another
+  column, changes the rows' hashes and the sum (a sum of linear row hashes, as
+  hash_record_extended's, is blind to a value swapped between rows);
 - a lost or duplicated row: the count changes, and so does the sum (by that row's hash; a
   sum, unlike XOR, does not cancel a duplicate).
 
@@ -213,7 +214,7 @@ async def setup(ctx: BackupContext) -> list[str]:
 # --- fingerprints -----------------------------------------------------------------------------
 # how a fingerprint's hashes are computed (recorded with each backup; a verification hashes the
 # restored copy the same way)
-FINGERPRINT_COLUMNS = "column-hash-sum"
+FINGERPRINT_COLUMNS = "column-hash-chain-sum"
 # earlier methods, still read for the backups recorded with them
 FINGERPRINT_RECORD = "record-hash-sum"
 FINGERPRINT_TEXT = "text-hash-sum"
@@ -254,35 +255,50 @@ class ColumnHash:
 
 
 def row_hash_sql(columns: list[ColumnHash], bytea_hash: tuple[str, str]) -> sql.Composable:
-    """The 64-bit hash of a row of ``t``: each column hashed with its position as seed (the
-    type's own hash, its bytes or its text), the column hashes combined by XOR, and the
-    result hashed once more as 8 bytes, so that the row hash is not linear in its columns
-    (a sum of linear row hashes cannot see a value swapped between two rows)."""
-    parts: list[sql.Composable] = []
-    for col in columns:
-        seed = sql.Literal(col.attnum)
-        value = sql.SQL("t.{}").format(sql.Identifier(col.name))
-        if col.hash_fn is not None and col.send_fn is not None:
-            term: sql.Composable = sql.SQL("{}({}({}), {})").format(
-                sql.Identifier(*bytea_hash), sql.Identifier(*col.send_fn), value, seed
-            )
-        elif col.hash_fn is not None:
-            term = sql.SQL("{}({}, {})").format(sql.Identifier(*col.hash_fn), value, seed)
-        else:
-            # no hash that tells apart every value the type can tell apart (1.0 and 1.00,
-            # -0 and 0, array bounds, json spacing): the text form, byte by byte
-            term = sql.SQL(
-                'pg_catalog.hashtextextended(({})::text collate pg_catalog."C", {})'
-            ).format(value, seed)
-        if not col.not_null:
-            term = sql.SQL("coalesce({}, {}::int8)").format(
-                term, sql.Literal(_null_mark(col.attnum))
-            )
-        parts.append(term)
-    if not parts:
-        return sql.SQL("0::int8")
-    return sql.SQL("{}(pg_catalog.int8send({}), 0)").format(
-        sql.Identifier(*bytea_hash), sql.SQL(" # ").join(parts)
+    """The 64-bit hash of a row of ``t``, each column hashed by its type's own hash, its
+    bytes or its text (see fingerprint_columns).
+
+    The columns that may be NULL are hashed with their position as seed (a NULL as a fixed
+    mark of its column) and combined by XOR; that value seeds a chain through the NOT NULL
+    columns, each hashed with the hash of the columns before it as seed. The row hash is so
+    not linear in its columns (a sum of linear row hashes cannot see a value swapped between
+    two rows), at one hash call per column."""
+    nullable: list[sql.Composable] = []
+    chain: sql.Composable | None = None
+    for col in (c for c in columns if not c.not_null):
+        term = sql.SQL("coalesce({}, {}::int8)").format(
+            _column_hash(col, bytea_hash, sql.Literal(col.attnum)),
+            sql.Literal(_null_mark(col.attnum)),
+        )
+        nullable.append(term)
+    if nullable:
+        chain = sql.SQL("({})").format(sql.SQL(" # ").join(nullable))
+    not_null = [c for c in columns if c.not_null]
+    if not not_null:
+        if chain is None:
+            return sql.SQL("0::int8")
+        # no chain to mix the XOR: hash it once more, as 8 bytes
+        return sql.SQL("{}(pg_catalog.int8send({}), 0)").format(sql.Identifier(*bytea_hash), chain)
+    for col in not_null:
+        chain = _column_hash(col, bytea_hash, chain if chain is not None else sql.Literal(0))
+    assert chain is not None
+    return chain
+
+
+def _column_hash(
+    col: ColumnHash, bytea_hash: tuple[str, str], seed: sql.Composable
+) -> sql.Composable:
+    value = sql.SQL("t.{}").format(sql.Identifier(col.name))
+    if col.hash_fn is not None and col.send_fn is not None:
+        return sql.SQL("{}({}({}), {})").format(
+            sql.Identifier(*bytea_hash), sql.Identifier(*col.send_fn), value, seed
+        )
+    if col.hash_fn is not None:
+        return sql.SQL("{}({}, {})").format(sql.Identifier(*col.hash_fn), value, seed)
+    # no hash that tells apart every value the type can tell apart (1.0 and 1.00, -0 and 0,
+    # array bounds, json as written): the text form, byte by byte
+    return sql.SQL('pg_catalog.hashtextextended(({})::text collate pg_catalog."C", {})').format(
+        value, seed
     )
 
 
