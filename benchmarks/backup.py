@@ -8,7 +8,10 @@ runs both, in alternating order: the command as a user runs it (its own process:
 checks, the copy with its manifest, the fingerprint of every table, the restore point, the
 metadata), and `pg_basebackup -D DIR -X stream -c fast` alone.
 
-Prints the database size, each round's times and throughput, and the restore.
+Prints the database size, each round's times and throughput with the command's phases
+(prepare: archive checks and repository; copy; pause: the restore point with writers held;
+fingerprint; flush: how much longer the fsync beside the fingerprint took; rest: the
+interpreter's start, connections and metadata), and the restore.
 Last line: `backup/pg_basebackup ratio: X.XX  restore_s=Y` (ratio = bare time / command time,
 i.e. the command's throughput relative to the bare copy; target ≥ 0.8).
 """
@@ -187,6 +190,10 @@ async def main(gb: float, rounds: int) -> None:
         print(
             f"the command's copy alone vs pg_basebackup: {copy_ratio:.2f}; fingerprint "
             f"{size / 2**30 / statistics.median(fingerprint_s):.2f} GiB/s"
+        )
+        print(
+            "the command's phases (median s): "
+            + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in phases.items())
         )
         print(f"backup/pg_basebackup ratio: {ratio:.2f}  restore_s={restore_s:.1f}")
     finally:
