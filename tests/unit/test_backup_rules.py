@@ -304,3 +304,17 @@ def test_row_hash_marks_each_columns_null_apart_and_chains_the_not_null_ones() -
     only_nullable = service.row_hash_sql([cols[1]], bytea).as_string(None)
     assert only_nullable.startswith('"pg_catalog"."hashbyteaextended"(pg_catalog.int8send(')
     assert service.row_hash_sql([], bytea).as_string(None) == "0::int8"
+
+
+def test_without_a_callable_bytea_hash_8_byte_values_go_by_their_text() -> None:
+    from wedsync_db.backup import service
+
+    at = service.ColumnHash(1, "at", True, ("pg_catalog", "h8"), ("pg_catalog", "ts_send"))
+    note = service.ColumnHash(2, "note", False, ("pg_catalog", "hashtextextended"))
+    chained = service.row_hash_sql([at], None).as_string(None)
+    assert chained == 'pg_catalog.hashtextextended((t."at")::text collate pg_catalog."C", 0)'
+    assert (
+        service.row_hash_sql([note], None)
+        .as_string(None)
+        .startswith("pg_catalog.hashtextextended(((")
+    )

@@ -18,15 +18,16 @@ read in parallel workers. A multiset of rows is what a table is (the heap's orde
 its content: vacuum, HOT updates and a logical restore all move rows), and the sum detects
 what an ordered hash detects:
 
-- a changed row: every column, the primary key included, enters the row's hash, by the
-  type's own 64-bit hash when equal values of the type are identical, by its 8 bytes for
-  8-byte types, by its text form otherwise (numeric 1.0 vs 1.00, float -0, array bounds, json
-  as written). The columns that may be NULL are hashed with their position as seed (a NULL as
-  a fixed mark of its column, so NULL and '' differ) and combined by XOR; that value seeds a
-  chain through the NOT NULL columns, each hashed with the hash so far as its seed. The row
-  hash is so not linear in its columns: a value swapped between two rows, or moved to another
-  column, changes the rows' hashes and the sum (a sum of linear row hashes, as
-  hash_record_extended's, is blind to a value swapped between rows);
+- a changed row: every column, the primary key included, enters the row's hash: by the
+  type's own 64-bit hash when equal values of the type are identical; by its 8 bytes for
+  8-byte types (their own hashes fold them to 32 bits); by its text form otherwise (numeric
+  1.0 vs 1.00, float -0, array bounds, json as written, and, on PostgreSQL 15, 8-byte types
+  and bool, whose hashes SQL cannot call there). The columns that may be NULL are hashed with
+  their position as seed (a NULL as a fixed mark of its column, so NULL and '' differ) and
+  combined by XOR; that value seeds a chain through the NOT NULL columns, each hashed with
+  the hash so far as its seed. The row hash is so not linear in its columns: a value swapped
+  between two rows, or moved to another column, changes the rows' hashes and the sum (a sum
+  of linear row hashes, as hash_record_extended's, is blind to a value swapped between rows);
 - a lost or duplicated row: the count changes, and so does the sum (by that row's hash; a
   sum, unlike XOR, does not cancel a duplicate).
 
@@ -255,7 +256,7 @@ class ColumnHash:
     send_fn: tuple[str, str] | None = None
 
 
-def row_hash_sql(columns: list[ColumnHash], bytea_hash: tuple[str, str]) -> sql.Composable:
+def row_hash_sql(columns: list[ColumnHash], bytea_hash: tuple[str, str] | None) -> sql.Composable:
     """The 64-bit hash of a row of ``t``, each column hashed by its type's own hash, its
     bytes or its text (see fingerprint_columns).
 
@@ -278,7 +279,9 @@ def row_hash_sql(columns: list[ColumnHash], bytea_hash: tuple[str, str]) -> sql.
     if not not_null:
         if chain is None:
             return sql.SQL("0::int8")
-        # no chain to mix the XOR: hash it once more, as 8 bytes
+        # no chain to mix the XOR: hash it once more, as 8 bytes (or as text)
+        if bytea_hash is None:
+            return sql.SQL("pg_catalog.hashtextextended(({})::text, 0)").format(chain)
         return sql.SQL("{}(pg_catalog.int8send({}), 0)").format(sql.Identifier(*bytea_hash), chain)
     for col in not_null:
         chain = _column_hash(col, bytea_hash, chain if chain is not None else sql.Literal(0))
@@ -287,17 +290,18 @@ def row_hash_sql(columns: list[ColumnHash], bytea_hash: tuple[str, str]) -> sql.
 
 
 def _column_hash(
-    col: ColumnHash, bytea_hash: tuple[str, str], seed: sql.Composable
+    col: ColumnHash, bytea_hash: tuple[str, str] | None, seed: sql.Composable
 ) -> sql.Composable:
     value = sql.SQL("t.{}").format(sql.Identifier(col.name))
-    if col.hash_fn is not None and col.send_fn is not None:
+    if col.hash_fn is not None and col.send_fn is not None and bytea_hash is not None:
         return sql.SQL("{}({}({}), {})").format(
             sql.Identifier(*bytea_hash), sql.Identifier(*col.send_fn), value, seed
         )
-    if col.hash_fn is not None:
+    if col.hash_fn is not None and col.send_fn is None:
         return sql.SQL("{}({}, {})").format(sql.Identifier(*col.hash_fn), value, seed)
     # no hash that tells apart every value the type can tell apart (1.0 and 1.00, -0 and 0,
-    # array bounds, json as written): the text form, byte by byte
+    # array bounds, json as written), or an 8-byte value where bytea's hash cannot be
+    # called: the text form, byte by byte
     return sql.SQL('pg_catalog.hashtextextended(({})::text collate pg_catalog."C", {})').format(
         value, seed
     )
@@ -333,8 +337,8 @@ async def _column_queries(
     s: Session, tables: list[tuple[Any, ...]]
 ) -> list[tuple[str, sql.Composed]]:
     """One counting and hashing statement per table (column method)."""
-    schema, name = (await s.fetch_tuples(Q["bytea_hash"].sql))[0]
-    bytea_hash = (str(schema), str(name))
+    found = await s.fetch_tuples(Q["bytea_hash"].sql)
+    bytea_hash = (str(found[0][0]), str(found[0][1])) if found else None
     columns: dict[str, list[ColumnHash]] = {str(t[2]): [] for t in tables}
     rows = await s.fetch_tuples(Q["fingerprint_columns"].sql, ([str(t[2]) for t in tables],))
     for qualified, attnum, attname, not_null, h_schema, h_fn, s_schema, s_fn in rows:

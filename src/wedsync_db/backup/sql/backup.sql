@@ -74,6 +74,8 @@ left join lateral (
     where o.opcdefault
       and (o.opcintype = cols.type_oid
            or (cols.typtype = 'e' and o.opcintype = 'anyenum'::regtype))
+      -- callable from SQL with the column (not so bool's hashcharextended on 15)
+      and pp.proargtypes[0] = o.opcintype
     limit 1
 ) hash on true
 left join lateral (
@@ -94,7 +96,8 @@ left join pg_namespace send_ns on send_ns.oid = send.pronamespace
 order by 1, 2
 
 -- name: bytea_hash
--- the 64-bit hash of bytea (its name differs between server versions)
+-- the 64-bit hash of bytea, where SQL can call it (PostgreSQL 16 and later; before, the
+-- opclass's function takes internal)
 select pn.nspname::text, pp.proname::text
 from pg_opclass o
 join pg_am am on am.oid = o.opcmethod and am.amname = 'hash'
@@ -103,6 +106,7 @@ join pg_amproc p on p.amprocfamily = o.opcfamily and p.amprocnum = 2
 join pg_proc pp on pp.oid = p.amproc
 join pg_namespace pn on pn.oid = pp.pronamespace
 where o.opcdefault and o.opcintype = 'bytea'::regtype
+  and pp.proargtypes[0] = 'bytea'::regtype
 
 -- name: pause_writers
 -- writers wait (readers do not) while a snapshot and a restore point are taken together
