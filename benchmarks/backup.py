@@ -8,7 +8,10 @@ runs both, in alternating order: the command as a user runs it (its own process:
 checks, the copy with its manifest, the fingerprint of every table, the restore point, the
 metadata), and `pg_basebackup -D DIR -X stream -c fast` alone.
 
-Prints the database size, each round's times and throughput, and the restore.
+Prints the database size, each round's times and throughput with the command's phases
+(prepare: archive checks and repository; copy; pause: the restore point with writers held;
+fingerprint; flush: how much longer the fsync beside the fingerprint took; rest: the
+interpreter's start, connections and metadata), and the restore.
 Last line: `backup/pg_basebackup ratio: X.XX  restore_s=Y` (ratio = bare time / command time,
 i.e. the command's throughput relative to the bare copy; target ≥ 0.8).
 """
@@ -136,6 +139,7 @@ async def main(gb: float, rounds: int) -> None:
         command_s: list[float] = []
         copy_s: list[float] = []
         fingerprint_s: list[float] = []
+        phases: dict[str, list[float]] = {}
         newest = ""
         for i in range(rounds):
             order = ("command", "bare") if i % 2 == 0 else ("bare", "command")
@@ -153,6 +157,10 @@ async def main(gb: float, rounds: int) -> None:
                     command_s.append(took)
                     copy_s.append(timings["copy_s"])
                     fingerprint_s.append(timings["fingerprint_s"])
+                    # the rest: the interpreter's start, connections, metadata, the event
+                    rest = took - sum(timings.values())
+                    for name, value in [*timings.items(), ("rest_s", rest)]:
+                        phases.setdefault(name, []).append(value)
                     if newest:  # keep only the newest backup on disk
                         ctx.repo.remove(ctx.repo.load(newest))
                     newest = newest_id
@@ -160,7 +168,8 @@ async def main(gb: float, rounds: int) -> None:
                 f"round {i + 1}: backup create {command_s[-1]:.2f} s "
                 f"({size / 2**20 / command_s[-1]:,.0f} MiB/s), pg_basebackup {bare_s[-1]:.2f} s "
                 f"({size / 2**20 / bare_s[-1]:,.0f} MiB/s); the command's copy "
-                f"{copy_s[-1]:.2f} s, fingerprint {fingerprint_s[-1]:.2f} s",
+                f"{copy_s[-1]:.2f} s, fingerprint {fingerprint_s[-1]:.2f} s; "
+                + ", ".join(f"{k} {v[-1]:.2f}" for k, v in phases.items()),
                 flush=True,
             )
         into = base / "restored" / "data"
@@ -181,6 +190,10 @@ async def main(gb: float, rounds: int) -> None:
         print(
             f"the command's copy alone vs pg_basebackup: {copy_ratio:.2f}; fingerprint "
             f"{size / 2**30 / statistics.median(fingerprint_s):.2f} GiB/s"
+        )
+        print(
+            "the command's phases (median s): "
+            + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in phases.items())
         )
         print(f"backup/pg_basebackup ratio: {ratio:.2f}  restore_s={restore_s:.1f}")
     finally:

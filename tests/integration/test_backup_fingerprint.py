@@ -43,6 +43,87 @@ async def test_every_row_change_changes_the_fingerprint_and_unlogged_tables_are_
     assert (await prints(fresh_db))["public.fp_text"] == before["public.fp_text"]
 
 
+async def test_the_fingerprint_tells_apart_what_the_rows_tell_apart(fresh_db: str) -> None:
+    """Each change below keeps the row count: only the hash can see it."""
+    rows = (
+        "insert into fp_kinds values"
+        " (1, 'alice', '', '{\"x\": 1}', '{\"x\": 1}', 1.0, 0, '{1,2}', '2026-01-01', 1,"
+        " 'k1'),"
+        " (2, 'bob', null, '[1, 2]', '[1, 2]', 2, 1.5, '{3}', '2026-01-02', 2, 'k2')"
+    )
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(
+            "create table fp_kinds (id int primary key, a text, b text, j json, jb jsonb,"
+            " n numeric, f float8, arr int[], at timestamptz, big bigint, k text not null)"
+        )
+        conn.execute(rows)
+    changes = [
+        # a value swapped between two rows (a linear sum of row hashes cannot see it)
+        "update fp_kinds set a = case id when 1 then 'bob' else 'alice' end",
+        "update fp_kinds set k = case id when 1 then 'k2' else 'k1' end",  # NOT NULL
+        # a value moved to another column of the same row
+        "update fp_kinds set a = 'x', b = 'alice' where id = 1",
+        # NULL and the empty string
+        "update fp_kinds set b = null where id = 1",
+        "update fp_kinds set b = '' where id = 2",
+        # json as written (no hash function) and jsonb (its own hash)
+        "update fp_kinds set j = '{\"x\": 2}' where id = 1",
+        "update fp_kinds set j = '{\"x\":1}' where id = 1",
+        "update fp_kinds set jb = '{\"x\": 2}' where id = 1",
+        # equal to the type, not the same value: scale, the sign of zero, array bounds
+        "update fp_kinds set n = 1.00 where id = 1",
+        "update fp_kinds set f = '-0' where id = 1",
+        "update fp_kinds set arr = '[0:1]={1,2}' where id = 1",
+        # 2^32 and 1: bigint's own hash folds both to the same 32 bits
+        "update fp_kinds set big = 4294967296 where id = 1",
+        "update fp_kinds set at = at + interval '1 microsecond' where id = 1",
+    ]
+    base = (await prints(fresh_db))["public.fp_kinds"]
+    for change in changes:
+        with psycopg.connect(fresh_db, autocommit=True) as conn:
+            conn.execute(change)
+        changed = (await prints(fresh_db))["public.fp_kinds"]
+        assert changed.rows == base.rows
+        assert changed.hash_sum != base.hash_sum, change
+        # the same rows again give the same sum
+        with psycopg.connect(fresh_db, autocommit=True) as conn:
+            conn.execute("delete from fp_kinds")
+            conn.execute(rows)
+        assert (await prints(fresh_db))["public.fp_kinds"] == base
+
+
+async def test_a_lost_or_duplicated_row_changes_the_fingerprint(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("create table fp_bag (v text)")  # no key: duplicates are possible
+        conn.execute("insert into fp_bag values ('a'), ('b'), ('c')")
+    base = (await prints(fresh_db))["public.fp_bag"]
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        # a duplicate in place of a lost row: the same count
+        conn.execute("update fp_bag set v = 'a' where v = 'b'")
+    changed = (await prints(fresh_db))["public.fp_bag"]
+    assert changed.rows == base.rows and changed.hash_sum != base.hash_sum
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        # the rows in another physical order: the same table
+        conn.execute(
+            "update fp_bag set v = 'b' where ctid = (select min(ctid) from fp_bag"
+            " where v = 'a' and ctid > (select min(ctid) from fp_bag where v = 'a'))"
+        )
+        conn.execute("vacuum full fp_bag")
+        conn.execute("update fp_bag set v = v || '' where v = 'a'")  # moved to the end
+    assert (await prints(fresh_db))["public.fp_bag"] == base
+
+
+async def test_backups_recorded_with_the_record_hash_are_still_read(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("create table fp_old (id int primary key, v json)")
+        conn.execute("insert into fp_old values (1, '{}')")
+    async with service._snapshot(fresh_db) as s:
+        old = {f.table: f for f in await service.fingerprint(s, service.FINGERPRINT_RECORD)}
+        again = {f.table: f for f in await service.fingerprint(s, service.FINGERPRINT_RECORD)}
+    assert old["public.fp_old"].rows == 1  # json: the text fallback of that method
+    assert again == old
+
+
 async def test_writers_wait_while_paused_and_readers_do_not(fresh_db: str) -> None:
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         conn.execute("create table fp_pause (id int)")

@@ -280,3 +280,41 @@ def test_tools_inherit_no_secrets_or_pg_variables(
     output = Toolbox(tmp_path).run("pg_env", [], env={"PGPASSWORD": "given"}).stdout
     assert "s3cret" not in output and "hunter2" not in output and "elsewhere" not in output
     assert "PGPASSWORD=given" in output and f"PATH={os.environ['PATH']}" in output
+
+
+def test_row_hash_marks_each_columns_null_apart_and_chains_the_not_null_ones() -> None:
+    from wedsync_db.backup import service
+
+    cols = [
+        service.ColumnHash(1, "id", True, ("pg_catalog", "hashint4extended")),
+        service.ColumnHash(2, "note", False, ("pg_catalog", "hashtextextended")),
+        service.ColumnHash(3, "at", True, ("pg_catalog", "h8"), ("pg_catalog", "ts_send")),
+        service.ColumnHash(4, "doc", False),
+    ]
+    bytea = ("pg_catalog", "hashbyteaextended")
+    text = service.row_hash_sql(cols, bytea).as_string(None)
+    # the nullable columns seed the chain; the chain ends with the last NOT NULL column
+    assert text.startswith('"pg_catalog"."hashbyteaextended"("pg_catalog"."ts_send"(t."at"), ')
+    assert 'hashtextextended((t."doc")::text collate pg_catalog."C", 4)' in text
+    assert text.count("coalesce(") == 2
+    assert str(service._null_mark(2)) in text and str(service._null_mark(4)) in text
+    marks = {service._null_mark(n) for n in range(1, 1601)}
+    assert len(marks) == 1600 and all(-(2**63) <= m < 2**63 for m in marks)
+    # only nullable columns: the XOR hashed once more; no columns at all: a constant
+    only_nullable = service.row_hash_sql([cols[1]], bytea).as_string(None)
+    assert only_nullable.startswith('"pg_catalog"."hashbyteaextended"(pg_catalog.int8send(')
+    assert service.row_hash_sql([], bytea).as_string(None) == "0::int8"
+
+
+def test_without_a_callable_bytea_hash_8_byte_values_go_by_their_text() -> None:
+    from wedsync_db.backup import service
+
+    at = service.ColumnHash(1, "at", True, ("pg_catalog", "h8"), ("pg_catalog", "ts_send"))
+    note = service.ColumnHash(2, "note", False, ("pg_catalog", "hashtextextended"))
+    chained = service.row_hash_sql([at], None).as_string(None)
+    assert chained == 'pg_catalog.hashtextextended((t."at")::text collate pg_catalog."C", 0)'
+    assert (
+        service.row_hash_sql([note], None)
+        .as_string(None)
+        .startswith("pg_catalog.hashtextextended(((")
+    )

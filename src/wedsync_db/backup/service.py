@@ -11,6 +11,29 @@ a snapshot, and the fingerprint of every table is read in that snapshot; ``verif
 the backup into a scratch directory on a free loopback port up to that point and compares. A
 transaction that commits in the microseconds between the snapshot and the restore point's WAL
 record shows as a difference (in the table it touched).
+
+The fingerprint of a table is its row count and the sum (mod 2^64) of one 64-bit hash per
+row, not a hash of the rows in primary-key order: no sort and no ordered scan, one sequential
+read in parallel workers. A multiset of rows is what a table is (the heap's order is no part of
+its content: vacuum, HOT updates and a logical restore all move rows), and the sum detects
+what an ordered hash detects:
+
+- a changed row: every column, the primary key included, enters the row's hash: by the
+  type's own 64-bit hash when equal values of the type are identical; by its 8 bytes for
+  8-byte types (their own hashes fold them to 32 bits); by its text form otherwise (numeric
+  1.0 vs 1.00, float -0, array bounds, json as written, and, on PostgreSQL 15, 8-byte types
+  and bool, whose hashes SQL cannot call there). The columns that may be NULL are hashed with
+  their position as seed (a NULL as a fixed mark of its column, so NULL and '' differ) and
+  combined by XOR; that value seeds a chain through the NOT NULL columns, each hashed with
+  the hash so far as its seed. The row hash is so not linear in its columns: a value swapped
+  between two rows, or moved to another column, changes the rows' hashes and the sum (a sum
+  of linear row hashes, as hash_record_extended's, is blind to a value swapped between rows);
+- a lost or duplicated row: the count changes, and so does the sum (by that row's hash; a
+  sum, unlike XOR, does not cancel a duplicate).
+
+Two different tables of the same count have the same sum with a chance of about 2^-64
+(hashes taken as random): the strength of a 64-bit ordered hash. Two rows swapping their whole
+contents (primary keys included) are the same table, and rightly the same fingerprint.
 """
 
 from __future__ import annotations
@@ -26,10 +49,13 @@ import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from psycopg import sql
 
 from wedsync_db.backup.repository import (
     DIR_MODE,
@@ -190,37 +216,152 @@ async def setup(ctx: BackupContext) -> list[str]:
 # --- fingerprints -----------------------------------------------------------------------------
 # how a fingerprint's hashes are computed (recorded with each backup; a verification hashes the
 # restored copy the same way)
+FINGERPRINT_COLUMNS = "column-hash-chain-sum"
+# earlier methods, still read for the backups recorded with them
 FINGERPRINT_RECORD = "record-hash-sum"
 FINGERPRINT_TEXT = "text-hash-sum"
 _HASH_QUERIES = {
-    # the row as stored, hashed column by column with each type's own hash: no text output
+    # the row as stored, hashed with hash_record_extended (a linear mix of the column hashes:
+    # blind to one column's values swapped between two rows, hence the column method)
     FINGERPRINT_RECORD: "select count(*), (coalesce(sum(hash_record_extended(t, 0)), 0)"
     " % 18446744073709551616)::text from {table} t",
     # the row's text form: any type, slower
     FINGERPRINT_TEXT: "select count(*), (coalesce(sum(hashtextextended(t::text, 0)), 0)"
     " % 18446744073709551616)::text from {table} t",
 }
+_COLUMNS_QUERY = (
+    "select count(*), (coalesce(sum({row_hash}), 0) % 18446744073709551616)::text from {table} t"
+)
 UNDEFINED_FUNCTION = "42883"
+_MASK = 2**64 - 1
 
 
-async def fingerprint(s: Session, method: str = FINGERPRINT_RECORD) -> tuple[TableFingerprint, ...]:
-    """Row count and order-independent hash sum of every user table, in the current snapshot
-    (call inside a REPEATABLE READ transaction for one moment across tables).
+def _null_mark(attnum: int) -> int:
+    """The stand-in hash of a NULL in column ``attnum`` (a fixed 64-bit value per column,
+    signed as bigint; no value's hash is expected to equal it)."""
+    value = (0x9E3779B97F4A7C15 * (attnum + 1) + 0x632BE59BD9B4E019) & _MASK
+    return value - 2**64 if value >= 2**63 else value
 
-    A sum of 64-bit row hashes (mod 2^64) needs no sort and runs in parallel workers; two
-    copies of a table that differ in any row differ in it but for a 2^-64 chance. A table
-    with a column type that has no 64-bit hash (json, point, …) is hashed by its rows' text
-    form, in the live database and the restored copy alike. Unlogged tables are left out: a
-    restored copy has them empty."""
-    if method not in _HASH_QUERIES:
+
+@dataclass(frozen=True)
+class ColumnHash:
+    """How one column enters its row's hash (from the catalog: see fingerprint_columns)."""
+
+    attnum: int
+    name: str
+    not_null: bool
+    # the type's own extended hash (schema, function) when equal values are identical
+    hash_fn: tuple[str, str] | None = None
+    # the binary send function, for an 8-byte value (hashed as bytes)
+    send_fn: tuple[str, str] | None = None
+
+
+def row_hash_sql(columns: list[ColumnHash], bytea_hash: tuple[str, str] | None) -> sql.Composable:
+    """The 64-bit hash of a row of ``t``, each column hashed by its type's own hash, its
+    bytes or its text (see fingerprint_columns).
+
+    The columns that may be NULL are hashed with their position as seed (a NULL as a fixed
+    mark of its column) and combined by XOR; that value seeds a chain through the NOT NULL
+    columns, each hashed with the hash of the columns before it as seed. The row hash is so
+    not linear in its columns (a sum of linear row hashes cannot see a value swapped between
+    two rows), at one hash call per column."""
+    nullable: list[sql.Composable] = []
+    chain: sql.Composable | None = None
+    for col in (c for c in columns if not c.not_null):
+        term = sql.SQL("coalesce({}, {}::int8)").format(
+            _column_hash(col, bytea_hash, sql.Literal(col.attnum)),
+            sql.Literal(_null_mark(col.attnum)),
+        )
+        nullable.append(term)
+    if nullable:
+        chain = sql.SQL("({})").format(sql.SQL(" # ").join(nullable))
+    not_null = [c for c in columns if c.not_null]
+    if not not_null:
+        if chain is None:
+            return sql.SQL("0::int8")
+        # no chain to mix the XOR: hash it once more, as 8 bytes (or as text)
+        if bytea_hash is None:
+            return sql.SQL("pg_catalog.hashtextextended(({})::text, 0)").format(chain)
+        return sql.SQL("{}(pg_catalog.int8send({}), 0)").format(sql.Identifier(*bytea_hash), chain)
+    for col in not_null:
+        chain = _column_hash(col, bytea_hash, chain if chain is not None else sql.Literal(0))
+    assert chain is not None
+    return chain
+
+
+def _column_hash(
+    col: ColumnHash, bytea_hash: tuple[str, str] | None, seed: sql.Composable
+) -> sql.Composable:
+    value = sql.SQL("t.{}").format(sql.Identifier(col.name))
+    if col.hash_fn is not None and col.send_fn is not None and bytea_hash is not None:
+        return sql.SQL("{}({}({}), {})").format(
+            sql.Identifier(*bytea_hash), sql.Identifier(*col.send_fn), value, seed
+        )
+    if col.hash_fn is not None and col.send_fn is None:
+        return sql.SQL("{}({}, {})").format(sql.Identifier(*col.hash_fn), value, seed)
+    # no hash that tells apart every value the type can tell apart (1.0 and 1.00, -0 and 0,
+    # array bounds, json as written), or an 8-byte value where bytea's hash cannot be
+    # called: the text form, byte by byte
+    return sql.SQL('pg_catalog.hashtextextended(({})::text collate pg_catalog."C", {})').format(
+        value, seed
+    )
+
+
+async def fingerprint(
+    s: Session, method: str = FINGERPRINT_COLUMNS
+) -> tuple[TableFingerprint, ...]:
+    """Row count and hash sum of every user table, in the current snapshot (call inside a
+    REPEATABLE READ transaction for one moment across tables). Unlogged tables are left
+    out: a restored copy has them empty. See the module docstring for what the sum of row
+    hashes detects."""
+    if method not in (FINGERPRINT_COLUMNS, *_HASH_QUERIES):
         raise BackupError(f"unknown fingerprint method {method!r}")
     await s.execute(Q["fingerprint_settings"].sql)
-    return tuple(
-        [
-            await _hash_table(s, ident(schema, name), qualified, method)
-            for schema, name, qualified in await s.fetch_tuples(Q["user_tables"].sql)
-        ]
-    )
+    tables = await s.fetch_tuples(Q["user_tables"].sql)
+    if method != FINGERPRINT_COLUMNS:
+        return tuple(
+            [
+                await _hash_table(s, ident(schema, name), qualified, method)
+                for schema, name, qualified in tables
+            ]
+        )
+    queries = await _column_queries(s, tables)
+    out = []
+    for qualified, query in queries:
+        row = (await s.fetch_tuples(query))[0]
+        out.append(TableFingerprint(qualified, int(row[0]), str(row[1])))
+    return tuple(out)
+
+
+async def _column_queries(
+    s: Session, tables: list[tuple[Any, ...]]
+) -> list[tuple[str, sql.Composed]]:
+    """One counting and hashing statement per table (column method)."""
+    found = await s.fetch_tuples(Q["bytea_hash"].sql)
+    bytea_hash = (str(found[0][0]), str(found[0][1])) if found else None
+    columns: dict[str, list[ColumnHash]] = {str(t[2]): [] for t in tables}
+    rows = await s.fetch_tuples(Q["fingerprint_columns"].sql, ([str(t[2]) for t in tables],))
+    for qualified, attnum, attname, not_null, h_schema, h_fn, s_schema, s_fn in rows:
+        columns[str(qualified)].append(
+            ColumnHash(
+                attnum=int(attnum),
+                name=str(attname),
+                not_null=bool(not_null),
+                hash_fn=(str(h_schema), str(h_fn)) if h_fn else None,
+                send_fn=(str(s_schema), str(s_fn)) if s_fn else None,
+            )
+        )
+    return [
+        (
+            str(qualified),
+            compose(
+                _COLUMNS_QUERY,
+                row_hash=row_hash_sql(columns[str(qualified)], bytea_hash),
+                table=ident(schema_, name_),
+            ),
+        )
+        for schema_, name_, qualified in tables
+    ]
 
 
 async def _hash_table(s: Session, table: Any, qualified: str, method: str) -> TableFingerprint:
@@ -271,6 +412,7 @@ async def create(
     ctx: BackupContext, *, incremental: bool = False, logical: bool = False
 ) -> BackupMeta:
     """Take a backup: physical (full or incremental) or a logical export."""
+    since = time.monotonic()
     settings = await archive_settings(ctx.dsn)
     backups = ctx.repo.all()
     parent: BackupMeta | None = None
@@ -310,7 +452,7 @@ async def create(
             if logical:
                 meta = await _logical_export(ctx, meta)
             else:
-                meta = await _base_backup(ctx, meta, parent)
+                meta = await _base_backup(ctx, meta, parent, since)
     except BaseException as exc:
         failed = replace(meta, status="failed", finished_at=datetime.now(UTC), error=str(exc))
         with contextlib.suppress(Exception):
@@ -323,7 +465,7 @@ async def create(
 
 
 async def _base_backup(
-    ctx: BackupContext, meta: BackupMeta, parent: BackupMeta | None
+    ctx: BackupContext, meta: BackupMeta, parent: BackupMeta | None, since: float
 ) -> BackupMeta:
     target = ctx.repo.backup_path(meta)
     dsn, env = psql_target(ctx.dsn)
@@ -349,6 +491,7 @@ async def _base_backup(
     if parent is not None:
         args.append(f"--incremental={ctx.repo.backup_path(parent) / 'backup_manifest'}")
     clock = time.monotonic()
+    prepare_s = clock - since
     await asyncio.to_thread(ctx.tools.run, "pg_basebackup", args, env=env)
     copy_s = time.monotonic() - clock
     manifest = json.loads((target / "backup_manifest").read_text())
@@ -360,8 +503,10 @@ async def _base_backup(
         # the restore point in the statement that takes the snapshot, while writers are held
         # off for those milliseconds: the fingerprint then reads exactly what a restore to
         # that point holds, however long it takes
+        clock = time.monotonic()
         async with _writers_paused(ctx.dsn) as paused:
             await s.fetch_val(Q["restore_point"].sql, (point,))
+        pause_s = time.monotonic() - clock
         flushed = asyncio.create_task(asyncio.to_thread(_fsync_tree, target))
         clock = time.monotonic()
         try:
@@ -374,7 +519,11 @@ async def _base_backup(
             await flushed
     size = await asyncio.to_thread(_size, target)
     timings = {
+        # the archive checks and the repository before the copy
+        "prepare_s": round(prepare_s, 3),
         "copy_s": round(copy_s, 3),
+        # the restore point with writers paused
+        "pause_s": round(pause_s, 3),
         "fingerprint_s": round(fingerprint_s, 3),
         # the flush ran beside the fingerprint: this is how much longer it took
         "flush_s": round(max(0.0, time.monotonic() - clock - fingerprint_s), 3),
@@ -392,7 +541,7 @@ async def _base_backup(
         size_bytes=size,
         details={
             **meta.details,
-            "fingerprint_method": FINGERPRINT_RECORD,
+            "fingerprint_method": FINGERPRINT_COLUMNS,
             "timings": timings,
             **({} if paused.ok else {"fingerprint_window": paused.reason}),
         },
@@ -419,7 +568,7 @@ async def _logical_export(ctx: BackupContext, meta: BackupMeta) -> BackupMeta:
         finished_at=datetime.now(UTC),
         fingerprint=prints,
         size_bytes=target.stat().st_size,
-        details={**meta.details, "fingerprint_method": FINGERPRINT_RECORD},
+        details={**meta.details, "fingerprint_method": FINGERPRINT_COLUMNS},
     )
 
 
@@ -478,16 +627,31 @@ async def _writers_paused(dsn: str) -> AsyncIterator[_Pause]:
         log.warning("backup fingerprint: %s", pause.reason)
 
 
+# fsyncs in flight at once: the file system commits them together (one after the other, a
+# backup of a thousand small files waits for a thousand journal commits)
+FSYNC_THREADS = 8
+
+
 def _fsync_tree(root: Path) -> None:
     """Flush every file and directory of a copied backup to disk (what pg_basebackup does
-    itself without --no-sync)."""
-    for directory, _dirs, files in os.walk(root):
-        for name in (*files, "."):
-            fd = os.open(os.path.join(directory, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+    itself without --no-sync), several at a time."""
+    files: list[str] = []
+    directories: list[str] = []
+    for directory, _dirs, names in os.walk(root):
+        files.extend(os.path.join(directory, name) for name in names)
+        directories.append(directory)
+    with ThreadPoolExecutor(FSYNC_THREADS) as pool:
+        list(pool.map(_fsync, files))
+        # the entries once the files are down
+        list(pool.map(_fsync, directories))
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _size(path: Path) -> int:

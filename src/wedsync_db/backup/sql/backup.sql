@@ -30,8 +30,83 @@ order by 3
 
 -- name: fingerprint_settings
 -- the fingerprint reads every row once, as long as that takes (parallel workers as the
--- server's settings allow)
-select set_config('statement_timeout', '0', true)
+-- server's settings allow); the text form of a value does not depend on the session
+select set_config('statement_timeout', '0', true),
+       set_config('TimeZone', 'UTC', true),
+       set_config('DateStyle', 'ISO, YMD', true),
+       set_config('IntervalStyle', 'postgres', true),
+       set_config('extra_float_digits', '1', true),
+       set_config('bytea_output', 'hex', true)
+
+-- name: fingerprint_columns
+-- every column of the fingerprinted tables, and how each is hashed: by its type's own
+-- 64-bit hash when equal values of the type are identical (btequalimage, or text-like under
+-- a deterministic collation), else (numeric, float, arrays, json, …) by its text form; an
+-- 8-byte value is hashed in its binary form (the types' own hashes fold it to 32 bits first)
+with cols as (
+    select quote_ident(n.nspname) || '.' || quote_ident(c.relname) as qualified, a.attnum,
+           a.attname::text,
+           a.attnotnull, t.oid as type_oid, t.typtype, t.typlen, t.typsend,
+           a.attcollation
+    from pg_attribute a
+    join pg_class c on c.oid = a.attrelid
+    join pg_namespace n on n.oid = c.relnamespace
+    join pg_type t on t.oid = a.atttypid
+    where a.attnum > 0 and not a.attisdropped
+      and c.oid = any(%s::regclass[])
+)
+select cols.qualified, cols.attnum, cols.attname, cols.attnotnull,
+       case when exact.ok and hash.fn is not null then hash.schema end as hash_schema,
+       case when exact.ok and hash.fn is not null then hash.fn end as hash_fn,
+       case when exact.ok and hash.fn is not null and cols.typlen = 8
+            then send_ns.nspname::text end as send_schema,
+       case when exact.ok and hash.fn is not null and cols.typlen = 8
+            then send.proname::text end as send_fn
+from cols
+left join lateral (
+    select pn.nspname::text as schema, pp.proname::text as fn
+    from pg_opclass o
+    join pg_am am on am.oid = o.opcmethod and am.amname = 'hash'
+    join pg_amproc p on p.amprocfamily = o.opcfamily and p.amprocnum = 2
+         and p.amproclefttype = o.opcintype and p.amprocrighttype = o.opcintype
+    join pg_proc pp on pp.oid = p.amproc
+    join pg_namespace pn on pn.oid = pp.pronamespace
+    where o.opcdefault
+      and (o.opcintype = cols.type_oid
+           or (cols.typtype = 'e' and o.opcintype = 'anyenum'::regtype))
+      -- callable from SQL with the column (not so bool's hashcharextended on 15)
+      and pp.proargtypes[0] = o.opcintype
+    limit 1
+) hash on true
+left join lateral (
+    select coalesce(bool_or(p.amproc = 'btequalimage'::regproc
+                            or (p.amproc = 'btvarstrequalimage'::regproc
+                                and coalesce(coll.collisdeterministic, true))), false) as ok
+    from pg_opclass o
+    join pg_am am on am.oid = o.opcmethod and am.amname = 'btree'
+    join pg_amproc p on p.amprocfamily = o.opcfamily and p.amprocnum = 4
+         and p.amproclefttype = o.opcintype and p.amprocrighttype = o.opcintype
+    left join pg_collation coll on coll.oid = cols.attcollation
+    where o.opcdefault
+      and (o.opcintype = cols.type_oid
+           or (cols.typtype = 'e' and o.opcintype = 'anyenum'::regtype))
+) exact on true
+left join pg_proc send on send.oid = cols.typsend
+left join pg_namespace send_ns on send_ns.oid = send.pronamespace
+order by 1, 2
+
+-- name: bytea_hash
+-- the 64-bit hash of bytea, where SQL can call it (PostgreSQL 16 and later; before, the
+-- opclass's function takes internal)
+select pn.nspname::text, pp.proname::text
+from pg_opclass o
+join pg_am am on am.oid = o.opcmethod and am.amname = 'hash'
+join pg_amproc p on p.amprocfamily = o.opcfamily and p.amprocnum = 2
+     and p.amproclefttype = o.opcintype and p.amprocrighttype = o.opcintype
+join pg_proc pp on pp.oid = p.amproc
+join pg_namespace pn on pn.oid = pp.pronamespace
+where o.opcdefault and o.opcintype = 'bytea'::regtype
+  and pp.proargtypes[0] = 'bytea'::regtype
 
 -- name: pause_writers
 -- writers wait (readers do not) while a snapshot and a restore point are taken together
