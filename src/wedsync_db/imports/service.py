@@ -222,12 +222,12 @@ async def _decide_and_write(
     await s.execute(statement(f"{prefix}_conflicts"), params)
     summary = await s.fetch_tuples(statement("error_summary"), [import_id])
     error_count, error_lines = summary[0]
-    counts = await s.fetch_tuples(statement(f"{prefix}_counts"), params)
-    new, matched, changed = counts[0]
     rows = opened.stats.rows
+    valid = rows - error_lines
     status: Literal["imported", "failed", "refused"] = "imported"
     message: str | None = None
     inserted = updated = unchanged = skipped = 0
+    new = matched = changed = 0
     if error_lines and not options.skip_bad_rows:
         status = "failed"
         message = (
@@ -236,7 +236,12 @@ async def _decide_and_write(
         )
     else:
         room = await s.fetch_tuples(statement("import_room"), [kind.name, target])
-        if room and room[0][1] is not None and room[0][0] + new > room[0][1]:
+        limited = bool(room) and room[0][1] is not None
+        if limited or options.dry_run:
+            # what writing would do (a real run without a limit learns it from the writes)
+            counts = await s.fetch_tuples(statement(f"{prefix}_counts"), params)
+            new, matched, changed = counts[0]
+        if limited and room[0][0] + new > room[0][1]:
             current, maximum = room[0]
             status = "refused"
             per = "" if kind.name == "clients" else " on this wedding"
@@ -252,7 +257,7 @@ async def _decide_and_write(
         else:
             updated = await s.execute(statement(f"update_{kind.name}"), params)
             inserted = await s.execute(statement(f"insert_{kind.name}"), params)
-            unchanged = matched - updated
+            unchanged = valid - inserted - updated
         if options.dry_run:
             message = "dry run: nothing was written"
     elif options.dry_run:

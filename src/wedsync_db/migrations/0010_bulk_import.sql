@@ -161,10 +161,11 @@ grant select, insert, update, delete
     to service_role;
 
 -- --- values as the CRM exports spell them -------------------------------------------------------
+-- Plain SQL functions that qualify every name, without a SET clause, so that the planner
+-- inlines them into the import's statements (a SET would cost a call per row).
 -- a client status from the words CRMs use (NULL: not one of them)
 create function ops.import_client_status(value text) returns text
     language sql immutable parallel safe
-    set search_path = pg_catalog, pg_temp
 as $$
     select case pg_catalog.lower(pg_catalog.btrim(value))
         when 'lead' then 'lead' when 'enquiry' then 'lead' when 'inquiry' then 'lead'
@@ -181,7 +182,6 @@ $$;
 -- an RSVP answer from the words guest lists use (NULL: not one of them)
 create function ops.import_rsvp(value text) returns text
     language sql immutable parallel safe
-    set search_path = pg_catalog, pg_temp
 as $$
     select case pg_catalog.lower(pg_catalog.btrim(value))
         when 'pending' then 'pending' when 'invited' then 'pending' when 'awaiting' then 'pending'
@@ -199,7 +199,6 @@ $$;
 -- a yes / no cell (NULL: neither)
 create function ops.import_flag(value text) returns boolean
     language sql immutable parallel safe
-    set search_path = pg_catalog, pg_temp
 as $$
     select case pg_catalog.lower(pg_catalog.btrim(value))
         when 'yes' then true when 'y' then true when 'true' then true when '1' then true
@@ -211,7 +210,6 @@ $$;
 -- dietary requirements from one cell: a list split on ; , / or |, trimmed, empties dropped
 create function ops.import_dietary(value text) returns text[]
     language sql immutable parallel safe
-    set search_path = pg_catalog, pg_temp
 as $$
     select coalesce(pg_catalog.array_agg(pg_catalog.btrim(d) order by n), '{}')
     from pg_catalog.regexp_split_to_table(coalesce(value, ''), '[;,/|]') with ordinality r (d, n)

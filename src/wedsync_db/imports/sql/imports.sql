@@ -159,7 +159,8 @@ cross join lateral (values
      case when s.bad_reason is null and s.partner1_name is null
           then 'a name is required (partner1_name)' end),
     ('email', s.email,
-     case when s.bad_reason is null and s.email !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$'
+     case when s.bad_reason is null
+               and (s.email not like '%%_@_%%._%%' or pg_catalog.strpos(s.email, ' ') > 0)
           then 'not an email address' end),
     ('status', s.status,
      case when s.bad_reason is null and s.status is not null
@@ -167,6 +168,10 @@ cross join lateral (values
           then 'not a client status (lead, booked, completed, cancelled)' end)
 ) as e (field, value, reason)
 where s.import_id = %(import)s and e.reason is not null
+  -- only rows with a problem reach the lateral list (most rows have none)
+  and (s.bad_reason is not null or s.partner1_name is null
+       or s.email not like '%%_@_%%._%%' or pg_catalog.strpos(s.email, ' ') > 0
+       or ops.import_client_status(s.status) is null and s.status is not null)
 on conflict do nothing
 
 -- name: client_conflicts
@@ -304,7 +309,8 @@ cross join lateral (values
      case when s.bad_reason is null and s.first_name is null
           then 'a first name is required' end),
     ('email', s.email,
-     case when s.bad_reason is null and s.email !~ '^[^@\s]+@[^@\s]+\.[^@\s]+$'
+     case when s.bad_reason is null
+               and (s.email not like '%%_@_%%._%%' or pg_catalog.strpos(s.email, ' ') > 0)
           then 'not an email address' end),
     ('rsvp_status', s.rsvp_status,
      case when s.bad_reason is null and s.rsvp_status is not null
@@ -320,6 +326,12 @@ cross join lateral (values
           then 'not yes or no' end)
 ) as e (field, value, reason)
 where s.import_id = %(import)s and e.reason is not null
+  -- only rows with a problem reach the lateral list (most rows have none)
+  and (s.bad_reason is not null or s.first_name is null
+       or s.email not like '%%_@_%%._%%' or pg_catalog.strpos(s.email, ' ') > 0
+       or ops.import_rsvp(s.rsvp_status) is null and s.rsvp_status is not null
+       or s.table_number !~ '^[0-9]{1,6}$' or s.table_number = '0'
+       or ops.import_flag(s.plus_one) is null and s.plus_one is not null)
 on conflict do nothing
 
 -- name: guest_conflicts
