@@ -47,11 +47,10 @@ create table ops.imports (
     check ((kind = 'clients') = (organization_id is not null)),
     check ((kind = 'guests') = (wedding_id is not null))
 );
--- an identical file into the same target returns the earlier report
-create index imports_organization_file_idx on ops.imports (organization_id, file_sha256)
-    where organization_id is not null;
-create index imports_wedding_file_idx on ops.imports (wedding_id, file_sha256)
-    where wedding_id is not null;
+-- an identical file into the same target returns the earlier report; deleting an organization
+-- or a wedding finds its imports (the foreign keys)
+create index imports_organization_file_idx on ops.imports (organization_id, file_sha256);
+create index imports_wedding_file_idx on ops.imports (wedding_id, file_sha256);
 create index imports_actor_idx on ops.imports (actor, created_at);
 
 create table ops.import_errors (
