@@ -1,3 +1,4 @@
+-- wedsync:allow blocking-lock-on-existing-table: the foreign keys of the new ops.imports hold SHARE ROW EXCLUSIVE on organizations and weddings only for this short file (new tables, no data to check)
 -- Bulk import of a vendor's clients and a couple's guests from CSV files.
 --
 -- * ops.imports: one row per import — who (actor), when, what file (sha256, size), into which
