@@ -84,6 +84,11 @@ class PlanLimitExceeded(WedsyncDBError):
         )
 
 
+class ImportRefused(WedsyncDBError):
+    """An import file cannot be imported at all (not text, no header, a required column
+    missing, a column map that names nothing); the message says what to change."""
+
+
 class NotFound(WedsyncDBError):
     """The row does not exist or the current user cannot see it (the two are never told apart,
     so a row's existence does not leak to someone without access)."""

@@ -323,6 +323,8 @@ class Settings(BaseSettings):
     metrics_max_age: float = Field(default=5.0, ge=0)
     # request bodies the HTTP API accepts (413 beyond)
     max_body_bytes: int = Field(default=1_048_576, gt=0, le=1_073_741_824)
+    # import files uploaded to POST …/imports (413 beyond); spooled to disk, never held whole
+    import_max_bytes: int = Field(default=52_428_800, gt=0, le=4_294_967_296)
     history_retention_days: int | None = Field(default=None, ge=1)
     backup_retention_days: int | None = Field(default=None, ge=1)
     # the change feed: how long changes are kept (None: the profile's, see

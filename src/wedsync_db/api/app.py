@@ -15,8 +15,9 @@ from fastapi_offline import FastAPIOffline
 from wedsync_db import __version__
 from wedsync_db.api import problems, routes_health, routes_metrics, routes_migrate, routes_ops
 from wedsync_db.api.context import AppContext
-from wedsync_db.api.limits import BodySizeLimit
+from wedsync_db.api.limits import BodySizeLimit, RouteLimit
 from wedsync_db.api.v1 import router as data_api_router
+from wedsync_db.api.v1.imports import IMPORT_UPLOADS
 from wedsync_db.db.client import Database
 from wedsync_db.migrate.runner import MigrationRunner
 from wedsync_db.monitor.state import MonitorState
@@ -71,7 +72,11 @@ def create_app(
     )
     app.add_api_route("/", index, methods=["GET"], include_in_schema=False, response_model=None)
     problems.install(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        routes=(RouteLimit(IMPORT_UPLOADS, settings.import_max_bytes, "WEDSYNC_IMPORT_MAX_BYTES"),),
+    )
     app.include_router(routes_health.router)
     app.include_router(routes_migrate.router)
     app.include_router(routes_metrics.router)

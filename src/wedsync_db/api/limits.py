@@ -9,6 +9,9 @@ body it then refuses.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -25,24 +28,44 @@ class _TooLarge(Exception):
     pass
 
 
-class BodySizeLimit:
-    """ASGI middleware: 413 for a body over ``max_bytes``, told by Content-Length before any
-    of it is read, or counted while a chunked body streams in."""
+@dataclass(frozen=True)
+class RouteLimit:
+    """A body limit of its own for the paths ``pattern`` matches (file uploads), named by its
+    setting in the 413."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    pattern: re.Pattern[str]
+    max_bytes: int
+    setting: str
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for a body over ``max_bytes`` (or the limit of a route in
+    ``routes``), told by Content-Length before any of it is read, or counted while a chunked
+    body streams in."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, routes: Sequence[RouteLimit] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.routes = tuple(routes)
+
+    def _limit(self, scope: Scope) -> tuple[int, str]:
+        path = scope.get("path", "")
+        for route in self.routes:
+            if route.pattern.fullmatch(path):
+                return route.max_bytes, route.setting
+        return self.max_bytes, "WEDSYNC_MAX_BODY_BYTES"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes, setting = self._limit(scope)
         declared = _content_length(scope)
         if declared == -1:
             await self._respond(scope, receive, send, 400, "Bad request", "invalid Content-Length")
             return
-        if declared is not None and declared > self.max_bytes:
-            await self._too_large(scope, receive, send)
+        if declared is not None and declared > max_bytes:
+            await self._too_large(scope, receive, send, max_bytes, setting)
             return
         received = 0
         started = False
@@ -52,7 +75,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise _TooLarge
             return message
 
@@ -67,16 +90,18 @@ class BodySizeLimit:
         except _TooLarge:
             if started:
                 raise
-            await self._too_large(scope, receive, send)
+            await self._too_large(scope, receive, send, max_bytes, setting)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(
+        self, scope: Scope, receive: Receive, send: Send, max_bytes: int, setting: str
+    ) -> None:
         await self._respond(
             scope,
             receive,
             send,
             413,
             "Content too large",
-            f"request bodies are limited to {self.max_bytes:,} bytes (WEDSYNC_MAX_BODY_BYTES)",
+            f"request bodies are limited to {max_bytes:,} bytes ({setting})",
         )
 
     @staticmethod

@@ -11,7 +11,18 @@ from typing import Annotated
 import typer
 
 from wedsync_db import __version__
-from wedsync_db.cli import backup, common, config, demo, health, migrate, monitor, ops, usage
+from wedsync_db.cli import (
+    backup,
+    common,
+    config,
+    demo,
+    health,
+    imports,
+    migrate,
+    monitor,
+    ops,
+    usage,
+)
 from wedsync_db.cli.common import err, out
 from wedsync_db.cli.token import token_command
 from wedsync_db.db.admin import psql_target
@@ -41,6 +52,7 @@ app.add_typer(monitor.metrics_app, name="metrics")
 app.add_typer(monitor.inspect_app, name="inspect")
 app.command("token")(token_command)
 app.add_typer(usage.app, name="usage")
+app.add_typer(imports.app, name="import")
 
 
 def _print_version(value: bool) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from wedsync_db.api.v1 import changes, organizations, weddings
+from wedsync_db.api.v1 import changes, imports, organizations, weddings
 
 PREFIX = "/api/v1"
 
@@ -16,6 +16,6 @@ PREFIX = "/api/v1"
 def router() -> APIRouter:
     """Every data API route, under ``/api/v1``."""
     root = APIRouter(prefix=PREFIX)
-    for module in (organizations, weddings, changes):
+    for module in (organizations, weddings, changes, imports):
         root.include_router(module.router)
     return root
