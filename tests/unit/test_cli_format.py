@@ -65,3 +65,13 @@ def test_the_identifying_column_folds_only_as_a_last_resort() -> None:
     first_column = "".join(line.split("│")[1].strip() for line in text.splitlines()[3:-1])
     assert first_column.startswith("public.organization_members")
     assert max(len(line) for line in text.splitlines()) <= 30
+
+
+def test_a_style_spanning_lines_of_a_cell_renders_at_80_columns() -> None:
+    """A recommendation's remedy with multi-line SQL in one dim style (it used to raise
+    rich's MarkupError: the closing tag alone on a later line)."""
+    remedy = "add the index\n[dim]create index concurrently guests_x_idx\n    on guests (x);[/]"
+    columns = [Col("key", kind="id"), Col("remedy", kind="text")]
+    text, dropped = _render(columns, [["missing-index", remedy]], 80)
+    assert "create index concurrently" in text and "on guests (x);" in text and not dropped
+    assert "[dim]" not in text and "[/]" not in text

@@ -312,7 +312,8 @@ def _shorten(text: str, width: int) -> str:
 
 
 def _cell_width(cell: str) -> int:
-    return max((Text.from_markup(line).cell_len for line in cell.splitlines()), default=0)
+    # markup is parsed for the whole cell: a style may span lines (a multi-line SQL remedy)
+    return max((line.cell_len for line in Text.from_markup(cell).split("\n")), default=0)
 
 
 def show_dsn(dsn: str) -> str:
