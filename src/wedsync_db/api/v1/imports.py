@@ -10,10 +10,11 @@ rows with errors (nothing written) or a file that cannot be read, 402 over the p
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 
@@ -63,6 +64,19 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+@dataclass
+class UploadQuery:
+    """An upload's options, from its query string."""
+
+    column_map: MapQuery = None
+    dry_run: DryRunQuery = False
+    skip_bad_rows: SkipQuery = False
+    date_order: OrderQuery = "auto"
+
+
+Upload = Annotated[UploadQuery, Depends()]
+
+
 @router.post(
     "/organizations/{organization_id}/imports",
     summary="Import clients from a CSV file (multipart field `file`)",
@@ -72,19 +86,9 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     openapi_extra=UPLOAD_DOC,
 )
 async def import_clients(
-    request: Request,
-    ctx: Context,
-    claims: UserClaims,
-    organization_id: UUID,
-    column_map: MapQuery = None,
-    dry_run: DryRunQuery = False,
-    skip_bad_rows: SkipQuery = False,
-    date_order: OrderQuery = "auto",
+    request: Request, ctx: Context, claims: UserClaims, organization_id: UUID, query: Upload
 ) -> Response:
-    return await _upload(
-        request, ctx, claims, "clients", organization_id,
-        column_map, dry_run, skip_bad_rows, date_order,
-    )  # fmt: skip
+    return await _upload(request, ctx, claims, "clients", organization_id, query)
 
 
 @router.post(
@@ -96,19 +100,9 @@ async def import_clients(
     openapi_extra=UPLOAD_DOC,
 )
 async def import_guests(
-    request: Request,
-    ctx: Context,
-    claims: UserClaims,
-    wedding_id: UUID,
-    column_map: MapQuery = None,
-    dry_run: DryRunQuery = False,
-    skip_bad_rows: SkipQuery = False,
-    date_order: OrderQuery = "auto",
+    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID, query: Upload
 ) -> Response:
-    return await _upload(
-        request, ctx, claims, "guests", wedding_id,
-        column_map, dry_run, skip_bad_rows, date_order,
-    )  # fmt: skip
+    return await _upload(request, ctx, claims, "guests", wedding_id, query)
 
 
 @router.get(
@@ -158,10 +152,7 @@ async def _upload(
     claims: UserClaims,
     kind: ImportKind,
     target: UUID,
-    column_map: list[str] | None,
-    dry_run: bool,
-    skip_bad_rows: bool,
-    date_order: Literal["auto", "dmy", "mdy"],
+    query: UploadQuery,
 ) -> Response:
     async with request.form(max_files=1, max_fields=4) as form:
         upload = form.get("file")
@@ -169,10 +160,10 @@ async def _upload(
             return problem(422, "No file", "send the CSV file as the multipart form field 'file'")
         try:
             options = ImportOptions(
-                column_map=parse_map(column_map or []),
-                dry_run=dry_run,
-                skip_bad_rows=skip_bad_rows,
-                date_order=date_order,
+                column_map=parse_map(query.column_map or []),
+                dry_run=query.dry_run,
+                skip_bad_rows=query.skip_bad_rows,
+                date_order=query.date_order,
                 file_name=upload.filename,
             )
             report = await run_import(ctx.database, claims, kind, target, upload.file, options)
