@@ -139,6 +139,21 @@ async def test_restore_to_a_point_in_time_between_backups(
         assert copy.backup.id == full.id
 
 
+async def test_a_quiet_backup_keeps_the_fingerprint_read_beside_the_copy(
+    server: OwnServer, ctx: service.BackupContext
+) -> None:
+    write(server, "quiet")
+    before = await live_fingerprint(server.dsn)
+    meta = await service.create(ctx)
+    # nothing committed during the copy: the hashes read beside it are the backup's, and a
+    # restore to its point holds exactly those rows
+    assert meta.details["fingerprint_read"] == "beside the copy"
+    assert meta.details["timings"]["fingerprint_s"] < meta.details["beside_copy"]["fingerprint_s"]
+    assert service.fingerprint_differences(before, meta.fingerprint) == []
+    result = await service.verify(ctx, meta.id)
+    assert result.ok, result.problems
+
+
 async def test_a_backup_taken_under_writes_verifies(
     server: OwnServer, ctx: service.BackupContext
 ) -> None:
@@ -157,8 +172,10 @@ async def test_a_backup_taken_under_writes_verifies(
     finally:
         stop.set()
         thread.join()
-    # the table changed between the hashing beside the copy and the restore point
+    # the table changed between the hashing beside the copy and the restore point: the
+    # fingerprint is read again in the restore point's snapshot
     assert notes(server.dsn) and meta.good
+    assert meta.details["fingerprint_read"] == "after the copy"
     result = await service.verify(ctx, meta.id)
     assert result.ok, result.problems
 
@@ -293,6 +310,9 @@ def test_a_backup_killed_midway_is_never_listed_as_good(
             "create table if not exists bk_bulk as"
             " select g, repeat('x', 500) as pad from generate_series(1, 200000) g"
         )
+    if not any(b.good for b in ctx.repo.all()):
+        # a complete backup to restore from, whichever tests ran before
+        asyncio.run(service.create(ctx))
     before = {b.id for b in ctx.repo.all()}
     proc = subprocess.Popen(
         [str(WEDSYNC_DB), "backup", "create"],

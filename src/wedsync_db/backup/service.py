@@ -7,10 +7,14 @@ backup. A managed database (no REPLICATION, no archive) gets logical exports (pg
 go through the same commands.
 
 Right after a backup, a named restore point is written to the WAL in the statement that takes
-a snapshot, and the fingerprint of every table is read in that snapshot; ``verify`` restores
-the backup into a scratch directory on a free loopback port up to that point and compares. A
-transaction that commits in the microseconds between the snapshot and the restore point's WAL
-record shows as a difference (in the table it touched).
+a snapshot (writers held off for that instant), and the fingerprint of every table is the one
+of that snapshot; ``verify`` restores the backup into a scratch directory on a free loopback
+port up to that point and compares. The fingerprint is read beside the copy, in a snapshot
+taken as it starts; when the restore point's snapshot equals that one (no transaction
+committed or aborted during the copy: a quiet database), those hashes are the backup's,
+otherwise the fingerprint is read again in the restore point's snapshot. Should writers not
+be held off, a transaction that commits in the microseconds between the snapshot and the
+restore point's WAL record shows as a difference (in the table it touched).
 
 The fingerprint of a table is its row count and the sum (mod 2^64) of one 64-bit hash per
 row, not a hash of the rows in primary-key order: no sort and no ordered scan, one sequential
@@ -483,7 +487,8 @@ async def _base_backup(
         # manifest as easily as a SHA-256 in it
         "--manifest-checksums=CRC32C",
         "--no-password",
-        # flushed to disk below, while the fingerprint is read (never marked complete before)
+        # flushed to disk as soon as the copy ends, beside the hashing (never marked complete
+        # before)
         "--no-sync",
         "-l",
         f"wedsync {meta.id}",
@@ -492,7 +497,7 @@ async def _base_backup(
         args.append(f"--incremental={ctx.repo.backup_path(parent) / 'backup_manifest'}")
     clock = time.monotonic()
     prepare_s = clock - since
-    await asyncio.to_thread(ctx.tools.run, "pg_basebackup", args, env=env)
+    early = await _copy_beside_fingerprint(ctx, args, env, target)
     copy_s = time.monotonic() - clock
     manifest = json.loads((target / "backup_manifest").read_text())
     ranges = manifest.get("WAL-Ranges") or [{}]
@@ -505,28 +510,27 @@ async def _base_backup(
         # that point holds, however long it takes
         clock = time.monotonic()
         async with _writers_paused(ctx.dsn) as paused:
-            await s.fetch_val(Q["restore_point"].sql, (point,))
+            _lsn, snapshot = (await s.fetch_tuples(Q["restore_point"].sql, (point,)))[0]
         pause_s = time.monotonic() - clock
-        flushed = asyncio.create_task(asyncio.to_thread(_fsync_tree, target))
         clock = time.monotonic()
-        try:
-            prints = await fingerprint(s)
-            fingerprint_s = time.monotonic() - clock
-            start_wal = (
-                await s.fetch_val(Q["walfile_name"].sql, (start_lsn,)) if start_lsn else None
-            )
-        finally:
-            await flushed
+        if early.snapshot == snapshot:
+            # nothing committed or aborted since the hashing beside the copy began: the
+            # restore point's snapshot sees exactly the rows it read
+            prints, read = early.prints, "beside the copy"
+        else:
+            prints, read = await fingerprint(s), "after the copy"
+        fingerprint_s = time.monotonic() - clock
+        start_wal = await s.fetch_val(Q["walfile_name"].sql, (start_lsn,)) if start_lsn else None
     size = await asyncio.to_thread(_size, target)
     timings = {
         # the archive checks and the repository before the copy
         "prepare_s": round(prepare_s, 3),
+        # pg_basebackup and the flush of its files, with the hashing beside them
         "copy_s": round(copy_s, 3),
         # the restore point with writers paused
         "pause_s": round(pause_s, 3),
+        # the hashing after the copy (none when the rows read beside it are still the rows)
         "fingerprint_s": round(fingerprint_s, 3),
-        # the flush ran beside the fingerprint: this is how much longer it took
-        "flush_s": round(max(0.0, time.monotonic() - clock - fingerprint_s), 3),
     }
     return replace(
         meta,
@@ -542,10 +546,74 @@ async def _base_backup(
         details={
             **meta.details,
             "fingerprint_method": FINGERPRINT_COLUMNS,
+            "fingerprint_read": read,
+            # the parts of copy_s, side by side
+            "beside_copy": {
+                "pg_basebackup_s": round(early.copy_s, 3),
+                "flush_s": round(early.flush_s, 3),
+                "fingerprint_s": round(early.seconds, 3),
+            },
             "timings": timings,
             **({} if paused.ok else {"fingerprint_window": paused.reason}),
         },
     )
+
+
+@dataclass(frozen=True)
+class _Early:
+    """The fingerprint read beside the copy, in a snapshot taken as the copy began."""
+
+    snapshot: str
+    prints: tuple[TableFingerprint, ...]
+    seconds: float
+    copy_s: float
+    flush_s: float
+
+
+async def _copy_beside_fingerprint(
+    ctx: BackupContext, args: list[str], env: dict[str, str], target: Path
+) -> _Early:
+    """Run pg_basebackup, then flush its files to disk, while the fingerprint is read in a
+    snapshot taken as the copy starts.
+
+    A restore cannot stop before the copy's end, so these hashes stand for the backup only if
+    the restore point's snapshot, taken after the copy, equals this one: then no transaction
+    committed or aborted in between, and both see the same rows (the caller compares). The
+    hashing is reads only; a failed copy stops it at once."""
+    async with _snapshot(ctx.dsn) as s:
+        snapshot = str(await s.fetch_val(Q["current_snapshot"].sql))
+        clock = time.monotonic()
+        parts: dict[str, float] = {}
+
+        def copy_and_flush() -> None:
+            started = time.monotonic()
+            ctx.tools.run("pg_basebackup", args, env=env)
+            parts["copy_s"] = time.monotonic() - started
+            started = time.monotonic()
+            _fsync_tree(target)
+            parts["flush_s"] = time.monotonic() - started
+
+        copying = asyncio.create_task(asyncio.to_thread(copy_and_flush))
+
+        async def hash_rows() -> tuple[TableFingerprint, ...]:
+            prints = await fingerprint(s)
+            parts["fingerprint_s"] = time.monotonic() - clock
+            return prints
+
+        hashing = asyncio.create_task(hash_rows())
+        done, _ = await asyncio.wait({copying, hashing}, return_when=asyncio.FIRST_EXCEPTION)
+        failed = copying.exception() if copying in done else None
+        if failed is not None:
+            hashing.cancel()
+            with contextlib.suppress(BaseException):
+                await hashing
+            raise failed
+        try:
+            prints = await hashing
+        finally:
+            # a copy is never left running behind an error of the hashing
+            await copying
+    return _Early(snapshot, prints, parts["fingerprint_s"], parts["copy_s"], parts["flush_s"])
 
 
 async def _logical_export(ctx: BackupContext, meta: BackupMeta) -> BackupMeta:

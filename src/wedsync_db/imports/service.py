@@ -213,6 +213,7 @@ async def _decide_and_write(
 ) -> ImportReport:
     prefix = _prefix(kind)
     params = {"import": import_id, "target": target, "fields": opened.plan.present}
+    await s.execute(statement("write_settings"))
     # one import at a time per target: the counts and the plan room hold until COMMIT
     await s.fetch_val(
         "select pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(%s, 0))",

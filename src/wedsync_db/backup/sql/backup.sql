@@ -113,8 +113,13 @@ where o.opcdefault and o.opcintype = 'bytea'::regtype
 lock table {tables} in share mode
 
 -- name: restore_point
--- a named point in the WAL a restore can stop at: right after the fingerprint's snapshot
-select pg_create_restore_point(%s)::text
+-- a named point in the WAL a restore can stop at, taken in the fingerprint's snapshot, and that
+-- snapshot (equal to an earlier one when nothing committed or aborted in between)
+select pg_create_restore_point(%s)::text, pg_current_snapshot()::text
+
+-- name: current_snapshot
+-- the transaction's snapshot: which transactions' writes it sees
+select pg_current_snapshot()::text
 
 -- name: export_snapshot
 -- the snapshot pg_dump is given, so that the export and the fingerprint see the same rows

@@ -35,6 +35,11 @@ select pg_catalog.set_config('wedsync.import_id', i.id::text, true),
 from ops.imports i
 where i.id = %s and i.status = 'staging'
 
+-- name: write_settings
+-- the writing transaction sorts and hashes every staged row: the memory to do it without
+-- spilling to disk (for this transaction only)
+select pg_catalog.set_config('work_mem', '64MB', true)
+
 -- name: import_room
 -- what the target's plan still allows: usage now and the maximum (NULL: unlimited)
 select current_usage, maximum from wedsync.import_room(%s, %s)
