@@ -123,10 +123,13 @@ async def timed_import(db: Database, path: Path, expected: int) -> tuple[float, 
     return elapsed, rss[1] - rss[0]
 
 
-async def timed_copy(db: Database, dsn: str, path: Path, expected: int) -> tuple[float, float]:
+async def timed_copy(
+    db: Database, dsn: str, path: Path, expected: int
+) -> tuple[float, float, float]:
     """Seconds for the raw COPY into a plain table, then for INSERT … SELECT of those rows
     into `clients` as the superuser (the table's own cost: indexes, foreign key, triggers;
-    no RLS, no validation): the floor any import into clients stands on."""
+    no RLS, no validation): the floor any import into clients stands on; then into a copy of
+    clients with its indexes only."""
     table = sql.Identifier(f"bench_copy_{uuid.uuid4().hex[:8]}")
     names = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS)
     org, _ = await new_organization(db)
@@ -154,9 +157,31 @@ async def timed_copy(db: Database, dsn: str, path: Path, expected: int) -> tuple
                 [org],
             )
             floor = time.perf_counter() - t0
+            # the same rows into a table with clients' columns, defaults, checks and indexes
+            # but no trigger, foreign key or policy: what the indexes alone cost
+            clone = sql.Identifier(f"bench_clone_{uuid.uuid4().hex[:8]}")
+            await conn.execute(
+                sql.SQL(
+                    "create table {} (like clients including defaults including constraints"
+                    " including indexes)"
+                ).format(clone)
+            )
+            try:
+                t0 = time.perf_counter()
+                await conn.execute(
+                    sql.SQL(
+                        "insert into {clone} (organization_id, {names}) select %s, partner1_name,"
+                        " nullif(partner2_name, ''), email, wedding_date::date, venue, status,"
+                        " external_ref, nullif(notes, '') from {table}"
+                    ).format(clone=clone, names=names, table=table),
+                    [org],
+                )
+                indexes = time.perf_counter() - t0
+            finally:
+                await conn.execute(sql.SQL("drop table {}").format(clone))
         finally:
             await conn.execute(sql.SQL("drop table {}").format(table))
-    return copied, floor
+    return copied, floor, indexes
 
 
 async def timed_executemany(db: Database, rows: int) -> float:
@@ -196,6 +221,7 @@ async def main(rows: int, sample: int, rounds: int, rss_rows: int) -> None:
             "import": [],
             "copy": [],
             "floor": [],
+            "indexes": [],
             "executemany": [],
             "200": [],
         }
@@ -211,9 +237,10 @@ async def main(rows: int, sample: int, rounds: int, rss_rows: int) -> None:
                         times["import"].append(seconds)
                         growth.append(grew)
                     elif name == "copy":
-                        copied, floor = await timed_copy(db, dsn, big, rows)
+                        copied, floor, indexes = await timed_copy(db, dsn, big, rows)
                         times["copy"].append(copied)
                         times["floor"].append(floor)
+                        times["indexes"].append(indexes)
                     else:
                         times["executemany"].append(await timed_executemany(db, sample))
                 times["200"].append((await timed_import(db, small, 200))[0])
@@ -244,6 +271,12 @@ async def main(rows: int, sample: int, rounds: int, rss_rows: int) -> None:
     print(
         f"clients floor {rows / median['floor']:>9,.0f} rows/s  (INSERT … SELECT from the plain "
         f"table as superuser, median {median['floor']:.2f} s; not in the ratios)"
+    )
+    print(
+        f"clients' indexes {rows / median['indexes']:>7,.0f} rows/s  (the same INSERT … SELECT into"
+        f" a table with clients' indexes only, median {median['indexes']:.2f} s: an import/copy"
+        f" ratio above {median['copy'] / median['indexes']:.2f} is out of reach of any writer of"
+        " clients)"
     )
     print(f"import peak RSS growth: {max(growth) / mib:.1f} MiB (process RSS sampled every 5 ms)")
     print(f"200 clients in {median['200']:.2f} s (import path, median of {rounds})")

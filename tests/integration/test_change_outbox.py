@@ -253,11 +253,22 @@ async def test_the_outbox_is_measured_and_the_sampler_prunes_it(
     assert snap.feed.oldest_change_at is not None
     assert snap.metrics()["feed_changes"] == snap.feed.changes
 
+    # and an import its process left staging two hours ago: the same pass fails it
+    stopped = await service_rows(
+        db,
+        "insert into ops.imports (kind, organization_id, actor, file_sha256, file_bytes,"
+        " options_key, created_at) values ('clients', %s, %s, repeat('b', 64), 1, 'k',"
+        " now() - interval '2 hours') returning id",
+        (t.org_a, t.a_owner),
+    )
+
     isolate_settings(monkeypatch, tmp_path)
     # a retention of a few milliseconds: everything written so far is past it
     settings = load_settings(feed_retention_hours=1e-6)
     state = MonitorState(settings, db)
     await state.capture(source="test")
+    status = "select status from ops.imports where id = %s"
+    assert await service_rows(db, status, (stopped[0][0],)) == [("failed",)]
     text = state.exporter.render().decode()
     assert (
         "wedsync_db_feed_changes " in text and "wedsync_db_feed_oldest_change_age_seconds" in text

@@ -11,6 +11,7 @@ import asyncio
 import io
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -25,7 +26,13 @@ from wedsync_db.cli.main import app
 from wedsync_db.db.client import Database
 from wedsync_db.errors import ImportRefused, NotFound, PermissionDenied
 from wedsync_db.imports.fields import KINDS
-from wedsync_db.imports.service import ImportOptions, read_report, run_import
+from wedsync_db.imports.service import (
+    ABANDONED_AFTER,
+    ImportOptions,
+    clean_up,
+    read_report,
+    run_import,
+)
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "imports"
 UPDATE = os.environ.get("WEDSYNC_UPDATE_IMPORT_CORPUS") == "1"
@@ -352,6 +359,59 @@ async def test_errors_page_through_with_a_cursor(shared_database: Database) -> N
         if cursor is None:
             break
     assert seen == [2, 3, 4, 5, 6]
+
+
+# --- clean-up -------------------------------------------------------------------------------------
+async def stage_import(db: Database, org: UUID, owner: UUID, age: str) -> UUID:
+    """An import left staging ``age`` ago with one staged row, as a stopped process leaves it."""
+    async with db.service(reason="test: stopped import") as s:
+        import_id = UUID(
+            str(
+                await s.fetch_val(
+                    "insert into ops.imports (kind, organization_id, actor, file_sha256,"
+                    " file_bytes, options_key, created_at) values ('clients', %s, %s,"
+                    " repeat('a', 64), 1, 'k', now() - %s::interval) returning id",
+                    [org, owner, age],
+                )
+            )
+        )
+        await s.execute("select set_config('wedsync.import_id', %s, true)", [str(import_id)])
+        await s.execute("select set_config('wedsync.import_actor', %s, true)", [str(owner)])
+        await s.execute("insert into ops.import_client_rows (line, partner1_name) values (2, 'x')")
+    return import_id
+
+
+async def test_clean_up_fails_abandoned_imports_and_prunes_old_row_errors(
+    shared_database: Database,
+) -> None:
+    org = await fresh_organization(shared_database)
+    owner = target_owner[org]
+    failed = await run_import(
+        shared_database, vendor(owner), "clients", org, csv_bytes("Name,Email", "P,bad")
+    )
+    assert failed.id is not None and failed.error_count == 1
+    stopped = await stage_import(shared_database, org, owner, "2 hours")
+    running = await stage_import(shared_database, org, owner, "1 minute")
+    now = await count(shared_database, "select extract(epoch from now())::bigint")
+    done = await clean_up(
+        shared_database,
+        abandoned_before=datetime.fromtimestamp(now, UTC) - ABANDONED_AFTER,
+        errors_before=datetime.fromtimestamp(now + 1, UTC),
+    )
+    assert done.abandoned >= 1 and done.errors_pruned >= 1
+    staged = "select count(*) from ops.import_client_rows where import_id = %s"
+    status = "select status || ': ' || coalesce(message, '') from ops.imports where id = %s"
+    assert await count(shared_database, staged, stopped) == 0
+    async with shared_database.service(reason="test: read") as s:
+        assert str(await s.fetch_val(status, [stopped])).startswith("failed: abandoned")
+        assert await s.fetch_val(status, [running]) == "staging: "
+    # a running import keeps its rows; an old report keeps its counts, not its row errors
+    assert await count(shared_database, staged, running) == 1
+    report = await read_report(shared_database, vendor(owner), "clients", org, failed.id)
+    assert report.error_count == 1 and report.errors == []
+    async with shared_database.service(reason="test: tidy") as s:
+        await s.execute("delete from ops.imports where id = any(%s)", [[stopped, running]])
+        await s.execute("delete from ops.import_client_rows where import_id = %s", [running])
 
 
 # --- CLI ------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import IO, Any, Literal
 from uuid import UUID
 
@@ -35,6 +36,9 @@ from wedsync_db.imports.report import FileFormat, ImportReport, RowError
 
 # errors in a report as returned (GET …/imports/{id} pages through the rest)
 REPORT_ERRORS = 100
+# an import still staging this long after it began was stopped (the largest file the size
+# limit admits imports in minutes; a failed run cleans up after itself at once)
+ABANDONED_AFTER = timedelta(hours=1)
 _FRAGMENTS = ("valid", "matches", "next")
 
 
@@ -344,9 +348,36 @@ async def _read_report(
     )
 
 
+@dataclass(frozen=True)
+class CleanUp:
+    """What one clean-up did: imports found abandoned, row errors pruned."""
+
+    abandoned: int
+    errors_pruned: int
+
+
+async def clean_up(db: Database, *, abandoned_before: datetime, errors_before: datetime) -> CleanUp:
+    """Fail the imports still staging since before ``abandoned_before`` (their process
+    stopped: a failed run cleans up after itself) and delete their staged rows; delete the
+    row errors of imports finished before ``errors_before``."""
+    async with db.service(reason="bulk import clean-up") as s:
+        abandoned = await s.fetch_val(
+            statement("abandon_stale_imports"), {"before": abandoned_before}
+        )
+        pruned = await s.fetch_val(statement("prune_import_errors"), {"before": errors_before})
+    return CleanUp(int(abandoned or 0), int(pruned or 0))
+
+
 def exit_status(report: ImportReport) -> int:
     """0 imported (or would be), 2 failed or refused (nothing written)."""
     return 0 if report.status == "imported" else 2
 
 
-__all__: Sequence[str] = ("ImportOptions", "exit_status", "read_report", "run_import")
+__all__: Sequence[str] = (
+    "CleanUp",
+    "ImportOptions",
+    "clean_up",
+    "exit_status",
+    "read_report",
+    "run_import",
+)

@@ -27,6 +27,8 @@ from wedsync_db.db.client import Database
 from wedsync_db.db.heartbeat import OutageLog
 from wedsync_db.errors import DatabaseUnavailable, WedsyncDBError
 from wedsync_db.feed import prune as prune_feed
+from wedsync_db.imports.service import ABANDONED_AFTER
+from wedsync_db.imports.service import clean_up as clean_up_imports
 from wedsync_db.monitor import history
 from wedsync_db.monitor.assess import Assessment, assess_sample
 from wedsync_db.monitor.collectors import (
@@ -129,6 +131,7 @@ class MonitorState:
         self._retry_at = 0.0
         self._last_purge: float | None = None
         self._last_feed_prune: float | None = None
+        self._last_import_clean_up: float | None = None
         # changes the sampler pruned from the feed's outbox
         self.feed_pruned = 0
         self._exporter: MetricsExporter | None = None
@@ -216,8 +219,9 @@ class MonitorState:
         if self.store_history:
             await self._record(snap, source)
             if snap.feed is not None:
-                # only where the outbox exists (its collector read it)
+                # only where the outbox exists (its collector read it), and so the imports
                 await self._prune_feed()
+                await self._clean_up_imports()
         return snap
 
     async def _prune_feed(self) -> None:
@@ -236,6 +240,28 @@ class MonitorState:
             log.warning("could not prune the change feed: %s", exc)
             return
         self._last_feed_prune = now
+
+    async def _clean_up_imports(self) -> None:
+        """Fail abandoned imports and prune old row errors, once per purge interval."""
+        now = time.monotonic()
+        last = self._last_import_clean_up
+        if last is not None and now - last < PURGE_INTERVAL_SECONDS:
+            return
+        wall = datetime.now(UTC)
+        days = self.settings.effective_history_retention_days
+        try:
+            done = await clean_up_imports(
+                self.database,
+                abandoned_before=wall - ABANDONED_AFTER,
+                errors_before=wall - timedelta(days=days),
+            )
+        except WedsyncDBError as exc:
+            self.collector_errors["import_clean_up"] += 1
+            log.warning("could not clean up imports: %s", exc)
+            return
+        if done.abandoned:
+            log.warning("%d abandoned import(s) marked failed", done.abandoned)
+        self._last_import_clean_up = now
 
     async def _query_baseline(self) -> QueryBaseline | None:
         full = self.full

@@ -67,6 +67,35 @@ where id = %s and status = 'staging'
 -- service: a dry run leaves nothing behind (its errors go with it)
 delete from ops.imports where id = %s
 
+-- name: abandon_stale_imports
+-- service: imports still staging long after they began (the importing process stopped) are
+-- failed, and their staged rows go; returns how many imports
+with stale as (
+    update ops.imports
+    set status = 'failed', finished_at = pg_catalog.now(),
+        message = 'abandoned: the import stopped before it finished (nothing was written)'
+    where status = 'staging' and created_at < %(before)s
+    returning id
+),
+staged_clients as (
+    delete from ops.import_client_rows r using stale where r.import_id = stale.id
+),
+staged_guests as (
+    delete from ops.import_guest_rows r using stale where r.import_id = stale.id
+)
+select pg_catalog.count(*)::integer from stale
+
+-- name: prune_import_errors
+-- service: the row errors of imports finished before the history retention (their reports,
+-- with the counts, stay); returns how many errors
+with gone as (
+    delete from ops.import_errors e
+    using ops.imports i
+    where i.id = e.import_id and i.finished_at < %(before)s
+    returning 1
+)
+select pg_catalog.count(*)::integer from gone
+
 -- name: clear_client_rows
 -- the import's staged client rows, once used
 delete from ops.import_client_rows where import_id = %s
