@@ -28,9 +28,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 from _common import migrate, sizes
 from wedsync_db.backup import service
@@ -124,7 +127,18 @@ def workdir() -> tuple[Path, tuple[int, int] | None]:
     return base, (entry.pw_uid, entry.pw_gid)
 
 
-async def main(gb: float, rounds: int) -> None:
+def writer(dsn: str, per_second: int, stop: threading.Event) -> int:
+    """Commit one small insert ``per_second`` times a second until stopped; returns how many."""
+    done = 0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("create table if not exists bench_writes (at timestamptz default now())")
+        while not stop.wait(1.0 / per_second):
+            conn.execute("insert into bench_writes default values")
+            done += 1
+    return done
+
+
+async def main(gb: float, rounds: int, writes: int) -> None:
     base, owner = workdir()
     server = EmbeddedPostgres(base / "server", port=free_port())
     try:
@@ -143,11 +157,16 @@ async def main(gb: float, rounds: int) -> None:
             embedded=server,
         )
         await service.setup(ctx)
+        stop = threading.Event()
+        busy = asyncio.create_task(asyncio.to_thread(writer, dsn, writes, stop)) if writes else None
+        if writes:
+            print(f"a writer commits {writes} times a second through every round")
         bare_s: list[float] = []
         command_s: list[float] = []
         copy_s: list[float] = []
         fingerprint_s: list[float] = []
         beside_s: list[float] = []
+        flush_s: list[float] = []
         read: list[str] = []
         phases: dict[str, list[float]] = {}
         newest = ""
@@ -168,8 +187,9 @@ async def main(gb: float, rounds: int) -> None:
                     # pg_basebackup and the flush of its files, as the bare one does them
                     parts = details.get("beside_copy", {})
                     copy_s.append(parts.get("pg_basebackup_s", 0.0) + parts.get("flush_s", 0.0))
+                    flush_s.append(parts.get("flush_s", 0.0))
                     # the hashing itself, wherever it ran (beside the copy, or after it)
-                    beside_s.append(float(details.get("beside_copy", {}).get("fingerprint_s", 0)))
+                    beside_s.append(float(details.get("beside_copy", {}).get("fingerprint_s") or 0))
                     fingerprint_s.append(
                         timings["fingerprint_s"]
                         if details.get("fingerprint_read") == "after the copy"
@@ -187,10 +207,14 @@ async def main(gb: float, rounds: int) -> None:
                 f"round {i + 1}: backup create {command_s[-1]:.2f} s "
                 f"({size / 2**20 / command_s[-1]:,.0f} MiB/s), pg_basebackup {bare_s[-1]:.2f} s "
                 f"({size / 2**20 / bare_s[-1]:,.0f} MiB/s); the command's copy "
-                f"{copy_s[-1]:.2f} s, fingerprint {fingerprint_s[-1]:.2f} s (read {read[-1]}); "
+                f"{copy_s[-1]:.2f} s (its flush {flush_s[-1]:.2f} s), fingerprint "
+                f"{fingerprint_s[-1]:.2f} s (read {read[-1]}); "
                 + ", ".join(f"{k} {v[-1]:.2f}" for k, v in phases.items()),
                 flush=True,
             )
+        if busy is not None:
+            stop.set()
+            print(f"writes committed during the rounds: {await busy:,}")
         into = base / "restored" / "data"
         into.parent.mkdir()
         if owner is not None:
@@ -226,5 +250,6 @@ if __name__ == "__main__":
         smoke="a small database, one round",
         gb=(3.0, 0.05, "database size (GiB)"),
         rounds=(3, 1),
+        writes=(0, 0, "commits per second by a writer running through every round (0: none)"),
     )
-    asyncio.run(main(args.gb, args.rounds))
+    asyncio.run(main(args.gb, args.rounds, args.writes))

@@ -513,7 +513,7 @@ async def _base_backup(
             _lsn, snapshot = (await s.fetch_tuples(Q["restore_point"].sql, (point,)))[0]
         pause_s = time.monotonic() - clock
         clock = time.monotonic()
-        if early.snapshot == snapshot:
+        if early.prints is not None and early.snapshot == snapshot:
             # nothing committed or aborted since the hashing beside the copy began: the
             # restore point's snapshot sees exactly the rows it read
             prints, read = early.prints, "beside the copy"
@@ -551,7 +551,8 @@ async def _base_backup(
             "beside_copy": {
                 "pg_basebackup_s": round(early.copy_s, 3),
                 "flush_s": round(early.flush_s, 3),
-                "fingerprint_s": round(early.seconds, 3),
+                # None: stopped, as the server changed during the copy
+                "fingerprint_s": None if early.seconds is None else round(early.seconds, 3),
             },
             "timings": timings,
             **({} if paused.ok else {"fingerprint_window": paused.reason}),
@@ -559,13 +560,19 @@ async def _base_backup(
     )
 
 
+# how often the hashing beside the copy checks that nothing has committed since it began
+WATCH_INTERVAL = 0.25
+
+
 @dataclass(frozen=True)
 class _Early:
-    """The fingerprint read beside the copy, in a snapshot taken as the copy began."""
+    """The copy's times, and the fingerprint read beside it in a snapshot taken as it began
+    (None when a transaction committed or aborted meanwhile: those hashes could not stand)."""
 
     snapshot: str
-    prints: tuple[TableFingerprint, ...]
-    seconds: float
+    prints: tuple[TableFingerprint, ...] | None
+    # None when stopped
+    seconds: float | None
     copy_s: float
     flush_s: float
 
@@ -578,42 +585,63 @@ async def _copy_beside_fingerprint(
 
     A restore cannot stop before the copy's end, so these hashes stand for the backup only if
     the restore point's snapshot, taken after the copy, equals this one: then no transaction
-    committed or aborted in between, and both see the same rows (the caller compares). The
-    hashing is reads only; a failed copy stops it at once."""
+    committed or aborted in between, and both see the same rows (the caller compares). So the
+    hashing stops as soon as another connection's snapshot differs from it (checked every
+    WATCH_INTERVAL): on a busy server it leaves the cores to the copy within that time, and
+    the caller reads the fingerprint after the copy. The hashing is reads only; a failed copy
+    stops it at once."""
+    parts: dict[str, float] = {}
+
+    def copy_and_flush() -> None:
+        started = time.monotonic()
+        ctx.tools.run("pg_basebackup", args, env=env)
+        parts["copy_s"] = time.monotonic() - started
+        started = time.monotonic()
+        _fsync_tree(target)
+        parts["flush_s"] = time.monotonic() - started
+
     async with _snapshot(ctx.dsn) as s:
         snapshot = str(await s.fetch_val(Q["current_snapshot"].sql))
         clock = time.monotonic()
-        parts: dict[str, float] = {}
-
-        def copy_and_flush() -> None:
-            started = time.monotonic()
-            ctx.tools.run("pg_basebackup", args, env=env)
-            parts["copy_s"] = time.monotonic() - started
-            started = time.monotonic()
-            _fsync_tree(target)
-            parts["flush_s"] = time.monotonic() - started
-
-        copying = asyncio.create_task(asyncio.to_thread(copy_and_flush))
 
         async def hash_rows() -> tuple[TableFingerprint, ...]:
             prints = await fingerprint(s)
             parts["fingerprint_s"] = time.monotonic() - clock
             return prints
 
+        async def changed() -> None:
+            async with direct.connect(ctx.dsn, application_name="wedsync:backup watch") as w:
+                while True:
+                    if str(await w.fetch_val(Q["current_snapshot"].sql)) != snapshot:
+                        return
+                    await asyncio.sleep(WATCH_INTERVAL)
+
+        copying = asyncio.create_task(asyncio.to_thread(copy_and_flush))
         hashing = asyncio.create_task(hash_rows())
-        done, _ = await asyncio.wait({copying, hashing}, return_when=asyncio.FIRST_EXCEPTION)
-        failed = copying.exception() if copying in done else None
-        if failed is not None:
-            hashing.cancel()
-            with contextlib.suppress(BaseException):
-                await hashing
-            raise failed
+        # done when the server has changed (or the watch failed: then it cannot tell)
+        watching = asyncio.create_task(changed())
+        tasks = (copying, hashing, watching)
         try:
-            prints = await hashing
+            while not (copying.done() and hashing.done()):
+                running = {t for t in tasks if not t.done()}
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                failed = copying.exception() if copying.done() else None
+                if failed is not None:
+                    raise failed
+                if watching.done() and not hashing.done():
+                    hashing.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await hashing
         finally:
-            # a copy is never left running behind an error of the hashing
-            await copying
-    return _Early(snapshot, prints, parts["fingerprint_s"], parts["copy_s"], parts["flush_s"])
+            for task in (hashing, watching):
+                if not task.done():
+                    task.cancel()
+            # a copy is never left running behind an error
+            await asyncio.wait(tasks)
+            if not watching.cancelled() and watching.exception() is not None:
+                log.debug("backup watch: %s", watching.exception())
+        prints = None if hashing.cancelled() else hashing.result()
+    return _Early(snapshot, prints, parts.get("fingerprint_s"), parts["copy_s"], parts["flush_s"])
 
 
 async def _logical_export(ctx: BackupContext, meta: BackupMeta) -> BackupMeta:
