@@ -39,7 +39,7 @@ REPORT_ERRORS = 100
 # an import still staging this long after it began was stopped (the largest file the size
 # limit admits imports in minutes; a failed run cleans up after itself at once)
 ABANDONED_AFTER = timedelta(hours=1)
-_FRAGMENTS = ("valid", "matches", "next")
+_FRAGMENTS = ("valid", "matches", "next", "update", "insert")
 
 
 @dataclass(frozen=True)
@@ -260,8 +260,8 @@ async def _decide_and_write(
         if options.dry_run:
             inserted, updated, unchanged = new, changed, matched - changed
         else:
-            updated = await s.execute(statement(f"update_{kind.name}"), params)
-            inserted = await s.execute(statement(f"insert_{kind.name}"), params)
+            written = await s.fetch_tuples(statement(f"write_{kind.name}"), params)
+            updated, inserted = written[0]
             unchanged = valid - inserted - updated
         if options.dry_run:
             message = "dry run: nothing was written"

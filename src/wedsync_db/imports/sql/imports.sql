@@ -248,11 +248,9 @@ select (select pg_catalog.count(*) from valid v
                                       n.wedding_date, n.venue, n.status, n.external_ref,
                                       n.notes))::integer
 
--- name: update_clients
--- matched clients the file changes (an unchanged row is not touched: its version stays)
-with valid as ({client_valid}),
-     matched as ({client_matches}),
-     next as ({client_next})
+-- name: client_update
+-- fragment: matched clients the file changes (an unchanged row is not touched: its version
+-- stays)
 update public.clients c
 set (partner1_name, partner2_name, email, phone, wedding_date, venue, status, external_ref,
      notes)
@@ -263,10 +261,8 @@ where c.organization_id = %(target)s and c.id = n.id
   and n.old is distinct from (n.partner1_name, n.partner2_name, n.email, n.phone,
                               n.wedding_date, n.venue, n.status, n.external_ref, n.notes)
 
--- name: insert_clients
--- rows that name no existing client
-with valid as ({client_valid}),
-     matched as ({client_matches})
+-- name: client_insert
+-- fragment: rows that name no existing client
 insert into public.clients (organization_id, partner1_name, partner2_name, email, phone,
                             wedding_date, venue, status, external_ref, notes)
 select %(target)s, v.partner1_name, v.partner2_name, v.email, v.phone, v.wedding_date::date,
@@ -274,6 +270,19 @@ select %(target)s, v.partner1_name, v.partner2_name, v.email, v.phone, v.wedding
 from valid v
 where not exists (select 1 from matched m where m.line = v.line)
 order by v.line
+
+-- name: write_clients
+-- the changed matched clients updated and the new rows inserted, in one statement: the staged
+-- rows are read and matched once; returns (updated, inserted)
+with valid as ({client_valid}),
+     matched as ({client_matches}),
+     next as ({client_next}),
+     updated as ({client_update}
+                 returning 1),
+     inserted as ({client_insert}
+                  returning 1)
+select (select pg_catalog.count(*) from updated)::integer,
+       (select pg_catalog.count(*) from inserted)::integer
 
 -- === guests =====================================================================================
 
@@ -406,11 +415,9 @@ select (select pg_catalog.count(*) from valid v
                                       n.dietary_requirements, n.table_number, n.plus_one,
                                       n.plus_one_name, n.notes))::integer
 
--- name: update_guests
--- matched guests the file changes (an unchanged row is not touched: its version stays)
-with valid as ({guest_valid}),
-     matched as ({guest_matches}),
-     next as ({guest_next})
+-- name: guest_update
+-- fragment: matched guests the file changes (an unchanged row is not touched: its version
+-- stays)
 update public.guests g
 set (first_name, last_name, email, rsvp_status, dietary_requirements, table_number, plus_one,
      plus_one_name, notes)
@@ -422,10 +429,8 @@ where g.wedding_id = %(target)s and g.id = n.id
                               n.dietary_requirements, n.table_number, n.plus_one,
                               n.plus_one_name, n.notes)
 
--- name: insert_guests
--- rows that name no existing guest
-with valid as ({guest_valid}),
-     matched as ({guest_matches})
+-- name: guest_insert
+-- fragment: rows that name no existing guest
 insert into public.guests (wedding_id, first_name, last_name, email, rsvp_status,
                            dietary_requirements, table_number, plus_one, plus_one_name, notes)
 select %(target)s, v.first_name, v.last_name, v.email,
@@ -435,3 +440,16 @@ select %(target)s, v.first_name, v.last_name, v.email,
 from valid v
 where not exists (select 1 from matched m where m.line = v.line)
 order by v.line
+
+-- name: write_guests
+-- the changed matched guests updated and the new rows inserted, in one statement: the staged
+-- rows are read and matched once; returns (updated, inserted)
+with valid as ({guest_valid}),
+     matched as ({guest_matches}),
+     next as ({guest_next}),
+     updated as ({guest_update}
+                 returning 1),
+     inserted as ({guest_insert}
+                  returning 1)
+select (select pg_catalog.count(*) from updated)::integer,
+       (select pg_catalog.count(*) from inserted)::integer
