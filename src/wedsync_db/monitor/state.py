@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from wedsync_db.db.background import Background
 from wedsync_db.db.backoff import Backoff
 from wedsync_db.db.client import Database
 from wedsync_db.db.heartbeat import OutageLog
@@ -126,8 +127,8 @@ class MonitorState:
         self.collector_errors: Counter[str] = Counter()
         self.query_totals = QueryTotals()
         self._lock = asyncio.Lock()
-        self._sampler: asyncio.Task[None] | None = None
-        self._refresh: asyncio.Task[None] | None = None
+        self._sampler = Background("monitor-sampler")
+        self._refresh = Background("metrics-refresh")
         self._retry_at = 0.0
         self._last_purge: float | None = None
         self._last_feed_prune: float | None = None
@@ -331,13 +332,15 @@ class MonitorState:
             return self.latest
         if time.monotonic() < self._retry_at:
             return self.latest
-        if self._refresh is None or self._refresh.done():
+        if not self._refresh.running:
             if self.busy:
                 # a full capture is running and will replace the snapshot
                 return self.latest
-            self._refresh = asyncio.create_task(self._refresh_cheap(), name="metrics-refresh")
+            self._refresh.start(self._refresh_cheap)
+        refresh = self._refresh.task
+        assert refresh is not None
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._refresh), wait)
+            await asyncio.wait_for(asyncio.shield(refresh), wait)
         return self.latest
 
     async def _refresh_cheap(self) -> None:
@@ -362,17 +365,12 @@ class MonitorState:
     # --- the sampler --------------------------------------------------------------------------
     def start_sampler(self) -> None:
         """Capture now and then every ``sample_interval`` seconds in the background."""
-        if self._sampler is None or self._sampler.done():
-            self._sampler = asyncio.create_task(self._sampler_loop(), name="monitor-sampler")
+        self._sampler.start(self._sampler_loop)
 
     async def stop_sampler(self) -> None:
         """Cancel the sampler and any scrape refresh."""
-        for task in (self._sampler, self._refresh):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._sampler = self._refresh = None
+        await self._sampler.stop()
+        await self._refresh.stop()
 
     def next_delay(self) -> float:
         """Seconds until the next sample: the interval, or a backoff after failures."""
