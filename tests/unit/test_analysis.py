@@ -505,6 +505,28 @@ def test_unknown_allow_rule() -> None:
     ).findings
 
 
+def test_an_allow_needed_on_an_upgrade_is_not_unknown_in_a_fresh_run() -> None:
+    # a fresh database applies the file that creates `organizations` in the same run: the
+    # foreign key then blocks nobody, yet on an upgrade it does, and the allow is needed there
+    sql = (
+        "-- wedsync:allow blocking-lock-on-existing-table: brief\n"
+        "create table notes (id int, author uuid references organizations (id));"
+    )
+    fresh = analyze_sql(sql, run_squawk=False, created_earlier={"organizations"})
+    assert {f.rule for f in fresh.findings} == set()
+    upgrade = analyze_sql(sql, run_squawk=False)
+    assert [(f.rule, f.acknowledged) for f in upgrade.findings] == [
+        ("blocking-lock-on-existing-table", True)
+    ]
+    # an allow no run needs is still reported
+    stale = analyze_sql(
+        "-- wedsync:allow blocking-lock-on-existing-table: brief\ncreate table n (a int);",
+        run_squawk=False,
+        created_earlier={"organizations"},
+    )
+    assert {f.rule for f in stale.findings} == {"unknown-allow-rule"}
+
+
 # --------------------------------------------------------------------------------------------
 # Acknowledgement
 

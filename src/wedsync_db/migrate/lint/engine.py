@@ -14,6 +14,7 @@ from wedsync_db.migrate.lint.records import (
     Directives,
     FileAnalysis,
     Finding,
+    Statement,
     StatementAnalysis,
 )
 from wedsync_db.migrate.lint.registry import RULES, FileContext, Hit, Phase, rules_in
@@ -49,6 +50,17 @@ def _run(earlier: list[Finding], ctx: FileContext, phase: Phase) -> list[Finding
     return findings
 
 
+def _classified(
+    statements: Iterable[Statement], created_earlier: frozenset[str]
+) -> tuple[StatementAnalysis, ...]:
+    created: set[str] = set(created_earlier)
+    analyses: list[StatementAnalysis] = []
+    for stmt in statements:
+        analyses.append(classify(stmt, created))
+        created.update(created_relations(stmt))
+    return tuple(analyses)
+
+
 def analyze_parsed(
     parsed: ParsedFile,
     *,
@@ -63,13 +75,13 @@ def analyze_parsed(
     """
     check_pg_version(pg_version)
     statements = parsed.statements_or_raise
-    created: set[str] = set(created_earlier)
-    analyses: list[StatementAnalysis] = []
-    for stmt in statements:
-        analyses.append(classify(stmt, created))
-        created.update(created_relations(stmt))
-    ctx = FileContext(parsed, tuple(analyses))
+    earlier = frozenset(created_earlier)
+    ctx = FileContext(parsed, _classified(statements, earlier))
     findings = _run([], ctx, "statements")
+    alone: frozenset[str] = frozenset()
+    if earlier:
+        judged = FileContext(parsed, _classified(statements, frozenset()))
+        alone = frozenset(f.rule for f in _run(_run([], judged, "statements"), judged, "final"))
     squawk_ran = False
     if run_squawk and statements:
         from_squawk, squawk_ran = squawk_findings(
@@ -79,7 +91,8 @@ def analyze_parsed(
             pg_version=pg_version,
         )
         findings += from_squawk
-    findings = _run(deduplicate(findings), replace(ctx, squawk_ran=squawk_ran), "final")
+    final = replace(ctx, squawk_ran=squawk_ran, reported_alone=alone)
+    findings = _run(deduplicate(findings), final, "final")
     findings = _acknowledge(findings, parsed.directives)
     findings.sort(key=lambda f: (f.line or 0, SEVERITY_ORDER[f.severity], f.rule))
     return FileAnalysis(

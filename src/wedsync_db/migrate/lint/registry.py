@@ -31,6 +31,10 @@ class FileContext:
     analyses: tuple[StatementAnalysis, ...]
     findings: tuple[Finding, ...] = ()
     squawk_ran: bool = False
+    # rules the file trips when judged alone, the tables of earlier files of its run already
+    # existing (as on a database those files were applied to before): its allows for them
+    # are needed there
+    reported_alone: frozenset[str] = frozenset()
 
     @property
     def directives(self) -> Directives:

@@ -182,7 +182,7 @@ def _blocking(ctx: FileContext) -> Iterator[Hit]:
 @rule("unknown-allow-rule", "warning", phase="final")
 def _unknown_allows(ctx: FileContext) -> Iterator[Hit]:
     """A `wedsync:allow` that waives nothing."""
-    reported = {f.rule for f in ctx.findings}
+    reported = {f.rule for f in ctx.findings} | ctx.reported_alone
     for name, line in ctx.directives.allow_lines.items():
         declared = RULES.get(name)
         if declared is not None and not declared.acknowledgeable:
