@@ -59,13 +59,18 @@ Progress = Callable[[ReadStats, int, int], None]
 
 
 @functools.cache
-def statement(name: str) -> str:
-    """A statement of ``sql/imports.sql`` with its fragments pasted in."""
+def statement(name: str, kind: str | None = None) -> str:
+    """A statement of ``sql/imports.sql`` with its fragments pasted in: ``{client_valid}``
+    and the like by name, and in a statement shared by both kinds ``{valid}`` and the like
+    as the fragments of ``kind`` (client or guest)."""
     queries = load_queries("wedsync_db.imports", "sql/imports.sql")
     text = queries[name].sql
     for prefix in ("client", "guest"):
         for fragment in _FRAGMENTS:
-            text = text.replace(f"{{{prefix}_{fragment}}}", queries[f"{prefix}_{fragment}"].sql)
+            sql = queries[f"{prefix}_{fragment}"].sql
+            text = text.replace(f"{{{prefix}_{fragment}}}", sql)
+            if prefix == kind:
+                text = text.replace(f"{{{fragment}}}", sql)
     return text
 
 
@@ -260,7 +265,7 @@ async def _decide_and_write(
         if options.dry_run:
             inserted, updated, unchanged = new, changed, matched - changed
         else:
-            written = await s.fetch_tuples(statement(f"write_{kind.name}"), params)
+            written = await s.fetch_tuples(statement("write_rows", prefix), params)
             updated, inserted = written[0]
             unchanged = valid - inserted - updated
         if options.dry_run:

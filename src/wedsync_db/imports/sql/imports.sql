@@ -1,7 +1,8 @@
 -- Statements of the bulk import (migration 0010). Minimum server version: PostgreSQL 15.
 -- Every statement runs in the importing user's scope (RLS decides) unless it says "service".
 -- {client_valid}, {client_matches}, {client_next} (and the guest ones) are the fragments below,
--- pasted in by name (trusted text); values are always bound parameters.
+-- pasted in by name (trusted text), or by short name ({valid} …) in a statement shared by both
+-- kinds; values are always bound parameters.
 
 -- name: organization_timezone
 -- the timezone of an organization the user sees (its datetimes are read there)
@@ -39,6 +40,20 @@ where i.id = %s and i.status = 'staging'
 -- the writing transaction sorts and hashes every staged row: the memory to do it without
 -- spilling to disk (for this transaction only)
 select pg_catalog.set_config('work_mem', '64MB', true)
+
+-- name: write_rows
+-- the changed matched rows updated and the new rows inserted, in one statement: the staged rows
+-- are read and matched once; returns (updated, inserted). For either kind: its fragments are
+-- pasted in by their short names
+with valid as ({valid}),
+     matched as ({matches}),
+     next as ({next}),
+     updated as ({update}
+                 returning 1),
+     inserted as ({insert}
+                  returning 1)
+select (select pg_catalog.count(*) from updated)::integer,
+       (select pg_catalog.count(*) from inserted)::integer
 
 -- name: import_room
 -- what the target's plan still allows: usage now and the maximum (NULL: unlimited)
@@ -271,19 +286,6 @@ from valid v
 where not exists (select 1 from matched m where m.line = v.line)
 order by v.line
 
--- name: write_clients
--- the changed matched clients updated and the new rows inserted, in one statement: the staged
--- rows are read and matched once; returns (updated, inserted)
-with valid as ({client_valid}),
-     matched as ({client_matches}),
-     next as ({client_next}),
-     updated as ({client_update}
-                 returning 1),
-     inserted as ({client_insert}
-                  returning 1)
-select (select pg_catalog.count(*) from updated)::integer,
-       (select pg_catalog.count(*) from inserted)::integer
-
 -- === guests =====================================================================================
 
 -- name: guest_valid
@@ -440,16 +442,3 @@ select %(target)s, v.first_name, v.last_name, v.email,
 from valid v
 where not exists (select 1 from matched m where m.line = v.line)
 order by v.line
-
--- name: write_guests
--- the changed matched guests updated and the new rows inserted, in one statement: the staged
--- rows are read and matched once; returns (updated, inserted)
-with valid as ({guest_valid}),
-     matched as ({guest_matches}),
-     next as ({guest_next}),
-     updated as ({guest_update}
-                 returning 1),
-     inserted as ({guest_insert}
-                  returning 1)
-select (select pg_catalog.count(*) from updated)::integer,
-       (select pg_catalog.count(*) from inserted)::integer
