@@ -605,6 +605,9 @@ async def _copy_beside_fingerprint(
         clock = time.monotonic()
 
         async def hash_rows() -> tuple[TableFingerprint, ...]:
+            # one process: the copy's reads, sends and writes need the other cores (measured
+            # on two cores, parallel workers beside it slowed the copy more than they gained)
+            await s.execute(Q["serial_reads"].sql)
             prints = await fingerprint(s)
             parts["fingerprint_s"] = time.monotonic() - clock
             return prints

@@ -117,6 +117,10 @@ lock table {tables} in share mode
 -- snapshot (equal to an earlier one when nothing committed or aborted in between)
 select pg_create_restore_point(%s)::text, pg_current_snapshot()::text
 
+-- name: serial_reads
+-- no parallel workers for the rest of the transaction
+select set_config('max_parallel_workers_per_gather', '0', true)
+
 -- name: current_snapshot
 -- the transaction's snapshot: which transactions' writes it sees
 select pg_current_snapshot()::text
