@@ -12,11 +12,11 @@ a back-off; it never stops the API.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from wedsync_db.background import BackgroundTask
 from wedsync_db.backup import service
 from wedsync_db.backup.repository import BackupMeta
 from wedsync_db.errors import WedsyncDBError
@@ -102,22 +102,18 @@ class BackupScheduler:
         self.tick_seconds = tick_seconds
         self.failures = 0
         self.last_error: str | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self._loop, "wedsync-backup-schedule")
 
     @property
     def enabled(self) -> bool:
         return self.backup_every is not None or self.verify_every is not None
 
     def start(self) -> None:
-        if self.enabled and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="wedsync-backup-schedule")
+        if self.enabled:
+            self._task.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
 
     async def _loop(self) -> None:
         while True:

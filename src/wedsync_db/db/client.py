@@ -25,6 +25,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from wedsync_db.background import BackgroundTask
 from wedsync_db.db.backoff import Backoff
 from wedsync_db.db.errors import convert
 from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState, OutageLog
@@ -366,7 +367,7 @@ class Database:
         self.heartbeats = {
             name: HeartbeatState(pool=name, window=heartbeat_window) for name in self._pools
         }
-        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._heartbeat_task = BackgroundTask(self._heartbeat_loop, "heartbeat")
         self._key: bytes | None = None
         self._key_loaded = False
         self._key_lock = asyncio.Lock()
@@ -599,16 +600,11 @@ class Database:
 
     def start_heartbeat(self) -> None:
         """Probe both pools every ``heartbeat_interval`` seconds in the background."""
-        if self._heartbeat_task is None or self._heartbeat_task.done():
-            self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        self._heartbeat_task.start()
 
     async def stop_heartbeat(self) -> None:
         """Cancel the background heartbeat."""
-        task, self._heartbeat_task = self._heartbeat_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._heartbeat_task.stop()
 
     async def _heartbeat_loop(self) -> None:
         # while a pool fails, probe every second so that recovery shows at once

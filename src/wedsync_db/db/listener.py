@@ -18,6 +18,7 @@ import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg.conninfo import make_conninfo
 
+from wedsync_db.background import BackgroundTask
 from wedsync_db.db.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class Listener:
         self.channel = channel
         self._wake = wake
         self._retry = retry or Backoff(0.0, 0.5, cap=10.0)
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self._run, f"listen-{channel}")
         self._conn: AsyncConnection[Any] | None = None
         self.connected = asyncio.Event()
         self.notifications = 0
@@ -54,16 +55,11 @@ class Listener:
 
     def start(self) -> None:
         """Start listening in the background (idempotent)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name=f"listen-{self.channel}")
+        self._task.start()
 
     async def stop(self) -> None:
         """Stop listening and close the connection."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
 
     async def drop_connection(self) -> None:
         """Close the current connection as a network failure would (the listener reconnects);

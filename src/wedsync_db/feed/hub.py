@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from wedsync_db.background import BackgroundTask
 from wedsync_db.db.client import Claims, Database
 from wedsync_db.db.listener import Listener
 from wedsync_db.db.queries import load_queries
@@ -127,7 +128,7 @@ class ChangeHub:
         self._streams: dict[UUID, set[Subscription]] = defaultdict(set)
         self._wake = asyncio.Event()
         self.listener = Listener(listen_dsn, CHANNEL, self._wake.set)
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(self._loop, "change-feed")
         self._poll_lock = asyncio.Lock()
         self.polls = 0
         self.queries = 0
@@ -176,17 +177,13 @@ class ChangeHub:
 
     # --- the loop --------------------------------------------------------------------------------
     def _start(self) -> None:
-        if self._task is None or self._task.done():
+        if not self._task.running:
             self.listener.start()
-            self._task = asyncio.create_task(self._loop(), name="change-feed")
+            self._task.start()
 
     async def close(self) -> None:
         """Stop the loop and the listener; open subscriptions receive nothing more."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
         await self.listener.stop()
 
     async def _loop(self) -> None:
