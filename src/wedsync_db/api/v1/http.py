@@ -169,15 +169,25 @@ MERGE_DOC = (
 )
 
 
-def _with_signature(handler: Any, names: Sequence[str], *, with_request: bool) -> Any:
+def with_signature(
+    handler: Any,
+    names: Sequence[str],
+    *,
+    with_request: bool,
+    extra: Sequence[tuple[str, Any, Any]] = (),
+) -> Any:
     """``handler`` declaring (for FastAPI) the context, the user's claims and the uuid path
-    parameters ``names`` (and the request first when asked)."""
-    fixed: list[tuple[str, Any]] = [("ctx", Context), ("claims", UserClaims)]
+    parameters ``names`` (and the request first when asked), then the ``extra`` parameters
+    as (name, annotation, default; ``inspect.Parameter.empty`` for none)."""
+    empty = inspect.Parameter.empty
+    fixed: list[tuple[str, Any, Any]] = [("ctx", Context, empty), ("claims", UserClaims, empty)]
     if with_request:
-        fixed.insert(0, ("request", Request))
-    fixed += [(n, UUID) for n in names]
+        fixed.insert(0, ("request", Request, empty))
+    fixed += [(n, UUID, empty) for n in names]
     keyword = inspect.Parameter.KEYWORD_ONLY
-    params = [inspect.Parameter(n, keyword, annotation=a) for n, a in fixed]
+    params = [
+        inspect.Parameter(n, keyword, annotation=a, default=d) for n, a, d in [*fixed, *extra]
+    ]
     handler.__signature__ = inspect.Signature(params, return_annotation=Response)
     return handler
 
@@ -197,7 +207,7 @@ def list_route(
 
     router.add_api_route(
         path,
-        _with_signature(get, [name], with_request=False),
+        with_signature(get, [name], with_request=False),
         methods=["GET"],
         summary=summary,
         response_model=ListOf[model],  # type: ignore[valid-type]
@@ -212,24 +222,27 @@ def create_route(
     model: type[Row],
     create: Callable[..., Awaitable[Row]],
     summary: str,
+    *,
+    name: str | None = None,
 ) -> None:
     """POST ``path`` (one uuid parameter, the parent's id): ``create(db, claims, parent, body)``
-    answers 201 with the new row."""
-    (name,) = re.findall(r"{(\w+)}", path)
+    answers 201 with the new row (``name``: the route's, by default ``create_<model>``)."""
+    (parent_name,) = re.findall(r"{(\w+)}", path)
 
     async def post(request: Request, ctx: Any, claims: Any, **parent: UUID) -> Response:
         given = await body(request, new)
-        return row_response(await create(ctx.database, claims, parent[name], given), status=201)
+        row = await create(ctx.database, claims, parent[parent_name], given)
+        return row_response(row, status=201)
 
     router.add_api_route(
         path,
-        _with_signature(post, [name], with_request=True),
+        with_signature(post, [parent_name], with_request=True),
         methods=["POST"],
         summary=summary,
         status_code=201,
         response_model=model,
         openapi_extra=documented(new),
-        name=f"create_{model.__name__.lower()}",
+        name=name or f"create_{model.__name__.lower()}",
     )
 
 
@@ -250,7 +263,7 @@ def row_routes(
     model, what = table.model, table.what
 
     def signature(handler: Any, *, with_request: bool) -> Any:
-        return _with_signature(handler, names, with_request=with_request)
+        return with_signature(handler, names, with_request=with_request)
 
     async def get(ctx: Any, claims: Any, **key: UUID) -> Response:
         return row_response(await table.get(ctx.database, claims, [key[n] for n in names]))

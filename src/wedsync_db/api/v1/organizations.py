@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
@@ -50,23 +50,15 @@ async def list_organizations(ctx: Context, claims: UserClaims) -> Response:
 
 
 # --- members ------------------------------------------------------------------------------------
-
-
-@router.post(
+http.create_route(
+    router,
     "/organizations/{organization_id}/members",
-    summary="Add a member (owners and admins)",
-    status_code=201,
-    response_model=Member,
-    openapi_extra=http.documented(NewMember),
+    NewMember,
+    Member,
+    lambda db, claims, org, new: organizations.add_member(db, claims, org, new.user_id, new.role),
+    "Add a member (owners and admins)",
+    name="add_member",
 )
-async def add_member(
-    request: Request, ctx: Context, claims: UserClaims, organization_id: UUID
-) -> Response:
-    new = await http.body(request, NewMember)
-    row = await organizations.add_member(
-        ctx.database, claims, organization_id, new.user_id, new.role
-    )
-    return http.row_response(row, status=201)
 
 
 # --- clients ------------------------------------------------------------------------------------

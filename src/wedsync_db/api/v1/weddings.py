@@ -112,24 +112,21 @@ async def bulk_rsvp(
 
 
 # --- vendor links -------------------------------------------------------------------------------
-
-
-@router.post(
+http.create_route(
+    router,
     "/weddings/{wedding_id}/vendors",
-    summary="Ask an organization to work on the wedding (the couple)",
-    status_code=201,
-    response_model=VendorLink,
-    openapi_extra=http.documented(VendorRequest),
+    VendorRequest,
+    VendorLink,
+    lambda db, claims, wedding, ask: vendor_links.request_link(
+        db,
+        claims,
+        wedding,
+        ask.organization_id,
+        ask.model_dump(exclude_unset=True, exclude={"organization_id"}),
+    ),
+    "Ask an organization to work on the wedding (the couple)",
+    name="request_vendor",
 )
-async def request_vendor(
-    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID
-) -> Response:
-    ask = await http.body(request, VendorRequest)
-    details = ask.model_dump(exclude_unset=True, exclude={"organization_id"})
-    row = await vendor_links.request_link(
-        ctx.database, claims, wedding_id, ask.organization_id, details
-    )
-    return http.row_response(row, status=201)
 
 
 @router.post(
