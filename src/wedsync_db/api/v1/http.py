@@ -262,9 +262,6 @@ def row_routes(
         raise ValueError(f"{path} does not name every key of {table.name}")
     model, what = table.model, table.what
 
-    def signature(handler: Any, *, with_request: bool) -> Any:
-        return with_signature(handler, names, with_request=with_request)
-
     async def get(ctx: Any, claims: Any, **key: UUID) -> Response:
         return row_response(await table.get(ctx.database, claims, [key[n] for n in names]))
 
@@ -281,32 +278,26 @@ def row_routes(
         await table.delete(ctx.database, claims, [key[n] for n in names], version)
         return Response(status_code=204)
 
-    router.add_api_route(
-        path,
-        signature(get, with_request=False),
-        methods=["GET"],
-        summary=f"One {what}",
-        response_model=model,
-        name=f"get_{table.name}",
-    )
-    if patch is not None:
+    def add(method: str, handler: Any, summary: str, **route: Any) -> None:
+        # the writes read If-Match (and the PATCH its body) from the request
         router.add_api_route(
             path,
-            signature(change, with_request=True),
-            methods=["PATCH"],
-            summary=f"{patch} (JSON Merge Patch, If-Match)",
+            with_signature(handler, names, with_request=method != "GET"),
+            methods=[method],
+            summary=summary,
+            name=f"{method.lower()}_{table.name}",
+            **route,
+        )
+
+    add("GET", get, f"One {what}", response_model=model)
+    if patch is not None:
+        add(
+            "PATCH",
+            change,
+            f"{patch} (JSON Merge Patch, If-Match)",
             description=MERGE_DOC if merge else None,
             response_model=model,
             openapi_extra=patch_doc(table.patch),
-            name=f"patch_{table.name}",
         )
     if delete is not None:
-        router.add_api_route(
-            path,
-            signature(remove, with_request=True),
-            methods=["DELETE"],
-            summary=f"{delete} (If-Match)",
-            status_code=204,
-            openapi_extra=IF_MATCH_DOC,
-            name=f"delete_{table.name}",
-        )
+        add("DELETE", remove, f"{delete} (If-Match)", status_code=204, openapi_extra=IF_MATCH_DOC)
