@@ -30,7 +30,7 @@ from wedsync_db.db.backoff import Backoff
 from wedsync_db.db.errors import convert
 from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState, OutageLog
 from wedsync_db.db.pool import LifoConnectionPool
-from wedsync_db.db.queries import load_queries
+from wedsync_db.db.queries import statements
 from wedsync_db.db.session import RESETTABLE_STATES, ScopedConnection, ScopeStart, Session
 from wedsync_db.errors import DatabaseUnavailable, InvalidClaims, PoolExhausted, WedsyncDBError
 
@@ -647,8 +647,7 @@ async def _configure(
         conn.temp_allowed = bool(row[2])
 
 
-def _client_sql(name: str) -> Any:
-    return load_queries("wedsync_db.db", "sql/scopes.sql")[name].sql
+_client_sql = statements("wedsync_db.db", "sql/scopes.sql")
 
 
 # a heartbeat answer slower than this counts as a failed probe

@@ -34,7 +34,7 @@ from uuid import UUID
 from wedsync_db.background import BackgroundTask
 from wedsync_db.db.client import Claims, Database
 from wedsync_db.db.listener import Listener
-from wedsync_db.db.queries import load_queries
+from wedsync_db.db.queries import statements
 from wedsync_db.errors import WedsyncDBError
 from wedsync_db.feed.model import Change, CursorAhead, CursorExpired, SubscriberTooSlow
 
@@ -49,8 +49,7 @@ READ_CONCURRENCY = 4
 MAX_PENDING = 10_000
 
 
-def _sql(name: str) -> str:
-    return load_queries("wedsync_db.feed", "sql/feed.sql")[name].sql
+_sql = statements("wedsync_db.feed", "sql/feed.sql")
 
 
 @dataclass(eq=False)
