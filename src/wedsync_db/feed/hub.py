@@ -36,7 +36,7 @@ from wedsync_db.db.client import Claims, Database
 from wedsync_db.db.listener import Listener
 from wedsync_db.db.queries import statements
 from wedsync_db.errors import WedsyncDBError
-from wedsync_db.feed.model import Change, CursorAhead, CursorExpired, SubscriberTooSlow
+from wedsync_db.feed.model import Change, CursorExpired, SubscriberTooSlow, check_cursor
 
 log = logging.getLogger(__name__)
 
@@ -150,16 +150,12 @@ class ChangeHub:
         when changes after ``after`` were pruned, CursorAhead when the stream has no such
         change yet."""
         c = Claims.coerce(claims)
-        async with self.db.service(reason="change feed: cursor") as s:
-            rows = await s.fetch_tuples(_sql("heads"), ([stream],))
+        head, pruned = await _head(self.db, stream)
         self.queries += 1
-        head, pruned = (int(rows[0][1]), int(rows[0][2])) if rows else (0, 0)
         if after is None:
             after = head
-        elif after < pruned:
-            raise CursorExpired(stream, after, pruned)
-        elif after > head:
-            raise CursorAhead(stream, after, head)
+        else:
+            check_cursor(stream, after, head, pruned)
         sub = Subscription(self, c, stream, after)
         self._streams[stream].add(sub)
         self._start()
@@ -321,21 +317,22 @@ class Page:
     head: int
 
 
+async def _head(db: Database, stream: UUID) -> tuple[int, int]:
+    """A stream's head and how far it was pruned ((0, 0): nothing recorded yet)."""
+    async with db.service(reason="change feed: cursor") as s:
+        rows = await s.fetch_tuples(_sql("heads"), ([stream],))
+    return (int(rows[0][1]), int(rows[0][2])) if rows else (0, 0)
+
+
 async def read_page(
     db: Database, claims: Claims, stream: UUID, after: int | None, limit: int = BATCH_LIMIT
 ) -> Page:
     """One read for a poller: the changes after ``after`` (None: none, just the head) that
     ``claims`` may see, at most ``limit``. Raises CursorExpired / CursorAhead."""
-    async with db.service(reason="change feed: cursor") as s:
-        rows = await s.fetch_tuples(_sql("heads"), ([stream],))
-    head, pruned = (int(rows[0][1]), int(rows[0][2])) if rows else (0, 0)
-    if after is None:
-        return Page([], head, head)
-    if after < pruned:
-        raise CursorExpired(stream, after, pruned)
-    if after > head:
-        raise CursorAhead(stream, after, head)
-    if after == head:
+    head, pruned = await _head(db, stream)
+    if after is not None:
+        check_cursor(stream, after, head, pruned)
+    if after is None or after == head:
         return Page([], head, head)
     async with db.as_user(claims) as s:
         found = await s.fetch_tuples(
