@@ -20,10 +20,10 @@ import json
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 
@@ -35,6 +35,9 @@ from wedsync_db.data.rows import Page, Patch, Row, Table
 
 M = TypeVar("M", bound=Row)
 B = TypeVar("B", bound=BaseModel)
+Limit = Annotated[int, Query(ge=1, le=1000, description="Rows per page")]
+Cursor = Annotated[str | None, Query(description="The previous page's next_cursor")]
+Search = Annotated[str | None, Query(min_length=1, max_length=200)]
 _ETAG = re.compile(r'\s*"(\d{1,18})"\s*')
 
 # the primary key columns of each entity's rows, to remember and recall them
@@ -212,6 +215,35 @@ def list_route(
         summary=summary,
         response_model=ListOf[model],  # type: ignore[valid-type]
         name=f"list_{name}_{model.__name__.lower()}",
+    )
+
+
+def page_route(
+    router: APIRouter,
+    path: str,
+    model: type[Row],
+    fetch: Callable[..., Awaitable[Page[Any]]],
+    summary: str,
+    *,
+    name: str,
+    filters: Sequence[tuple[str, Any, Any]] = (),
+) -> None:
+    """GET ``path``: a page of ``fetch(db, claims, *uuid path parameters, **query)``, the query
+    being the ``filters`` (as ``with_signature``'s extra parameters), ``limit`` and ``cursor``."""
+    names = re.findall(r"{(\w+)}", path)
+
+    async def get(ctx: Any, claims: Any, **params: Any) -> Response:
+        parents = [params.pop(n) for n in names]
+        return page_response(await fetch(ctx.database, claims, *parents, **params), model)
+
+    paging = [("limit", Limit, 100), ("cursor", Cursor, None)]
+    router.add_api_route(
+        path,
+        with_signature(get, names, with_request=False, extra=[*filters, *paging]),
+        methods=["GET"],
+        summary=summary,
+        response_model=PageOf[model],  # type: ignore[valid-type]
+        name=name,
     )
 
 
