@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from test_isolation import WorldSpec, materialise, worlds
 
 from conftest import make_database
+from fixtures.databases import opened
 from fixtures.environment import free_port, isolate_settings
 from fixtures.tenants import Tenants, build_tenants, couple, new_id, service_rows, vendor
 from wedsync_db import feed
@@ -44,10 +45,8 @@ BOUND = 30.0
 @pytest.fixture
 async def db(shared_db: str) -> AsyncIterator[Database]:
     """A Database of its own, so that each test has its own hub (and listener)."""
-    d = make_database(shared_db)
-    await d.open()
-    yield d
-    await d.close()
+    async with opened(make_database(shared_db)) as d:
+        yield d
 
 
 @pytest.fixture

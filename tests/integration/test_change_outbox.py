@@ -39,6 +39,12 @@ async def seen(
     return rows
 
 
+async def note_guests(db: Database, t: Tenants, note: str) -> None:
+    """The couple writes ``note`` on every guest of wedding 1 (one change per guest)."""
+    async with db.as_user(couple(t.w1_partner)) as s:
+        await s.execute("update guests set notes = %s where wedding_id = %s", (note, t.wedding_1))
+
+
 async def head(db: Database, stream: UUID) -> int:
     rows = await service_rows(db, "select seq from feed.heads where stream = %s", (stream,))
     return int(rows[0][0]) if rows else 0
@@ -114,8 +120,7 @@ async def test_users_read_only_the_changes_they_may_see(
     shared_database: Database, t: Tenants
 ) -> None:
     db = shared_database
-    async with db.as_user(couple(t.w1_partner)) as s:
-        await s.execute("update guests set notes = 'vip' where wedding_id = %s", (t.wedding_1,))
+    await note_guests(db, t, "vip")
     guests_of = {
         "couple": await seen(db, couple(t.w1_partner), t.wedding_1, "guest"),
         "planner": await seen(db, couple(t.w1_planner), t.wedding_1, "guest"),
@@ -160,8 +165,7 @@ async def test_revoked_guest_access_hides_guest_changes_at_once(
     shared_database: Database, t: Tenants
 ) -> None:
     db = shared_database
-    async with db.as_user(couple(t.w1_partner)) as s:
-        await s.execute("update guests set notes = 'before' where wedding_id = %s", (t.wedding_1,))
+    await note_guests(db, t, "before")
     assert await seen(db, vendor(t.a_member), t.wedding_1, "guest") != []
     async with db.as_user(couple(t.w1_partner)) as s:
         await s.execute(
@@ -243,10 +247,7 @@ async def test_the_outbox_is_measured_and_the_sampler_prunes_it(
 ) -> None:
     db = database
     t = await build_tenants(db)
-    async with db.as_user(couple(t.w1_partner)) as s:
-        await s.execute(
-            "update guests set notes = 'measured' where wedding_id = %s", (t.wedding_1,)
-        )
+    await note_guests(db, t, "measured")
     snap = await collect(db, parts=["feed"])
     assert snap.feed is not None and not snap.errors
     assert snap.feed.changes >= 3 and snap.feed.bytes > 0 and snap.feed.streams >= 4
@@ -280,7 +281,6 @@ async def test_the_outbox_is_measured_and_the_sampler_prunes_it(
     )
     assert pruned[0][0] == pruned[0][1]
     # within the purge interval the sampler does not prune again
-    async with db.as_user(couple(t.w1_partner)) as s:
-        await s.execute("update guests set notes = 'kept' where wedding_id = %s", (t.wedding_1,))
+    await note_guests(db, t, "kept")
     await state.capture(source="test")
     assert await service_rows(db, "select count(*) from feed.changes") == [(3,)]

@@ -10,6 +10,7 @@ from uuid import UUID
 import pytest
 
 from conftest import make_database
+from fixtures.databases import opened
 from fixtures.tenants import Tenants, add_wedding, build_tenants, couple, service_rows, vendor
 from wedsync_db.data import guests
 from wedsync_db.data.guests import GuestCreate, GuestUpdate
@@ -25,10 +26,8 @@ async def t(shared_database: Database) -> Tenants:
 @pytest.fixture
 async def wide_database(shared_db: str) -> AsyncIterator[Database]:
     """A client with enough user connections for 20 editors at once."""
-    db = make_database(shared_db, user_pool_size=20, service_pool_size=2)
-    await db.open()
-    yield db
-    await db.close()
+    async with opened(make_database(shared_db, user_pool_size=20, service_pool_size=2)) as db:
+        yield db
 
 
 async def test_an_update_names_its_version_and_bumps_it(

@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from conftest import make_database
 from wedsync_db.api.app import create_app
-from wedsync_db.db.client import Database, user_dsn_for
 from wedsync_db.embedded import EmbeddedPostgres, free_port
 from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
 from wedsync_db.settings import Settings
@@ -60,14 +60,7 @@ def test_health_follows_the_database_down_and_up(
         service_key=SecretStr(SERVICE_KEY),
         data_dir=tmp_path / "data",
     )
-    database = Database(
-        user_dsn=user_dsn_for(dsn),
-        service_dsn=dsn,
-        user_pool_size=2,
-        service_pool_size=2,
-        pool_timeout=1.0,
-        heartbeat_interval=0.2,
-    )
+    database = make_database(dsn, user_pool_size=2, pool_timeout=1.0, heartbeat_interval=0.2)
     app = create_app(
         settings,
         database=database,

@@ -34,8 +34,14 @@ from wedsync_db.errors import Conflict, PermissionDenied
 
 
 @pytest.fixture
-async def t(shared_database: Database) -> Tenants:
-    return await build_tenants(shared_database)
+def db(shared_database: Database) -> Database:
+    """The session's Database, under the short name every test here uses."""
+    return shared_database
+
+
+@pytest.fixture
+async def t(db: Database) -> Tenants:
+    return await build_tenants(db)
 
 
 async def ids(db: Database, claims: Mapping[str, str], query: str, *params: Any) -> set[Any]:
@@ -146,39 +152,33 @@ VISIBILITY: list[tuple[str, Callable[[UUID], dict[str, str]], str, Sees]] = [
     ids=[f"{q.split()[-1]}-{app.__name__}-{user}" for q, app, user, _ in VISIBILITY],
 )
 async def test_who_sees_which_rows(
-    shared_database: Database,
+    db: Database,
     t: Tenants,
     query: str,
     app: Callable[[UUID], dict[str, str]],
     user: str,
     sees: Sees,
 ) -> None:
-    assert await ids(shared_database, app(getattr(t, user)), query) == sees(t)
+    assert await ids(db, app(getattr(t, user)), query) == sees(t)
 
 
 # --- organizations --------------------------------------------------------------------------
-async def test_users_cannot_create_organizations(shared_database: Database, t: Tenants) -> None:
+async def test_users_cannot_create_organizations(db: Database, t: Tenants) -> None:
     org_id = new_id()
     for claims in (vendor(t.a_owner), couple(t.w1_partner), vendor(t.stranger)):
         await refused(
-            shared_database,
+            db,
             claims,
             "insert into organizations (id, name, slug) values (%s, 'Mine', %s)",
             org_id,
             f"mine-{org_id.hex}",
         )
-    assert (
-        await service_val(
-            shared_database, "select count(*) from organizations where id = %s", org_id
-        )
-        == 0
-    )
+    assert await service_val(db, "select count(*) from organizations where id = %s", org_id) == 0
 
 
 async def test_owners_and_admins_update_their_organization_others_cannot(
-    shared_database: Database, t: Tenants
+    db: Database, t: Tenants
 ) -> None:
-    db = shared_database
     update = "update organizations set name = %s where id = %s"
     assert await rowcount(db, vendor(t.a_admin), update, "Renamed by admin", t.org_a) == 1
     assert await rowcount(db, vendor(t.a_member), update, "Renamed by member", t.org_a) == 0
@@ -190,10 +190,7 @@ async def test_owners_and_admins_update_their_organization_others_cannot(
     assert await service_val(db, name, t.org_a) == "Renamed by owner"
 
 
-async def test_only_owners_and_admins_delete_their_organization(
-    shared_database: Database, t: Tenants
-) -> None:
-    db = shared_database
+async def test_only_owners_and_admins_delete_their_organization(db: Database, t: Tenants) -> None:
     delete = "delete from organizations where id = %s"
     assert await rowcount(db, vendor(t.a_member), delete, t.org_a) == 0
     assert await rowcount(db, vendor(t.b_owner), delete, t.org_a) == 0
@@ -205,8 +202,7 @@ async def test_only_owners_and_admins_delete_their_organization(
 
 
 # --- organization_members -------------------------------------------------------------------
-async def test_owners_and_admins_manage_members(shared_database: Database, t: Tenants) -> None:
-    db = shared_database
+async def test_owners_and_admins_manage_members(db: Database, t: Tenants) -> None:
     insert = "insert into organization_members (organization_id, user_id, role) values (%s, %s, %s)"
     hired = new_id()
     async with db.as_user(vendor(t.a_admin)) as s:
@@ -222,9 +218,8 @@ async def test_owners_and_admins_manage_members(shared_database: Database, t: Te
 
 
 async def test_members_cannot_manage_membership_or_join_other_organizations(
-    shared_database: Database, t: Tenants
+    db: Database, t: Tenants
 ) -> None:
-    db = shared_database
     insert = "insert into organization_members (organization_id, user_id, role) values (%s, %s, %s)"
     await refused(db, vendor(t.a_member), insert, t.org_a, new_id(), "member")
     # nobody adds themselves to someone else's organization, not even another owner
@@ -245,26 +240,20 @@ async def test_members_cannot_manage_membership_or_join_other_organizations(
 
 
 async def test_an_admin_cannot_move_a_member_into_another_organization(
-    shared_database: Database, t: Tenants
+    db: Database, t: Tenants
 ) -> None:
     move = "update organization_members set organization_id = %s where user_id = %s"
-    await refused(shared_database, vendor(t.a_admin), move, t.org_b, t.a_member)
+    await refused(db, vendor(t.a_admin), move, t.org_b, t.a_member)
 
 
 # --- clients --------------------------------------------------------------------------------
-async def test_vendors_cannot_name_another_organizations_client(
-    shared_database: Database, t: Tenants
-) -> None:
-    db = shared_database
+async def test_vendors_cannot_name_another_organizations_client(db: Database, t: Tenants) -> None:
     # naming another organization's client explicitly does not help
     other = t.clients[t.org_b][0]
     assert await ids(db, vendor(t.a_owner), "select id from clients where id = %s", other) == set()
 
 
-async def test_clients_are_invisible_from_the_couple_app(
-    shared_database: Database, t: Tenants
-) -> None:
-    db = shared_database
+async def test_clients_are_invisible_from_the_couple_app(db: Database, t: Tenants) -> None:
     # the same vendor user, but with a couple-app token
     await shut_out(
         db,
@@ -275,8 +264,7 @@ async def test_clients_are_invisible_from_the_couple_app(
     )
 
 
-async def test_vendors_write_their_own_clients_only(shared_database: Database, t: Tenants) -> None:
-    db = shared_database
+async def test_vendors_write_their_own_clients_only(db: Database, t: Tenants) -> None:
     insert = "insert into clients (organization_id, id, partner1_name) values (%s, %s, %s)"
     mine = new_id()
     async with db.as_user(vendor(t.a_member)) as s:
@@ -310,33 +298,30 @@ async def test_vendors_write_their_own_clients_only(shared_database: Database, t
 
 
 async def test_duplicate_external_ref_is_a_conflict_naming_the_constraint(
-    shared_database: Database, t: Tenants
+    db: Database, t: Tenants
 ) -> None:
     insert = (
         "insert into clients (organization_id, partner1_name, external_ref) values (%s, %s, %s)"
     )
-    async with shared_database.as_user(vendor(t.a_owner)) as s:
+    async with db.as_user(vendor(t.a_owner)) as s:
         await s.execute(insert, (t.org_a, "First", "CRM-1"))
     with pytest.raises(Conflict) as info:
-        async with shared_database.as_user(vendor(t.a_owner)) as s:
+        async with db.as_user(vendor(t.a_owner)) as s:
             await s.execute(insert, (t.org_a, "Second", "CRM-1"))
     assert info.value.constraint == "clients_organization_id_external_ref_key"
     # the same reference in another organization is fine
-    async with shared_database.as_user(vendor(t.b_owner)) as s:
+    async with db.as_user(vendor(t.b_owner)) as s:
         await s.execute(insert, (t.org_b, "Other", "CRM-1"))
 
 
 # --- weddings -------------------------------------------------------------------------------
-async def test_users_cannot_create_weddings(shared_database: Database, t: Tenants) -> None:
+async def test_users_cannot_create_weddings(db: Database, t: Tenants) -> None:
     insert = "insert into weddings (title, wedding_date) values ('Ours', '2027-07-03')"
-    await refused(shared_database, couple(t.w1_partner), insert)
-    await refused(shared_database, vendor(t.a_owner), insert)
+    await refused(db, couple(t.w1_partner), insert)
+    await refused(db, vendor(t.a_owner), insert)
 
 
-async def test_the_couple_edits_its_wedding_vendors_cannot(
-    shared_database: Database, t: Tenants
-) -> None:
-    db = shared_database
+async def test_the_couple_edits_its_wedding_vendors_cannot(db: Database, t: Tenants) -> None:
     update = "update weddings set venue = %s where id = %s"
     assert await rowcount(db, couple(t.w1_planner), update, "Planner's pick", t.wedding_1) == 1
     assert await rowcount(db, vendor(t.a_owner), update, "Vendor's pick", t.wedding_1) == 0
@@ -346,8 +331,7 @@ async def test_the_couple_edits_its_wedding_vendors_cannot(
     )
 
 
-async def test_only_partners_delete_their_wedding(shared_database: Database, t: Tenants) -> None:
-    db = shared_database
+async def test_only_partners_delete_their_wedding(db: Database, t: Tenants) -> None:
     delete = "delete from weddings where id = %s"
     assert await rowcount(db, couple(t.w1_planner), delete, t.wedding_1) == 0
     assert await rowcount(db, vendor(t.a_owner), delete, t.wedding_1) == 0
@@ -360,8 +344,7 @@ async def test_only_partners_delete_their_wedding(shared_database: Database, t: 
 
 
 # --- wedding_members ------------------------------------------------------------------------
-async def test_partners_manage_wedding_members(shared_database: Database, t: Tenants) -> None:
-    db = shared_database
+async def test_partners_manage_wedding_members(db: Database, t: Tenants) -> None:
     insert = "insert into wedding_members (wedding_id, user_id, role) values (%s, %s, %s)"
     planner = new_id()
     async with db.as_user(couple(t.w1_partner)) as s:
@@ -380,10 +363,7 @@ async def test_partners_manage_wedding_members(shared_database: Database, t: Ten
 
 
 # --- wedding_vendors ------------------------------------------------------------------------
-async def test_the_couple_decides_which_vendors_see_guests(
-    shared_database: Database, t: Tenants
-) -> None:
-    db = shared_database
+async def test_the_couple_decides_which_vendors_see_guests(db: Database, t: Tenants) -> None:
     guests_of_2 = "select id from guests where wedding_id = %s"
     assert await ids(db, vendor(t.a_owner), guests_of_2, t.wedding_2) == set()
 
@@ -416,9 +396,8 @@ async def test_the_couple_decides_which_vendors_see_guests(
 
 
 async def test_vendors_cannot_link_themselves_or_grant_themselves_guest_access(
-    shared_database: Database, t: Tenants
+    db: Database, t: Tenants
 ) -> None:
-    db = shared_database
     await refused(
         db,
         vendor(t.a_owner),
@@ -449,11 +428,9 @@ async def test_vendors_cannot_link_themselves_or_grant_themselves_guest_access(
     assert await ids(db, vendor(t.a_member), links, t.wedding_1) == {t.org_a}
 
 
-async def test_couples_cannot_link_vendors_to_another_wedding(
-    shared_database: Database, t: Tenants
-) -> None:
+async def test_couples_cannot_link_vendors_to_another_wedding(db: Database, t: Tenants) -> None:
     await refused(
-        shared_database,
+        db,
         couple(t.w1_partner),
         "insert into wedding_vendors (wedding_id, organization_id, can_view_guests)"
         " values (%s, %s, true)",
@@ -463,10 +440,7 @@ async def test_couples_cannot_link_vendors_to_another_wedding(
 
 
 # --- guests ---------------------------------------------------------------------------------
-async def test_the_audience_decides_which_policy_arm_applies(
-    shared_database: Database, t: Tenants
-) -> None:
-    db = shared_database
+async def test_the_audience_decides_which_policy_arm_applies(db: Database, t: Tenants) -> None:
     # a couple member holding a vendor-portal token gets nothing through the couple arm
     await shut_out(
         db,
@@ -479,8 +453,7 @@ async def test_the_audience_decides_which_policy_arm_applies(
     assert await ids(db, couple(t.a_owner), "select id from guests") == set()
 
 
-async def test_the_couple_manages_its_guest_list(shared_database: Database, t: Tenants) -> None:
-    db = shared_database
+async def test_the_couple_manages_its_guest_list(db: Database, t: Tenants) -> None:
     new_guest = new_id()
     async with db.as_user(couple(t.w1_partner)) as s:
         await s.execute(
@@ -505,10 +478,7 @@ async def test_the_couple_manages_its_guest_list(shared_database: Database, t: T
     )
 
 
-async def test_couples_cannot_touch_another_weddings_guests(
-    shared_database: Database, t: Tenants
-) -> None:
-    db = shared_database
+async def test_couples_cannot_touch_another_weddings_guests(db: Database, t: Tenants) -> None:
     theirs = t.guests[t.wedding_2][0]
     await cannot_write_guests(
         db,
@@ -520,10 +490,7 @@ async def test_couples_cannot_touch_another_weddings_guests(
     )
 
 
-async def test_vendors_cannot_write_guests_even_with_guest_access(
-    shared_database: Database, t: Tenants
-) -> None:
-    db = shared_database
+async def test_vendors_cannot_write_guests_even_with_guest_access(db: Database, t: Tenants) -> None:
     guest = t.guests[t.wedding_1][0]
     # A can read wedding 1's guests ...
     assert guest in await ids(db, vendor(t.a_owner), "select id from guests")
@@ -538,15 +505,15 @@ async def test_vendors_cannot_write_guests_even_with_guest_access(
     )
 
 
-async def test_the_anon_role_reads_nothing(shared_database: Database, t: Tenants) -> None:
+async def test_the_anon_role_reads_nothing(db: Database, t: Tenants) -> None:
     claims = {"sub": str(t.w1_partner), "aud": "couple", "role": "anon"}
     with pytest.raises(PermissionDenied):
-        async with shared_database.as_user(claims) as s:
+        async with db.as_user(claims) as s:
             await s.fetch_val("select count(*) from guests")
 
 
-async def test_the_service_client_sees_everything(shared_database: Database, t: Tenants) -> None:
-    async with shared_database.service(reason="test: service sees all") as s:
+async def test_the_service_client_sees_everything(db: Database, t: Tenants) -> None:
+    async with db.service(reason="test: service sees all") as s:
         guests = {r[0] for r in await s.fetch_tuples("select id from guests")}
         clients = {r[0] for r in await s.fetch_tuples("select id from clients")}
     assert set(t.guests[t.wedding_1]) | set(t.guests[t.wedding_2]) <= guests

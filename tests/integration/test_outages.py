@@ -19,11 +19,12 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from conftest import make_database
 from fixtures.migration_support import SERVICE_KEY, settings_for
 from fixtures.own_server import OwnServer
 from fixtures.tenants import add_guests, add_wedding, couple, new_id
 from wedsync_db.api.app import create_app
-from wedsync_db.db.client import Database, user_dsn_for
+from wedsync_db.db.client import Database
 from wedsync_db.errors import DatabaseUnavailable, PoolExhausted
 from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
 
@@ -50,13 +51,11 @@ def own_server() -> Iterator[OwnServer]:
 def outage_database(dsn: str, **kwargs: Any) -> Database:
     params: dict[str, Any] = {
         "user_pool_size": 2,
-        "service_pool_size": 2,
         "pool_timeout": POOL_TIMEOUT,
         "query_timeout": QUERY_TIMEOUT,
         "heartbeat_interval": 1.0,
     }
-    params.update(kwargs)
-    return Database(user_dsn=user_dsn_for(dsn), service_dsn=dsn, **params)
+    return make_database(dsn, **{**params, **kwargs})
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 from psycopg import pq
 
 from conftest import make_database
+from fixtures.databases import opened
 from fixtures.migration_support import (
     SERVICE_KEY,
     MigrationDir,
@@ -44,10 +45,8 @@ from wedsync_db.monitor.collectors import collect
 @pytest.fixture
 async def db(fresh_db: str) -> AsyncIterator[Database]:
     """One user-pool connection: consecutive scopes certainly share a session."""
-    database = make_database(fresh_db, user_pool_size=1)
-    await database.open()
-    yield database
-    await database.close()
+    async with _database(fresh_db) as database:
+        yield database
 
 
 @pytest.fixture
@@ -73,15 +72,9 @@ def unharden_temp(dsn: str) -> None:
         )
 
 
-@contextlib.asynccontextmanager
-async def _database(dsn: str, **kwargs: Any) -> AsyncIterator[Database]:
+def _database(dsn: str, **kwargs: Any) -> contextlib.AbstractAsyncContextManager[Database]:
     """A Database opened now (its connections learn what the login may do when they connect)."""
-    database = make_database(dsn, **{"user_pool_size": 1, **kwargs})
-    await database.open()
-    try:
-        yield database
-    finally:
-        await database.close()
+    return opened(make_database(dsn, **{"user_pool_size": 1, **kwargs}))
 
 
 async def guest_ids(db: Database, claims: dict[str, str]) -> set[UUID]:

@@ -146,21 +146,34 @@ def test_production_refuses_a_known_default_key(monkeypatch: pytest.MonkeyPatch)
     assert default not in str(info.value).lower()
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        REMOTE,
-        REMOTE + "?sslmode=prefer",
-        REMOTE + "?sslmode=disable",
-        "host=db.example.com dbname=wedsync user=app password=pw",
-        "postgresql://app:pw@10.0.0.5/wedsync",
-        "postgresql://app:pw@127.0.0.1,db.example.com/wedsync",
-    ],
-)
-def test_production_refuses_a_remote_database_without_tls(
-    monkeypatch: pytest.MonkeyPatch, url: str
+# production's TLS rule: (DATABASE_URL, accepted); a remote host needs sslmode=require or
+# stronger, a local connection (loopback or a socket) needs none
+PRODUCTION_URLS = [
+    (REMOTE, False),
+    (REMOTE + "?sslmode=prefer", False),
+    (REMOTE + "?sslmode=disable", False),
+    ("host=db.example.com dbname=wedsync user=app password=pw", False),
+    ("postgresql://app:pw@10.0.0.5/wedsync", False),
+    ("postgresql://app:pw@127.0.0.1,db.example.com/wedsync", False),
+    (REMOTE + "?sslmode=require", True),
+    (REMOTE + "?sslmode=verify-full", True),
+    ("host=db.example.com dbname=wedsync sslmode=verify-full", True),
+    ("postgresql://app:pw@127.0.0.1:5432/wedsync", True),
+    ("postgresql://app:pw@localhost/wedsync", True),
+    ("postgresql://app:pw@[::1]/wedsync", True),
+    ("postgresql:///wedsync?host=/var/run/postgresql", True),
+    ("host=/var/run/postgresql dbname=wedsync", True),
+]
+
+
+@pytest.mark.parametrize(("url", "accepted"), PRODUCTION_URLS)
+def test_production_wants_tls_to_a_remote_database(
+    monkeypatch: pytest.MonkeyPatch, url: str, accepted: bool
 ) -> None:
     production(monkeypatch, url=url)
+    if accepted:
+        assert load_settings().database_url is not None
+        return
     with refused("DATABASE_URL") as info:
         load_settings()
     assert "sslmode" in str(info.value)
@@ -178,27 +191,6 @@ def test_production_checks_the_direct_url_too(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("DIRECT_DATABASE_URL", "postgresql://app@direct.example.com/wedsync")
     with refused("DIRECT_DATABASE_URL"):
         load_settings()
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        REMOTE + "?sslmode=require",
-        REMOTE + "?sslmode=verify-full",
-        "host=db.example.com dbname=wedsync sslmode=verify-full",
-        "postgresql://app:pw@127.0.0.1:5432/wedsync",
-        "postgresql://app:pw@localhost/wedsync",
-        "postgresql://app:pw@[::1]/wedsync",
-        "postgresql:///wedsync?host=/var/run/postgresql",
-        "host=/var/run/postgresql dbname=wedsync",
-    ],
-)
-def test_production_accepts_tls_or_a_local_connection(
-    monkeypatch: pytest.MonkeyPatch, url: str
-) -> None:
-    production(monkeypatch, url=url)
-    s = load_settings()
-    assert s.database_url is not None
 
 
 def test_production_needs_a_database_url(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,9 +16,9 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from wedsync_db.background import BackgroundTask
 from wedsync_db.backup import service
 from wedsync_db.backup.repository import BackupMeta
-from wedsync_db.db.background import Background
 from wedsync_db.errors import WedsyncDBError
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class BackupScheduler:
         self.tick_seconds = tick_seconds
         self.failures = 0
         self.last_error: str | None = None
-        self._loop_task = Background("wedsync-backup-schedule")
+        self._task = BackgroundTask(self._loop, "wedsync-backup-schedule")
 
     @property
     def enabled(self) -> bool:
@@ -110,10 +110,10 @@ class BackupScheduler:
 
     def start(self) -> None:
         if self.enabled:
-            self._loop_task.start(self._loop)
+            self._task.start()
 
     async def stop(self) -> None:
-        await self._loop_task.stop()
+        await self._task.stop()
 
     async def _loop(self) -> None:
         while True:

@@ -64,44 +64,34 @@ EPILOG = (
 )
 
 
-@app.command("clients", epilog=EPILOG)
-def import_clients(
-    file: FileArg,
-    organization: Annotated[UUID, typer.Option(help="The organization whose clients these are")],
-    actor: AsUser,
-    column_map: MapOption = None,
-    dry_run: DryRun = False,
-    skip_bad_rows: SkipBad = False,
-    date_order: DateOrder = "auto",
-    json_out: JsonOut = False,
+def _import_command(
+    kind: ImportKind, target: str, target_help: str, audience: str, doc: str
 ) -> None:
-    """Import a CRM export into an organization's clients, as one of its members.
+    """`import <kind>` into the organization or wedding ``--<target>`` names, as a user of the
+    ``audience`` app."""
 
-    Matched by external_ref, else email, else the partners' names: changed clients are
-    updated, unchanged ones are left as they are, new ones are added.
-    """
-    _run("clients", file, organization, Claims.coerce({"sub": actor, "aud": "vendor"}),
-         column_map, dry_run, skip_bad_rows, date_order, json_out)  # fmt: skip
+    def command(
+        file: FileArg,
+        target_id: UUID,
+        actor: AsUser,
+        column_map: MapOption = None,
+        dry_run: DryRun = False,
+        skip_bad_rows: SkipBad = False,
+        date_order: DateOrder = "auto",
+        json_out: JsonOut = False,
+    ) -> None:
+        claims = Claims.coerce({"sub": actor, "aud": audience})
+        _run(
+            kind, file, target_id, claims, column_map, dry_run, skip_bad_rows, date_order, json_out
+        )
 
-
-@app.command("guests", epilog=EPILOG)
-def import_guests(
-    file: FileArg,
-    wedding: Annotated[UUID, typer.Option(help="The wedding whose guests these are")],
-    actor: AsUser,
-    column_map: MapOption = None,
-    dry_run: DryRun = False,
-    skip_bad_rows: SkipBad = False,
-    date_order: DateOrder = "auto",
-    json_out: JsonOut = False,
-) -> None:
-    """Import a guest list into a wedding, as one of its couple.
-
-    Matched by email, else first and last name: changed guests are updated, unchanged ones
-    are left as they are, new ones are added.
-    """
-    _run("guests", file, wedding, Claims.coerce({"sub": actor, "aud": "couple"}),
-         column_map, dry_run, skip_bad_rows, date_order, json_out)  # fmt: skip
+    command.__name__ = f"import_{kind}"
+    command.__doc__ = doc
+    # the target's option is named per kind: typer reads it from the annotations
+    command.__annotations__["target_id"] = Annotated[
+        UUID, typer.Option(f"--{target}", help=target_help)
+    ]
+    app.command(kind, epilog=EPILOG)(command)
 
 
 def _run(
@@ -156,6 +146,30 @@ def _refuse(exc: errors.ImportRefused, json_out: bool) -> NoReturn:
     if json_out:
         common.print_json({"error": {"type": "ImportRefused", "message": str(exc), "exit": 2}})
     common.fail(str(exc), common.ExitCode.REFUSED)
+
+
+_import_command(
+    "clients",
+    "organization",
+    "The organization whose clients these are",
+    "vendor",
+    """Import a CRM export into an organization's clients, as one of its members.
+
+    Matched by external_ref, else email, else the partners' names: changed clients are
+    updated, unchanged ones are left as they are, new ones are added.
+    """,
+)
+_import_command(
+    "guests",
+    "wedding",
+    "The wedding whose guests these are",
+    "couple",
+    """Import a guest list into a wedding, as one of its couple.
+
+    Matched by email, else first and last name: changed guests are updated, unchanged ones
+    are left as they are, new ones are added.
+    """,
+)
 
 
 @contextlib.contextmanager

@@ -25,12 +25,12 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from wedsync_db.db.background import Background
+from wedsync_db.background import BackgroundTask
 from wedsync_db.db.backoff import Backoff
 from wedsync_db.db.errors import convert
 from wedsync_db.db.heartbeat import HeartbeatSnapshot, HeartbeatState, OutageLog
 from wedsync_db.db.pool import LifoConnectionPool
-from wedsync_db.db.queries import load_queries
+from wedsync_db.db.queries import statements
 from wedsync_db.db.session import RESETTABLE_STATES, ScopedConnection, ScopeStart, Session
 from wedsync_db.errors import DatabaseUnavailable, InvalidClaims, PoolExhausted, WedsyncDBError
 
@@ -367,7 +367,7 @@ class Database:
         self.heartbeats = {
             name: HeartbeatState(pool=name, window=heartbeat_window) for name in self._pools
         }
-        self._heartbeat_task = Background("heartbeat")
+        self._heartbeat_task = BackgroundTask(self._heartbeat_loop, "heartbeat")
         self._key: bytes | None = None
         self._key_loaded = False
         self._key_lock = asyncio.Lock()
@@ -600,7 +600,7 @@ class Database:
 
     def start_heartbeat(self) -> None:
         """Probe both pools every ``heartbeat_interval`` seconds in the background."""
-        self._heartbeat_task.start(self._heartbeat_loop)
+        self._heartbeat_task.start()
 
     async def stop_heartbeat(self) -> None:
         """Cancel the background heartbeat."""
@@ -647,8 +647,7 @@ async def _configure(
         conn.temp_allowed = bool(row[2])
 
 
-def _client_sql(name: str) -> Any:
-    return load_queries("wedsync_db.db", "sql/scopes.sql")[name].sql
+_client_sql = statements("wedsync_db.db", "sql/scopes.sql")
 
 
 # a heartbeat answer slower than this counts as a failed probe

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg.conninfo import make_conninfo
 
-from wedsync_db.db.background import Background
+from wedsync_db.background import BackgroundTask
 from wedsync_db.db.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class Listener:
         self.channel = channel
         self._wake = wake
         self._retry = retry or Backoff(0.0, 0.5, cap=10.0)
-        self._task = Background(f"listen-{channel}")
+        self._task = BackgroundTask(self._run, f"listen-{channel}")
         self._conn: AsyncConnection[Any] | None = None
         self.connected = asyncio.Event()
         self.notifications = 0
@@ -55,7 +55,7 @@ class Listener:
 
     def start(self) -> None:
         """Start listening in the background (idempotent)."""
-        self._task.start(self._run)
+        self._task.start()
 
     async def stop(self) -> None:
         """Stop listening and close the connection."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -46,3 +47,12 @@ def load_queries(package: str, filename: str) -> dict[str, NamedQuery]:
     """Load (once) the named queries of a .sql file shipped inside a package."""
     text = resources.files(package).joinpath(filename).read_text(encoding="utf-8")
     return parse_queries(text)
+
+
+def statements(package: str, filename: str) -> Callable[[str], str]:
+    """The text of a named query of one .sql file, by name (the file is read on first use)."""
+
+    def text(name: str) -> str:
+        return load_queries(package, filename)[name].sql
+
+    return text

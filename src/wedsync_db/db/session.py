@@ -52,7 +52,7 @@ from psycopg.abc import PQGen
 from psycopg.rows import AsyncRowFactory, class_row, dict_row, tuple_row
 
 from wedsync_db.db.errors import awrap_errors, convert
-from wedsync_db.db.queries import load_queries
+from wedsync_db.db.queries import statements
 from wedsync_db.errors import DatabaseUnavailable, QueryError
 
 T = TypeVar("T")
@@ -89,8 +89,7 @@ def compose(template: str, **parts: sql.Composable) -> sql.Composed:
     return sql.SQL(template).format(**parts)
 
 
-def _scope_sql(name: str) -> str:
-    return load_queries("wedsync_db.db", "sql/scopes.sql")[name].sql
+_scope_sql = statements("wedsync_db.db", "sql/scopes.sql")
 
 
 @functools.cache

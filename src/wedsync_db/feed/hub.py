@@ -31,12 +31,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from wedsync_db.db.background import Background
+from wedsync_db.background import BackgroundTask
 from wedsync_db.db.client import Claims, Database
 from wedsync_db.db.listener import Listener
-from wedsync_db.db.queries import load_queries
+from wedsync_db.db.queries import statements
 from wedsync_db.errors import WedsyncDBError
-from wedsync_db.feed.model import Change, CursorAhead, CursorExpired, SubscriberTooSlow
+from wedsync_db.feed.model import Change, CursorExpired, SubscriberTooSlow, check_cursor
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,7 @@ READ_CONCURRENCY = 4
 MAX_PENDING = 10_000
 
 
-def _sql(name: str) -> str:
-    return load_queries("wedsync_db.feed", "sql/feed.sql")[name].sql
+_sql = statements("wedsync_db.feed", "sql/feed.sql")
 
 
 @dataclass(eq=False)
@@ -128,7 +127,7 @@ class ChangeHub:
         self._streams: dict[UUID, set[Subscription]] = defaultdict(set)
         self._wake = asyncio.Event()
         self.listener = Listener(listen_dsn, CHANNEL, self._wake.set)
-        self._task = Background("change-feed")
+        self._task = BackgroundTask(self._loop, "change-feed")
         self._poll_lock = asyncio.Lock()
         self.polls = 0
         self.queries = 0
@@ -151,16 +150,12 @@ class ChangeHub:
         when changes after ``after`` were pruned, CursorAhead when the stream has no such
         change yet."""
         c = Claims.coerce(claims)
-        async with self.db.service(reason="change feed: cursor") as s:
-            rows = await s.fetch_tuples(_sql("heads"), ([stream],))
+        head, pruned = await _head(self.db, stream)
         self.queries += 1
-        head, pruned = (int(rows[0][1]), int(rows[0][2])) if rows else (0, 0)
         if after is None:
             after = head
-        elif after < pruned:
-            raise CursorExpired(stream, after, pruned)
-        elif after > head:
-            raise CursorAhead(stream, after, head)
+        else:
+            check_cursor(stream, after, head, pruned)
         sub = Subscription(self, c, stream, after)
         self._streams[stream].add(sub)
         self._start()
@@ -179,7 +174,7 @@ class ChangeHub:
     def _start(self) -> None:
         if not self._task.running:
             self.listener.start()
-            self._task.start(self._loop)
+            self._task.start()
 
     async def close(self) -> None:
         """Stop the loop and the listener; open subscriptions receive nothing more."""
@@ -322,21 +317,22 @@ class Page:
     head: int
 
 
+async def _head(db: Database, stream: UUID) -> tuple[int, int]:
+    """A stream's head and how far it was pruned ((0, 0): nothing recorded yet)."""
+    async with db.service(reason="change feed: cursor") as s:
+        rows = await s.fetch_tuples(_sql("heads"), ([stream],))
+    return (int(rows[0][1]), int(rows[0][2])) if rows else (0, 0)
+
+
 async def read_page(
     db: Database, claims: Claims, stream: UUID, after: int | None, limit: int = BATCH_LIMIT
 ) -> Page:
     """One read for a poller: the changes after ``after`` (None: none, just the head) that
     ``claims`` may see, at most ``limit``. Raises CursorExpired / CursorAhead."""
-    async with db.service(reason="change feed: cursor") as s:
-        rows = await s.fetch_tuples(_sql("heads"), ([stream],))
-    head, pruned = (int(rows[0][1]), int(rows[0][2])) if rows else (0, 0)
-    if after is None:
-        return Page([], head, head)
-    if after < pruned:
-        raise CursorExpired(stream, after, pruned)
-    if after > head:
-        raise CursorAhead(stream, after, head)
-    if after == head:
+    head, pruned = await _head(db, stream)
+    if after is not None:
+        check_cursor(stream, after, head, pruned)
+    if after is None or after == head:
         return Page([], head, head)
     async with db.as_user(claims) as s:
         found = await s.fetch_tuples(

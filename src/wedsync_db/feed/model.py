@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from wedsync_db.errors import WedsyncDBError
+from wedsync_db.jsonable import JSON_TEXT, NOT_JSON, to_json
 
 
 @dataclass(frozen=True)
@@ -17,30 +18,21 @@ class Change:
 
     The row's data is not part of it: read the row through the data API or ``as_user``."""
 
-    stream: UUID
+    stream: UUID = field(metadata=NOT_JSON)
     seq: int
     entity: str
     op: str
     key: dict[str, Any]
     changed: tuple[str, ...] | None
-    wedding_id: UUID | None
-    organization_id: UUID | None
+    wedding_id: UUID | None = field(metadata=JSON_TEXT)
+    organization_id: UUID | None = field(metadata=JSON_TEXT)
     version: int | None
     changed_at: datetime
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the SSE data and the poll response items)."""
-        return {
-            "id": self.seq,
-            "entity": self.entity,
-            "op": self.op,
-            "key": self.key,
-            "changed": list(self.changed) if self.changed is not None else None,
-            "wedding_id": str(self.wedding_id) if self.wedding_id else None,
-            "organization_id": str(self.organization_id) if self.organization_id else None,
-            "version": self.version,
-            "changed_at": self.changed_at.isoformat(),
-        }
+        """JSON-ready form (the SSE data and the poll response items): ``seq`` is its ``id``."""
+        out: dict[str, Any] = to_json(self)
+        return {"id": out.pop("seq"), **out}
 
     def to_json(self) -> str:
         """One line of JSON."""
@@ -73,6 +65,15 @@ class CursorAhead(WedsyncDBError, ValueError):
             f"stream {stream} has recorded {head} change(s), so there is no change {after} to "
             "continue after: use a change id this feed gave"
         )
+
+
+def check_cursor(stream: UUID, after: int, head: int, pruned_through: int) -> None:
+    """Raise CursorExpired when changes after ``after`` were pruned, CursorAhead when the
+    stream has not recorded change ``after`` (its head is ``head``)."""
+    if after < pruned_through:
+        raise CursorExpired(stream, after, pruned_through)
+    if after > head:
+        raise CursorAhead(stream, after, head)
 
 
 class SubscriberTooSlow(WedsyncDBError):

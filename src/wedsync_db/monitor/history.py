@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from wedsync_db.db.client import Database
-from wedsync_db.db.queries import load_queries
+from wedsync_db.db.queries import statements
 from wedsync_db.db.session import Session
 from wedsync_db.jsonable import JsonRecord
 from wedsync_db.monitor import forecast
@@ -56,8 +56,7 @@ class UnknownMetric(ValueError):
         super().__init__(f"no history for {metric!r}; known metrics: {', '.join(known)}")
 
 
-def _q(name: str) -> str:
-    return load_queries("wedsync_db.monitor", "sql/history.sql")[name].sql
+_q = statements("wedsync_db.monitor", "sql/history.sql")
 
 
 @dataclass(frozen=True)

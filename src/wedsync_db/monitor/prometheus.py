@@ -320,20 +320,32 @@ def _database(snap: Snapshot) -> Iterator[Metric]:
         "reason",
         [(why, getattr(d, f"sessions_{why}")) for why in ("abandoned", "fatal", "killed")],
     )
-    times = _c("session_time_seconds", "Time spent by sessions", ["state"])
-    times.add_metric(["all"], d.session_time_ms / 1000.0)
-    times.add_metric(["active"], d.active_time_ms / 1000.0)
-    times.add_metric(["idle_in_transaction"], d.idle_in_transaction_time_ms / 1000.0)
-    yield times
-    io = _c("block_io_seconds", "Time spent reading and writing blocks", ["direction"])
-    io.add_metric(["read"], d.blk_read_time_ms / 1000.0)
-    io.add_metric(["write"], d.blk_write_time_ms / 1000.0)
-    yield io
+    yield _labelled(
+        "session_time_seconds",
+        "Time spent by sessions",
+        "state",
+        [
+            ("all", d.session_time_ms / 1000.0),
+            ("active", d.active_time_ms / 1000.0),
+            ("idle_in_transaction", d.idle_in_transaction_time_ms / 1000.0),
+        ],
+    )
+    yield _labelled(
+        "block_io_seconds",
+        "Time spent reading and writing blocks",
+        "direction",
+        [("read", d.blk_read_time_ms / 1000.0), ("write", d.blk_write_time_ms / 1000.0)],
+    )
     if d.parallel_workers_launched is not None:
-        workers = _c("parallel_workers", "Parallel workers planned and launched", ["outcome"])
-        workers.add_metric(["planned"], float(d.parallel_workers_to_launch or 0))
-        workers.add_metric(["launched"], float(d.parallel_workers_launched))
-        yield workers
+        yield _labelled(
+            "parallel_workers",
+            "Parallel workers planned and launched",
+            "outcome",
+            [
+                ("planned", d.parallel_workers_to_launch or 0),
+                ("launched", d.parallel_workers_launched),
+            ],
+        )
     yield _gauge(
         "checksum_last_failure_timestamp_seconds",
         "Last checksum failure (0: never)",
@@ -365,20 +377,25 @@ def _background(snap: Snapshot) -> Iterator[Metric]:
     b = snap.background
     if b is None:
         return
-    c = _c("checkpoints", "Checkpoints performed", ["kind"])
-    c.add_metric(["timed"], float(b.checkpoints_timed))
-    c.add_metric(["requested"], float(b.checkpoints_requested))
-    yield c
-    c = _c("checkpoint_time_seconds", "Time spent in checkpoints", ["phase"])
-    c.add_metric(["write"], b.checkpoint_write_time_ms / 1000.0)
-    c.add_metric(["sync"], b.checkpoint_sync_time_ms / 1000.0)
-    yield c
-    c = _c("buffers_written", "Buffers written", ["by"])
-    c.add_metric(["checkpointer"], float(b.buffers_checkpoint))
-    c.add_metric(["bgwriter"], float(b.buffers_clean))
+    yield _labelled(
+        "checkpoints",
+        "Checkpoints performed",
+        "kind",
+        [("timed", b.checkpoints_timed), ("requested", b.checkpoints_requested)],
+    )
+    yield _labelled(
+        "checkpoint_time_seconds",
+        "Time spent in checkpoints",
+        "phase",
+        [
+            ("write", b.checkpoint_write_time_ms / 1000.0),
+            ("sync", b.checkpoint_sync_time_ms / 1000.0),
+        ],
+    )
+    written = [("checkpointer", b.buffers_checkpoint), ("bgwriter", b.buffers_clean)]
     if b.buffers_backend is not None:
-        c.add_metric(["backend"], float(b.buffers_backend))
-    yield c
+        written.append(("backend", b.buffers_backend))
+    yield _labelled("buffers_written", "Buffers written", "by", written)
     simple = (
         (
             "bgwriter_maxwritten_clean",

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from wedsync_db.db.background import Background
+from wedsync_db.background import BackgroundTask
 from wedsync_db.db.backoff import Backoff
 from wedsync_db.db.client import Database
 from wedsync_db.db.heartbeat import OutageLog
@@ -127,8 +127,8 @@ class MonitorState:
         self.collector_errors: Counter[str] = Counter()
         self.query_totals = QueryTotals()
         self._lock = asyncio.Lock()
-        self._sampler = Background("monitor-sampler")
-        self._refresh = Background("metrics-refresh")
+        self._sampler = BackgroundTask(self._sampler_loop, "monitor-sampler")
+        self._refresh = BackgroundTask(self._refresh_cheap, "metrics-refresh")
         self._retry_at = 0.0
         self._last_purge: float | None = None
         self._last_feed_prune: float | None = None
@@ -336,7 +336,7 @@ class MonitorState:
             if self.busy:
                 # a full capture is running and will replace the snapshot
                 return self.latest
-            self._refresh.start(self._refresh_cheap)
+            self._refresh.start()
         refresh = self._refresh.task
         assert refresh is not None
         with contextlib.suppress(TimeoutError):
@@ -365,7 +365,7 @@ class MonitorState:
     # --- the sampler --------------------------------------------------------------------------
     def start_sampler(self) -> None:
         """Capture now and then every ``sample_interval`` seconds in the background."""
-        self._sampler.start(self._sampler_loop)
+        self._sampler.start()
 
     async def stop_sampler(self) -> None:
         """Cancel the sampler and any scrape refresh."""

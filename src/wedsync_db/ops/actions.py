@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from wedsync_db.db import direct
 from wedsync_db.db.client import Database
-from wedsync_db.db.queries import load_queries
+from wedsync_db.db.queries import statements
 from wedsync_db.db.session import Session
 from wedsync_db.errors import QueryError, WedsyncDBError
 from wedsync_db.monitor.collectors import hint_for
@@ -58,8 +58,7 @@ class ExplainNeedsParameters(ActionRefused):
     """The statement has parameters and their values were not given where they are needed."""
 
 
-def _sql(name: str) -> str:
-    return load_queries("wedsync_db.ops", "sql/actions.sql")[name].sql
+_sql = statements("wedsync_db.ops", "sql/actions.sql")
 
 
 @dataclass(frozen=True)

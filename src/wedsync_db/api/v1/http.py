@@ -20,10 +20,10 @@ import json
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 
@@ -35,6 +35,9 @@ from wedsync_db.data.rows import Page, Patch, Row, Table
 
 M = TypeVar("M", bound=Row)
 B = TypeVar("B", bound=BaseModel)
+Limit = Annotated[int, Query(ge=1, le=1000, description="Rows per page")]
+Cursor = Annotated[str | None, Query(description="The previous page's next_cursor")]
+Search = Annotated[str | None, Query(min_length=1, max_length=200)]
 _ETAG = re.compile(r'\s*"(\d{1,18})"\s*')
 
 # the primary key columns of each entity's rows, to remember and recall them
@@ -169,15 +172,25 @@ MERGE_DOC = (
 )
 
 
-def _with_signature(handler: Any, names: Sequence[str], *, with_request: bool) -> Any:
+def with_signature(
+    handler: Any,
+    names: Sequence[str],
+    *,
+    with_request: bool,
+    extra: Sequence[tuple[str, Any, Any]] = (),
+) -> Any:
     """``handler`` declaring (for FastAPI) the context, the user's claims and the uuid path
-    parameters ``names`` (and the request first when asked)."""
-    fixed: list[tuple[str, Any]] = [("ctx", Context), ("claims", UserClaims)]
+    parameters ``names`` (and the request first when asked), then the ``extra`` parameters
+    as (name, annotation, default; ``inspect.Parameter.empty`` for none)."""
+    empty = inspect.Parameter.empty
+    fixed: list[tuple[str, Any, Any]] = [("ctx", Context, empty), ("claims", UserClaims, empty)]
     if with_request:
-        fixed.insert(0, ("request", Request))
-    fixed += [(n, UUID) for n in names]
+        fixed.insert(0, ("request", Request, empty))
+    fixed += [(n, UUID, empty) for n in names]
     keyword = inspect.Parameter.KEYWORD_ONLY
-    params = [inspect.Parameter(n, keyword, annotation=a) for n, a in fixed]
+    params = [
+        inspect.Parameter(n, keyword, annotation=a, default=d) for n, a, d in [*fixed, *extra]
+    ]
     handler.__signature__ = inspect.Signature(params, return_annotation=Response)
     return handler
 
@@ -197,11 +210,40 @@ def list_route(
 
     router.add_api_route(
         path,
-        _with_signature(get, [name], with_request=False),
+        with_signature(get, [name], with_request=False),
         methods=["GET"],
         summary=summary,
         response_model=ListOf[model],  # type: ignore[valid-type]
         name=f"list_{name}_{model.__name__.lower()}",
+    )
+
+
+def page_route(
+    router: APIRouter,
+    path: str,
+    model: type[Row],
+    fetch: Callable[..., Awaitable[Page[Any]]],
+    summary: str,
+    *,
+    name: str,
+    filters: Sequence[tuple[str, Any, Any]] = (),
+) -> None:
+    """GET ``path``: a page of ``fetch(db, claims, *uuid path parameters, **query)``, the query
+    being the ``filters`` (as ``with_signature``'s extra parameters), ``limit`` and ``cursor``."""
+    names = re.findall(r"{(\w+)}", path)
+
+    async def get(ctx: Any, claims: Any, **params: Any) -> Response:
+        parents = [params.pop(n) for n in names]
+        return page_response(await fetch(ctx.database, claims, *parents, **params), model)
+
+    paging = [("limit", Limit, 100), ("cursor", Cursor, None)]
+    router.add_api_route(
+        path,
+        with_signature(get, names, with_request=False, extra=[*filters, *paging]),
+        methods=["GET"],
+        summary=summary,
+        response_model=PageOf[model],  # type: ignore[valid-type]
+        name=name,
     )
 
 
@@ -212,24 +254,27 @@ def create_route(
     model: type[Row],
     create: Callable[..., Awaitable[Row]],
     summary: str,
+    *,
+    name: str | None = None,
 ) -> None:
     """POST ``path`` (one uuid parameter, the parent's id): ``create(db, claims, parent, body)``
-    answers 201 with the new row."""
-    (name,) = re.findall(r"{(\w+)}", path)
+    answers 201 with the new row (``name``: the route's, by default ``create_<model>``)."""
+    (parent_name,) = re.findall(r"{(\w+)}", path)
 
     async def post(request: Request, ctx: Any, claims: Any, **parent: UUID) -> Response:
         given = await body(request, new)
-        return row_response(await create(ctx.database, claims, parent[name], given), status=201)
+        row = await create(ctx.database, claims, parent[parent_name], given)
+        return row_response(row, status=201)
 
     router.add_api_route(
         path,
-        _with_signature(post, [name], with_request=True),
+        with_signature(post, [parent_name], with_request=True),
         methods=["POST"],
         summary=summary,
         status_code=201,
         response_model=model,
         openapi_extra=documented(new),
-        name=f"create_{model.__name__.lower()}",
+        name=name or f"create_{model.__name__.lower()}",
     )
 
 
@@ -249,9 +294,6 @@ def row_routes(
         raise ValueError(f"{path} does not name every key of {table.name}")
     model, what = table.model, table.what
 
-    def signature(handler: Any, *, with_request: bool) -> Any:
-        return _with_signature(handler, names, with_request=with_request)
-
     async def get(ctx: Any, claims: Any, **key: UUID) -> Response:
         return row_response(await table.get(ctx.database, claims, [key[n] for n in names]))
 
@@ -268,32 +310,26 @@ def row_routes(
         await table.delete(ctx.database, claims, [key[n] for n in names], version)
         return Response(status_code=204)
 
-    router.add_api_route(
-        path,
-        signature(get, with_request=False),
-        methods=["GET"],
-        summary=f"One {what}",
-        response_model=model,
-        name=f"get_{table.name}",
-    )
-    if patch is not None:
+    def add(method: str, handler: Any, summary: str, **route: Any) -> None:
+        # the writes read If-Match (and the PATCH its body) from the request
         router.add_api_route(
             path,
-            signature(change, with_request=True),
-            methods=["PATCH"],
-            summary=f"{patch} (JSON Merge Patch, If-Match)",
+            with_signature(handler, names, with_request=method != "GET"),
+            methods=[method],
+            summary=summary,
+            name=f"{method.lower()}_{table.name}",
+            **route,
+        )
+
+    add("GET", get, f"One {what}", response_model=model)
+    if patch is not None:
+        add(
+            "PATCH",
+            change,
+            f"{patch} (JSON Merge Patch, If-Match)",
             description=MERGE_DOC if merge else None,
             response_model=model,
             openapi_extra=patch_doc(table.patch),
-            name=f"patch_{table.name}",
         )
     if delete is not None:
-        router.add_api_route(
-            path,
-            signature(remove, with_request=True),
-            methods=["DELETE"],
-            summary=f"{delete} (If-Match)",
-            status_code=204,
-            openapi_extra=IF_MATCH_DOC,
-            name=f"delete_{table.name}",
-        )
+        add("DELETE", remove, f"{delete} (If-Match)", status_code=204, openapi_extra=IF_MATCH_DOC)

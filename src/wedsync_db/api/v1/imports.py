@@ -9,6 +9,7 @@ rows with errors (nothing written) or a file that cannot be read, 402 over the p
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -19,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 
 from wedsync_db.api.problems import problem
+from wedsync_db.api.v1 import http
 from wedsync_db.api.v1.deps import Context, UserClaims
 from wedsync_db.errors import ImportRefused
 from wedsync_db.imports.csvfile import parse_map
@@ -77,64 +79,41 @@ class UploadQuery:
 Upload = Annotated[UploadQuery, Depends()]
 
 
-@router.post(
-    "/organizations/{organization_id}/imports",
-    summary="Import clients from a CSV file (multipart field `file`)",
-    status_code=201,
-    response_model=ImportReport,
-    responses=RESPONSES,
-    openapi_extra=UPLOAD_DOC,
-)
-async def import_clients(
-    request: Request, ctx: Context, claims: UserClaims, organization_id: UUID, query: Upload
-) -> Response:
-    return await _upload(request, ctx, claims, "clients", organization_id, query)
+def _import_routes(kind: ImportKind, parents: str, parent: str) -> None:
+    """The upload and report routes of one kind of import, below ``/<parents>/{<parent>}``."""
+    path = f"/{parents}/{{{parent}}}/imports"
 
+    async def upload(
+        request: Request, ctx: Context, claims: UserClaims, query: UploadQuery, **ids: UUID
+    ) -> Response:
+        return await _upload(request, ctx, claims, kind, ids[parent], query)
 
-@router.post(
-    "/weddings/{wedding_id}/imports",
-    summary="Import guests from a CSV file (multipart field `file`)",
-    status_code=201,
-    response_model=ImportReport,
-    responses=RESPONSES,
-    openapi_extra=UPLOAD_DOC,
-)
-async def import_guests(
-    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID, query: Upload
-) -> Response:
-    return await _upload(request, ctx, claims, "guests", wedding_id, query)
+    async def report(
+        ctx: Context, claims: UserClaims, errors_after: str | None, limit: int, **ids: UUID
+    ) -> Response:
+        return await _report(ctx, claims, kind, ids[parent], ids["import_id"], errors_after, limit)
 
-
-@router.get(
-    "/organizations/{organization_id}/imports/{import_id}",
-    summary="A clients import's report and a page of its errors",
-    response_model=ImportReport,
-)
-async def get_clients_import(
-    ctx: Context,
-    claims: UserClaims,
-    organization_id: UUID,
-    import_id: UUID,
-    errors_after: ErrorsAfter = None,
-    limit: ErrorsLimit = 100,
-) -> Response:
-    return await _report(ctx, claims, "clients", organization_id, import_id, errors_after, limit)
-
-
-@router.get(
-    "/weddings/{wedding_id}/imports/{import_id}",
-    summary="A guests import's report and a page of its errors",
-    response_model=ImportReport,
-)
-async def get_guests_import(
-    ctx: Context,
-    claims: UserClaims,
-    wedding_id: UUID,
-    import_id: UUID,
-    errors_after: ErrorsAfter = None,
-    limit: ErrorsLimit = 100,
-) -> Response:
-    return await _report(ctx, claims, "guests", wedding_id, import_id, errors_after, limit)
+    upload_query = [("query", Upload, inspect.Parameter.empty)]
+    router.add_api_route(
+        path,
+        http.with_signature(upload, [parent], with_request=True, extra=upload_query),
+        methods=["POST"],
+        summary=f"Import {kind} from a CSV file (multipart field `file`)",
+        status_code=201,
+        response_model=ImportReport,
+        responses=RESPONSES,
+        openapi_extra=UPLOAD_DOC,
+        name=f"import_{kind}",
+    )
+    page = [("errors_after", ErrorsAfter, None), ("limit", ErrorsLimit, 100)]
+    router.add_api_route(
+        f"{path}/{{import_id}}",
+        http.with_signature(report, [parent, "import_id"], with_request=False, extra=page),
+        methods=["GET"],
+        summary=f"A {kind} import's report and a page of its errors",
+        response_model=ImportReport,
+        name=f"get_{kind}_import",
+    )
 
 
 def _json(report: ImportReport, status: int, headers: dict[str, str] | None = None) -> Response:
@@ -200,3 +179,7 @@ async def _report(
     except ValueError as exc:
         return problem(400, "Bad cursor", str(exc))
     return _json(report, 200)
+
+
+_import_routes("clients", "organizations", "organization_id")
+_import_routes("guests", "weddings", "wedding_id")

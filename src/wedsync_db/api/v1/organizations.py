@@ -5,10 +5,9 @@ Clients are visible to the organization's members only; owners and admins manage
 
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
@@ -24,9 +23,6 @@ from wedsync_db.data.organizations import (
 from wedsync_db.data.vendor_links import VendorLink
 
 router = APIRouter(tags=["organizations"])
-
-Limit = Annotated[int, Query(ge=1, le=1000, description="Rows per page")]
-Cursor = Annotated[str | None, Query(description="The previous page's next_cursor")]
 
 
 class NewMember(BaseModel):
@@ -50,50 +46,27 @@ async def list_organizations(ctx: Context, claims: UserClaims) -> Response:
 
 
 # --- members ------------------------------------------------------------------------------------
-
-
-@router.post(
+http.create_route(
+    router,
     "/organizations/{organization_id}/members",
-    summary="Add a member (owners and admins)",
-    status_code=201,
-    response_model=Member,
-    openapi_extra=http.documented(NewMember),
+    NewMember,
+    Member,
+    lambda db, claims, org, new: organizations.add_member(db, claims, org, new.user_id, new.role),
+    "Add a member (owners and admins)",
+    name="add_member",
 )
-async def add_member(
-    request: Request, ctx: Context, claims: UserClaims, organization_id: UUID
-) -> Response:
-    new = await http.body(request, NewMember)
-    row = await organizations.add_member(
-        ctx.database, claims, organization_id, new.user_id, new.role
-    )
-    return http.row_response(row, status=201)
 
 
 # --- clients ------------------------------------------------------------------------------------
-@router.get(
+http.page_route(
+    router,
     "/organizations/{organization_id}/clients",
-    summary="A page of the organization's clients",
-    response_model=http.PageOf[Client],
+    Client,
+    clients.list_clients,
+    "A page of the organization's clients",
+    name="list_clients",
+    filters=[("status", ClientStatus | None, None), ("search", http.Search, None)],
 )
-async def list_clients(
-    ctx: Context,
-    claims: UserClaims,
-    organization_id: UUID,
-    status: ClientStatus | None = None,
-    search: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-    limit: Limit = 100,
-    cursor: Cursor = None,
-) -> Response:
-    page = await clients.list_clients(
-        ctx.database,
-        claims,
-        organization_id,
-        status=status,
-        search=search,
-        limit=limit,
-        cursor=cursor,
-    )
-    return http.page_response(page, Client)
 
 
 http.row_routes(

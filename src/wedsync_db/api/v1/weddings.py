@@ -22,9 +22,6 @@ from wedsync_db.data.weddings import Wedding, WeddingStatus
 
 router = APIRouter(tags=["weddings"])
 
-Limit = Annotated[int, Query(ge=1, le=1000, description="Rows per page")]
-Cursor = Annotated[str | None, Query(description="The previous page's next_cursor")]
-
 
 class RsvpRequest(BaseModel):
     """One RSVP status for many guests."""
@@ -50,49 +47,32 @@ class LinkAnswerRequest(BaseModel):
 
 
 # --- weddings -----------------------------------------------------------------------------------
-@router.get("/weddings", summary="The weddings the user sees", response_model=http.PageOf[Wedding])
-async def list_weddings(
-    ctx: Context,
-    claims: UserClaims,
-    status: WeddingStatus | None = None,
-    limit: Limit = 100,
-    cursor: Cursor = None,
-) -> Response:
-    page = await weddings.list_weddings(
-        ctx.database, claims, status=status, limit=limit, cursor=cursor
-    )
-    return http.page_response(page, Wedding)
+http.page_route(
+    router,
+    "/weddings",
+    Wedding,
+    weddings.list_weddings,
+    "The weddings the user sees",
+    name="list_weddings",
+    filters=[("status", WeddingStatus | None, None)],
+)
 
 
 # --- guests -------------------------------------------------------------------------------------
-@router.get(
+http.page_route(
+    router,
     "/weddings/{wedding_id}/guests",
-    summary="A page of a wedding's guests",
-    response_model=http.PageOf[Guest],
+    Guest,
+    guests.list_guests,
+    "A page of a wedding's guests",
+    name="list_guests",
+    filters=[
+        ("rsvp", Annotated[list[RsvpStatus] | None, Query(description="RSVP status(es)")], None),
+        ("dietary", Annotated[str | None, Query(max_length=200)], None),
+        ("table", Annotated[int | None, Query(gt=0)], None),
+        ("search", http.Search, None),
+    ],
 )
-async def list_guests(
-    ctx: Context,
-    claims: UserClaims,
-    wedding_id: UUID,
-    rsvp: Annotated[list[RsvpStatus] | None, Query(description="RSVP status(es)")] = None,
-    dietary: Annotated[str | None, Query(max_length=200)] = None,
-    table: Annotated[int | None, Query(gt=0)] = None,
-    search: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-    limit: Limit = 100,
-    cursor: Cursor = None,
-) -> Response:
-    page = await guests.list_guests(
-        ctx.database,
-        claims,
-        wedding_id,
-        rsvp=rsvp,
-        dietary=dietary,
-        table=table,
-        search=search,
-        limit=limit,
-        cursor=cursor,
-    )
-    return http.page_response(page, Guest)
 
 
 @router.post(
@@ -112,24 +92,21 @@ async def bulk_rsvp(
 
 
 # --- vendor links -------------------------------------------------------------------------------
-
-
-@router.post(
+http.create_route(
+    router,
     "/weddings/{wedding_id}/vendors",
-    summary="Ask an organization to work on the wedding (the couple)",
-    status_code=201,
-    response_model=VendorLink,
-    openapi_extra=http.documented(VendorRequest),
+    VendorRequest,
+    VendorLink,
+    lambda db, claims, wedding, ask: vendor_links.request_link(
+        db,
+        claims,
+        wedding,
+        ask.organization_id,
+        ask.model_dump(exclude_unset=True, exclude={"organization_id"}),
+    ),
+    "Ask an organization to work on the wedding (the couple)",
+    name="request_vendor",
 )
-async def request_vendor(
-    request: Request, ctx: Context, claims: UserClaims, wedding_id: UUID
-) -> Response:
-    ask = await http.body(request, VendorRequest)
-    details = ask.model_dump(exclude_unset=True, exclude={"organization_id"})
-    row = await vendor_links.request_link(
-        ctx.database, claims, wedding_id, ask.organization_id, details
-    )
-    return http.row_response(row, status=201)
 
 
 @router.post(
