@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -92,17 +92,17 @@ def growth_forecast(
     current = ordered[-1][1] if ordered else None
     base = GrowthForecast(metric=metric, points=len(ordered), current=current, rate_per_day=None)
     if len(ordered) < MIN_POINTS:
-        return _with(base, reason=f"need at least {MIN_POINTS} points, have {len(ordered)}")
+        return replace(base, reason=f"need at least {MIN_POINTS} points, have {len(ordered)}")
     span = ordered[-1][0] - ordered[0][0]
     if span < MIN_SPAN:
-        return _with(
+        return replace(
             base,
             reason=f"history spans {span.total_seconds() / 60:.0f} min; need at least "
             f"{MIN_SPAN.total_seconds() / 3600:.0f} h",
         )
     fit = fit_line(ordered)
     if fit is None or current is None:
-        return _with(base, reason="all points share one timestamp")
+        return replace(base, reason="all points share one timestamp")
     rate = fit.slope_per_day
     projections = {d: current + rate * d for d in horizons}
     days: float | None = None
@@ -114,25 +114,13 @@ def growth_forecast(
             days = (budget - current) / rate
         else:
             reason = "not growing, so the budget is never reached at this rate"
-    return GrowthForecast(
-        metric=metric,
-        points=len(ordered),
-        current=current,
+    return replace(
+        base,
         rate_per_day=rate,
         projections=projections,
         budget=budget,
         days_until_budget=days,
         r_squared=fit.r_squared,
-        reason=reason,
-    )
-
-
-def _with(base: GrowthForecast, *, reason: str) -> GrowthForecast:
-    return GrowthForecast(
-        metric=base.metric,
-        points=base.points,
-        current=base.current,
-        rate_per_day=None,
         reason=reason,
     )
 
