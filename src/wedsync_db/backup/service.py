@@ -341,11 +341,11 @@ async def _column_queries(
     s: Session, tables: list[tuple[Any, ...]]
 ) -> list[tuple[str, sql.Composed]]:
     """One counting and hashing statement per table (column method)."""
-    found = await s.fetch_tuples(Q["bytea_hash"].sql)
-    bytea_hash = (str(found[0][0]), str(found[0][1])) if found else None
     columns: dict[str, list[ColumnHash]] = {str(t[2]): [] for t in tables}
     rows = await s.fetch_tuples(Q["fingerprint_columns"].sql, ([str(t[2]) for t in tables],))
-    for qualified, attnum, attname, not_null, h_schema, h_fn, s_schema, s_fn in rows:
+    # bytea's hash, the same in every row
+    bytea_hash = (str(rows[0][8]), str(rows[0][9])) if rows and rows[0][9] else None
+    for qualified, attnum, attname, not_null, h_schema, h_fn, s_schema, s_fn, *_ in rows:
         columns[str(qualified)].append(
             ColumnHash(
                 attnum=int(attnum),

@@ -42,8 +42,21 @@ select set_config('statement_timeout', '0', true),
 -- every column of the fingerprinted tables, and how each is hashed: by its type's own
 -- 64-bit hash when equal values of the type are identical (btequalimage, or text-like under
 -- a deterministic collation), else (numeric, float, arrays, json, …) by its text form; an
--- 8-byte value is hashed in its binary form (the types' own hashes fold it to 32 bits first)
-with cols as (
+-- 8-byte value is hashed in its binary form (the types' own hashes fold it to 32 bits first),
+-- with bytea's hash (in every row: NULL where SQL cannot call it, before PostgreSQL 16)
+with hashes as (
+    -- each type's 64-bit hash, where SQL can call it with the type (not so bool's
+    -- hashcharextended on 15, nor bytea's before 16: their functions take internal)
+    select o.opcintype, pn.nspname::text as schema, pp.proname::text as fn
+    from pg_opclass o
+    join pg_am am on am.oid = o.opcmethod and am.amname = 'hash'
+    join pg_amproc p on p.amprocfamily = o.opcfamily and p.amprocnum = 2
+         and p.amproclefttype = o.opcintype and p.amprocrighttype = o.opcintype
+    join pg_proc pp on pp.oid = p.amproc
+    join pg_namespace pn on pn.oid = pp.pronamespace
+    where o.opcdefault and pp.proargtypes[0] = o.opcintype
+),
+cols as (
     select quote_ident(n.nspname) || '.' || quote_ident(c.relname) as qualified, a.attnum,
            a.attname::text,
            a.attnotnull, t.oid as type_oid, t.typtype, t.typlen, t.typsend,
@@ -61,23 +74,17 @@ select cols.qualified, cols.attnum, cols.attname, cols.attnotnull,
        case when exact.ok and hash.fn is not null and cols.typlen = 8
             then send_ns.nspname::text end as send_schema,
        case when exact.ok and hash.fn is not null and cols.typlen = 8
-            then send.proname::text end as send_fn
+            then send.proname::text end as send_fn,
+       bytea.schema as bytea_schema, bytea.fn as bytea_fn
 from cols
 left join lateral (
-    select pn.nspname::text as schema, pp.proname::text as fn
-    from pg_opclass o
-    join pg_am am on am.oid = o.opcmethod and am.amname = 'hash'
-    join pg_amproc p on p.amprocfamily = o.opcfamily and p.amprocnum = 2
-         and p.amproclefttype = o.opcintype and p.amprocrighttype = o.opcintype
-    join pg_proc pp on pp.oid = p.amproc
-    join pg_namespace pn on pn.oid = pp.pronamespace
-    where o.opcdefault
-      and (o.opcintype = cols.type_oid
-           or (cols.typtype = 'e' and o.opcintype = 'anyenum'::regtype))
-      -- callable from SQL with the column (not so bool's hashcharextended on 15)
-      and pp.proargtypes[0] = o.opcintype
+    select h.schema, h.fn
+    from hashes h
+    where h.opcintype = cols.type_oid
+       or (cols.typtype = 'e' and h.opcintype = 'anyenum'::regtype)
     limit 1
 ) hash on true
+left join hashes bytea on bytea.opcintype = 'bytea'::regtype
 left join lateral (
     select coalesce(bool_or(p.amproc = 'btequalimage'::regproc
                             or (p.amproc = 'btvarstrequalimage'::regproc
@@ -94,19 +101,6 @@ left join lateral (
 left join pg_proc send on send.oid = cols.typsend
 left join pg_namespace send_ns on send_ns.oid = send.pronamespace
 order by 1, 2
-
--- name: bytea_hash
--- the 64-bit hash of bytea, where SQL can call it (PostgreSQL 16 and later; before, the
--- opclass's function takes internal)
-select pn.nspname::text, pp.proname::text
-from pg_opclass o
-join pg_am am on am.oid = o.opcmethod and am.amname = 'hash'
-join pg_amproc p on p.amprocfamily = o.opcfamily and p.amprocnum = 2
-     and p.amproclefttype = o.opcintype and p.amprocrighttype = o.opcintype
-join pg_proc pp on pp.oid = p.amproc
-join pg_namespace pn on pn.oid = pp.pronamespace
-where o.opcdefault and o.opcintype = 'bytea'::regtype
-  and pp.proargtypes[0] = 'bytea'::regtype
 
 -- name: pause_writers
 -- writers wait (readers do not) while a snapshot and a restore point are taken together
