@@ -24,6 +24,41 @@ from wedsync_db.db.client import Database, user_dsn_for
 from wedsync_db.embedded import EmbeddedPostgres, free_port
 from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
 
+# Test clusters, backups and scratch files go to memory when it has room: initdb, checkpoints
+# and base backups then cost no disk writes. Each pytest process (every xdist worker too) gets
+# its own directory, so no other run on the machine resets its permissions.
+SCRATCH_MIN_FREE = 4 << 30
+
+
+def _scratch_parent() -> str | None:
+    shm = "/dev/shm"
+    try:
+        stat = os.statvfs(shm)
+    except OSError:
+        return None
+    if stat.f_bavail * stat.f_frsize < SCRATCH_MIN_FREE or not os.access(shm, os.W_OK):
+        return None
+    return shm
+
+
+def _use_scratch_in_memory() -> str | None:
+    parent = _scratch_parent()
+    if parent is None or os.environ.get("WEDSYNC_TEST_SCRATCH") == "disk":
+        return None
+    scratch = tempfile.mkdtemp(prefix="wedsync-tests-", dir=parent)
+    os.chmod(scratch, 0o755)  # the embedded server's account must reach its data directory
+    tempfile.tempdir = scratch
+    os.environ["TMPDIR"] = scratch  # the CLI processes the tests start
+    return scratch
+
+
+_SCRATCH = _use_scratch_in_memory()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SCRATCH is not None:
+        shutil.rmtree(_SCRATCH, ignore_errors=True)
+
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,5 +1,7 @@
-"""`wedsync-db migrate …` as an operator runs it: a subprocess with DATABASE_URL, exit codes
-(0 ok, 1 error, 2 drift / lint refusal, 3 frozen, 4 lock not obtained) and --json output."""
+"""`wedsync-db migrate …` as an operator runs it: DATABASE_URL, exit codes (0 ok, 1 error,
+2 drift / lint refusal, 3 frozen, 4 lock not obtained) and --json output. The commands run in
+this process with a clean environment (`wedsync_db`); `wedsync_db_process` runs the installed
+console script where the process itself matters."""
 
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ from fixtures.migration_support import (
     start_wedsync_db,
     table_exists,
     value,
-    wedsync_db,
 )
+from fixtures.migration_support import wedsync_db as wedsync_db_process
+from fixtures.migration_support import wedsync_db_in_process as wedsync_db
 from wedsync_db.migrate.files import discover
 
 NO_DATABASE = "postgresql://127.0.0.1:1/unused"
@@ -63,7 +66,8 @@ def test_status_exit_code_says_current_pending_or_drift(fresh_db: str, tmp_path:
     assert [(x["kind"], x["version"]) for x in as_json(drift)["drift"]] == [
         ("changed", d.version(1))
     ]
-    human = wedsync_db(["migrate", "status", *dirs], fresh_db, tmp_path)
+    # the installed console script says the same, with the same exit code
+    human = wedsync_db_process(["migrate", "status", *dirs], fresh_db, tmp_path)
     assert human.returncode == 2
     assert "drift: changed" in human.stdout and "migrate repair" in human.stderr
 

@@ -17,8 +17,8 @@ from fixtures.migration_support import (
     MigrationDir,
     applied_versions,
     start_wedsync_db,
-    wedsync_db,
 )
+from fixtures.migration_support import wedsync_db_in_process as wedsync_db
 
 AUTH = {"Authorization": f"Bearer {SERVICE_KEY}"}
 

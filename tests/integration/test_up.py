@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from fixtures.environment import free_port
-from fixtures.migration_support import start_wedsync_db, wedsync_db
+from fixtures.migration_support import start_wedsync_db, wedsync_db, wedsync_db_in_process
 from wedsync_db.embedded import EmbeddedPostgres
 
 
@@ -52,6 +52,23 @@ def _wait_for(
     pytest.fail(f"{url} did not answer {status} within {timeout}s (last: {last})")
 
 
+def _wait_for_metric(
+    proc: subprocess.Popen[str], url: str, sample: str, at_least: float, timeout: float = 45.0
+) -> None:
+    """Until the Prometheus sample ``wedsync_db_<sample>`` reaches ``at_least``."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        for line in _wait_for(proc, url, 200).text.splitlines():
+            name, _, number = line.rpartition(" ")
+            if name == f"wedsync_db_{sample}":
+                value = float(number)
+        if value is not None and value >= at_least:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"wedsync_db_{sample} did not reach {at_least} within {timeout}s (last: {value})")
+
+
 def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     proc.send_signal(signal.SIGTERM)
     try:
@@ -77,7 +94,7 @@ def test_up_migrates_serves_and_stops_on_sigterm(empty_db: str, tmp_path: Path) 
     finally:
         code, stderr = _stop(proc)
     assert code == 0, stderr
-    status = wedsync_db(["migrate", "status", "--json"], empty_db, tmp_path)
+    status = wedsync_db_in_process(["migrate", "status", "--json"], empty_db, tmp_path)
     assert status.returncode == 0, status.stderr  # nothing pending after `up`
 
 
@@ -91,7 +108,7 @@ def test_up_starts_and_stops_its_embedded_server(workdir: Path) -> None:
         code, stderr = _stop(proc)
     assert code == 0, stderr
     assert "stopping the embedded PostgreSQL server" in stderr
-    status = wedsync_db(["db", "status", "--json"], "", workdir, DATABASE_URL="")
+    status = wedsync_db_in_process(["db", "status", "--json"], "", workdir, DATABASE_URL="")
     assert status.returncode == 1  # stopped
 
 
@@ -104,7 +121,7 @@ def test_up_on_a_busy_port_names_it_exits_1_and_leaves_nothing_running(workdir: 
     assert result.returncode == 1, result.stderr
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
     assert "wedsync-db API" not in result.stdout  # no URL printed as if served
-    status = wedsync_db(["db", "status", "--json"], "", workdir, DATABASE_URL="")
+    status = wedsync_db_in_process(["db", "status", "--json"], "", workdir, DATABASE_URL="")
     assert status.returncode == 1 and not json.loads(status.stdout)["running"]
 
 
@@ -120,7 +137,7 @@ def test_up_after_a_crash_adopts_the_orphaned_embedded_server_and_stops_it(
         finally:
             os.kill(first.pid, signal.SIGKILL)  # the crash: only the process started here
             first.communicate(timeout=30)
-        status = wedsync_db(["db", "status"], "", workdir, DATABASE_URL="")
+        status = wedsync_db_in_process(["db", "status"], "", workdir, DATABASE_URL="")
         assert status.returncode == 0, status.stdout  # the server outlived its `up`
         assert f"left behind by `wedsync-db up` pid {first.pid}" in status.stdout
 
@@ -135,7 +152,7 @@ def test_up_after_a_crash_adopts_the_orphaned_embedded_server_and_stops_it(
         )
         assert "adopts it and stops it on exit" in stderr
         assert "stopping the embedded PostgreSQL server" in stderr
-        status = wedsync_db(["db", "status", "--json"], "", workdir, DATABASE_URL="")
+        status = wedsync_db_in_process(["db", "status", "--json"], "", workdir, DATABASE_URL="")
         assert status.returncode == 1 and not json.loads(status.stdout)["running"]
     finally:
         EmbeddedPostgres(workdir / ".wedsync").stop()
@@ -164,11 +181,19 @@ def test_up_without_migrations_tells_the_missing_role_once(workdir: Path) -> Non
     # a fresh embedded cluster: roles are cluster-wide, the shared test server has them all
     port = free_port()
     proc = start_wedsync_db(
-        ["up", "--no-migrate", "--port", str(port)], "", workdir, DATABASE_URL=""
+        ["up", "--no-migrate", "--port", str(port)],
+        "",
+        workdir,
+        DATABASE_URL="",
+        WEDSYNC_HEARTBEAT_INTERVAL="0.2",
+        WEDSYNC_POOL_TIMEOUT="1",
     )
     try:
         _wait_for(proc, f"http://127.0.0.1:{port}/api/database/health/live", 200, timeout=90)
-        time.sleep(4)  # the user pool keeps retrying its login meanwhile
+        # the user pool's login keeps failing: wait until its heartbeat has failed twice more
+        _wait_for_metric(
+            proc, f"http://127.0.0.1:{port}/metrics", 'heartbeat_failures_total{pool="user"}', 3
+        )
     finally:
         code, stderr = _stop(proc)
     assert code == 0, stderr
