@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from wedsync_db.db.client import Database
 from wedsync_db.db.queries import NamedQuery, load_queries
@@ -65,7 +65,11 @@ from wedsync_db.monitor.snapshot import (
 )
 from wedsync_db.monitor.thresholds import wedding_day_query_mean_ms
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 T = TypeVar("T")
+R = TypeVar("R", bound="DataclassInstance")
 
 PG_STAT_STATEMENTS_HINT = (
     "pg_stat_statements is not installed: add it to shared_preload_libraries and run "
@@ -255,17 +259,18 @@ async def collect_background(s: Session, version_num: int) -> BackgroundStats:
     return BackgroundStats(**checkpoints[0], **wal[0])
 
 
+def _record(cls: type[R], source: object, **given: Any) -> R:
+    """A ``cls`` whose fields not ``given`` are read from ``source``: a query row carrying more
+    columns than the record, or another record with the same fields."""
+    taken = {f.name: getattr(source, f.name) for f in fields(cls) if f.name not in given}
+    return cls(**taken, **given)
+
+
 @dataclass(frozen=True)
-class _CounterRow:
-    queryid: int
+class _CounterRow(QueryCounters):
+    # the entry's other keys: a statement is counted per user and per nesting level
     userid: int
     toplevel: bool
-    calls: int
-    total_exec_ms: float
-    rows: int
-    shared_blks_hit: int
-    shared_blks_read: int
-    temp_blks_written: int
 
 
 @dataclass(frozen=True)
@@ -283,16 +288,7 @@ async def collect_queries(
     """pg_stat_statements totals, and per-statement differences since ``baseline``."""
     rows = await s.fetch_all(_sql("queries.sql", "query_counters"), row=_CounterRow)
     counters = {
-        f"{r.queryid}:{r.userid}:{int(r.toplevel)}": QueryCounters(
-            queryid=r.queryid,
-            calls=r.calls,
-            total_ms=r.total_exec_ms,
-            rows=r.rows,
-            shared_blks_hit=r.shared_blks_hit,
-            shared_blks_read=r.shared_blks_read,
-            temp_blks_written=r.temp_blks_written,
-        )
-        for r in rows
+        f"{r.queryid}:{r.userid}:{int(r.toplevel)}": _record(QueryCounters, r) for r in rows
     }
     stats_reset: datetime | None = None
     deallocations: int | None = None
@@ -321,19 +317,7 @@ async def collect_queries(
             calls=sum(c.calls for c in diffs.values()),
             total_ms=sum(c.total_ms for c in diffs.values()),
             rows=sum(c.rows for c in diffs.values()),
-            top=tuple(
-                QueryStat(
-                    queryid=c.queryid,
-                    query=texts.get(c.queryid, ""),
-                    calls=c.calls,
-                    total_ms=c.total_ms,
-                    rows=c.rows,
-                    shared_blks_hit=c.shared_blks_hit,
-                    shared_blks_read=c.shared_blks_read,
-                    temp_blks_written=c.temp_blks_written,
-                )
-                for c in top
-            ),
+            top=tuple(_record(QueryStat, c, query=texts.get(c.queryid, "")) for c in top),
         )
     return QueryStats(
         statements=len(counters),
@@ -367,9 +351,7 @@ async def collect_storage(s: Session, o: CollectOptions) -> StorageStats:
         table_count=first.table_count if first else 0,
         tables_bytes=first.tables_bytes if first else 0,
         indexes_bytes=first.indexes_bytes if first else 0,
-        largest=tuple(
-            TableSize(**{f.name: getattr(r, f.name) for f in fields(TableSize)}) for r in rows
-        ),
+        largest=tuple(_record(TableSize, r) for r in rows),
     )
 
 

@@ -4,7 +4,7 @@
 
 -- name: query_counters
 -- cumulative counters of every statement of this database (no texts: cheap)
-select queryid, userid, toplevel, calls, total_exec_ms, rows, shared_blks_hit,
+select queryid, userid, toplevel, calls, total_exec_ms as total_ms, rows, shared_blks_hit,
        shared_blks_read, temp_blks_written
 from ops.query_stats(false)
 
