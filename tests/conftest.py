@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -20,44 +19,10 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from fixtures.environment import scratch_dir
 from wedsync_db.db.client import Database, user_dsn_for
 from wedsync_db.embedded import EmbeddedPostgres, free_port
 from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
-
-# Test clusters, backups and scratch files go to memory when it has room: initdb, checkpoints
-# and base backups then cost no disk writes. Each pytest process (every xdist worker too) gets
-# its own directory, so no other run on the machine resets its permissions.
-SCRATCH_MIN_FREE = 4 << 30
-
-
-def _scratch_parent() -> str | None:
-    shm = "/dev/shm"
-    try:
-        stat = os.statvfs(shm)
-    except OSError:
-        return None
-    if stat.f_bavail * stat.f_frsize < SCRATCH_MIN_FREE or not os.access(shm, os.W_OK):
-        return None
-    return shm
-
-
-def _use_scratch_in_memory() -> str | None:
-    parent = _scratch_parent()
-    if parent is None or os.environ.get("WEDSYNC_TEST_SCRATCH") == "disk":
-        return None
-    scratch = tempfile.mkdtemp(prefix="wedsync-tests-", dir=parent)
-    os.chmod(scratch, 0o755)  # the embedded server's account must reach its data directory
-    tempfile.tempdir = scratch
-    os.environ["TMPDIR"] = scratch  # the CLI processes the tests start
-    return scratch
-
-
-_SCRATCH = _use_scratch_in_memory()
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    if _SCRATCH is not None:
-        shutil.rmtree(_SCRATCH, ignore_errors=True)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -107,7 +72,7 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield Server(url, None)
         return
     # not under pytest's basetemp: another pytest run on the machine may reset its permissions
-    data_dir = tempfile.mkdtemp(prefix="wedsync-test-pg-")
+    data_dir = scratch_dir("wedsync-test-pg-")
     server = EmbeddedPostgres(Path(data_dir), port=free_port(), fast=True)
     try:
         status, _ = server.ensure_running()

@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from fixtures.environment import scratch_dir
 from fixtures.migration_support import WEDSYNC_DB
 from fixtures.own_server import OwnServer
 from wedsync_db.backup import service
@@ -52,7 +52,7 @@ def server() -> Iterator[OwnServer]:
 
 @pytest.fixture(scope="module")
 def repo_root() -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="wedsync-backup-repo-"))
+    root = scratch_dir("wedsync-backup-repo-")
     yield root
     shutil.rmtree(root, ignore_errors=True)
 
@@ -101,7 +101,7 @@ async def live_fingerprint(dsn: str) -> Any:
 
 
 async def restored(ctx: service.BackupContext, **kwargs: Any) -> AsyncIterator[service.Restored]:
-    into = Path(tempfile.mkdtemp(prefix="wedsync-restore-test-")) / "data"
+    into = scratch_dir("wedsync-restore-test-") / "data"
     if ctx.tools.run_as is not None:
         into.parent.chmod(0o711)
     copy = await service.restore(ctx, into=into, **kwargs)

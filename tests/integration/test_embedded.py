@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,14 +22,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fixtures.environment import free_port
+from fixtures.environment import free_port, scratch_dir
 from wedsync_db.embedded import DEFAULT_DATABASE, ROOT_RUN_AS, EmbeddedPostgres
 from wedsync_db.errors import EmbeddedServerError
 
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="wedsync-embedded-test-"))
+    path = scratch_dir("wedsync-embedded-test-")
     yield path
     # stop anything a failed test left running before removing its files
     for pid_file in path.rglob("postmaster.pid"):

@@ -8,7 +8,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures.environment import free_port
+from fixtures.environment import free_port, scratch_dir
 from fixtures.migration_support import start_wedsync_db, wedsync_db, wedsync_db_in_process
 from wedsync_db.embedded import EmbeddedPostgres
 
@@ -26,7 +25,7 @@ def workdir() -> Iterator[Path]:
     """A directory for an embedded server of the test's own: not under pytest's ``tmp_path``,
     whose parent a concurrent pytest run resets to mode 0700 (locking the server account out
     when the suite runs as root); whatever a failed test left running is stopped."""
-    path = Path(tempfile.mkdtemp(prefix="wedsync-up-test-"))
+    path = scratch_dir("wedsync-up-test-")
     yield path
     for pid_file in path.rglob("postmaster.pid"):
         EmbeddedPostgres(pid_file.parent.parent).stop()
