@@ -149,6 +149,8 @@ async def test_a_quiet_backup_keeps_the_fingerprint_read_beside_the_copy(
     # restore to its point holds exactly those rows
     assert meta.details["fingerprint_read"] == "beside the copy"
     assert meta.details["timings"]["fingerprint_s"] < meta.details["beside_copy"]["fingerprint_s"]
+    # the server runs here: its hashing process gave the cores to the copy
+    assert meta.details["beside_copy"]["fingerprint_niced"] is True
     assert service.fingerprint_differences(before, meta.fingerprint) == []
     result = await service.verify(ctx, meta.id)
     assert result.ok, result.problems

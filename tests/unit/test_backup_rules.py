@@ -4,6 +4,7 @@ Prometheus families, the environment a tool inherits."""
 from __future__ import annotations
 
 import os
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from wedsync_db.backup.repository import BackupMeta, Repository, RepositoryBusy
 from wedsync_db.backup.schedule import FULL_EVERY, Due, due
+from wedsync_db.backup.service import renice_server_process
 from wedsync_db.backup.tools import Toolbox
 from wedsync_db.calendar import calendar_context
 from wedsync_db.monitor.assess import Assessment, assess
@@ -318,3 +320,19 @@ def test_without_a_callable_bytea_hash_8_byte_values_go_by_their_text() -> None:
         .as_string(None)
         .startswith("pg_catalog.hashtextextended(((")
     )
+
+
+def test_only_a_process_of_the_named_data_directory_is_reniced(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    proc = subprocess.Popen(["sleep", "30"], cwd=tmp_path / "data")
+    try:
+        # another directory: not that server's process, left alone
+        assert renice_server_process(proc.pid, str(tmp_path)) is False
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == os.getpriority(os.PRIO_PROCESS, 0)
+        assert renice_server_process(proc.pid, str(tmp_path / "data")) is True
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == 19
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    # a process that is gone
+    assert renice_server_process(proc.pid, str(tmp_path / "data")) is False

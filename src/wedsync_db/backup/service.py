@@ -553,6 +553,8 @@ async def _base_backup(
                 "flush_s": round(early.flush_s, 3),
                 # None: stopped, as the server changed during the copy
                 "fingerprint_s": None if early.seconds is None else round(early.seconds, 3),
+                # the hashing ran at the lowest CPU priority (a server on this machine)
+                "fingerprint_niced": early.niced,
             },
             "timings": timings,
             **({} if paused.ok else {"fingerprint_window": paused.reason}),
@@ -575,6 +577,7 @@ class _Early:
     seconds: float | None
     copy_s: float
     flush_s: float
+    niced: bool = False
 
 
 async def _copy_beside_fingerprint(
@@ -591,6 +594,7 @@ async def _copy_beside_fingerprint(
     the caller reads the fingerprint after the copy. The hashing is reads only; a failed copy
     stops it at once."""
     parts: dict[str, float] = {}
+    niced: list[bool] = []
 
     def copy_and_flush() -> None:
         started = time.monotonic()
@@ -608,6 +612,7 @@ async def _copy_beside_fingerprint(
             # one process: the copy's reads, sends and writes need the other cores (measured
             # on two cores, parallel workers beside it slowed the copy more than they gained)
             await s.execute(Q["serial_reads"].sql)
+            niced.append(await _lowest_cpu_priority(s))
             prints = await fingerprint(s)
             parts["fingerprint_s"] = time.monotonic() - clock
             return prints
@@ -644,7 +649,34 @@ async def _copy_beside_fingerprint(
             if not watching.cancelled() and watching.exception() is not None:
                 log.debug("backup watch: %s", watching.exception())
         prints = None if hashing.cancelled() else hashing.result()
-    return _Early(snapshot, prints, parts.get("fingerprint_s"), parts["copy_s"], parts["flush_s"])
+    return _Early(
+        snapshot,
+        prints,
+        parts.get("fingerprint_s"),
+        parts["copy_s"],
+        parts["flush_s"],
+        niced=any(niced),
+    )
+
+
+async def _lowest_cpu_priority(s: Session) -> bool:
+    """Run this session's server process at the lowest CPU priority, when the server runs on
+    this machine and its process may be reniced from here: the copy beside it then never
+    waits for the cores, the hashing takes what the copy leaves. False when not possible."""
+    row = (await s.fetch_tuples(Q["backend_process"].sql))[0]
+    return row[1] is not None and renice_server_process(int(row[0]), str(row[1]))
+
+
+def renice_server_process(pid: int, data_directory: str) -> bool:
+    """Lowest CPU priority for process ``pid`` if it is a process of the server whose data
+    directory is ``data_directory`` (a server process's working directory) on this machine."""
+    try:
+        if os.path.realpath(os.readlink(f"/proc/{pid}/cwd")) != os.path.realpath(data_directory):
+            return False
+        os.setpriority(os.PRIO_PROCESS, pid, 19)
+    except OSError:
+        return False
+    return True
 
 
 async def _logical_export(ctx: BackupContext, meta: BackupMeta) -> BackupMeta:

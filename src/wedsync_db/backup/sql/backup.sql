@@ -115,6 +115,13 @@ select pg_create_restore_point(%s)::text, pg_current_snapshot()::text
 -- no parallel workers for the rest of the transaction
 select set_config('max_parallel_workers_per_gather', '0', true)
 
+-- name: backend_process
+-- this session's server process and, for a role that may read it, the data directory (a
+-- process whose working directory it is runs this server, on this machine)
+select pg_backend_pid(),
+       case when pg_has_role(current_user, 'pg_read_all_settings', 'usage')
+            then current_setting('data_directory') end
+
 -- name: current_snapshot
 -- the transaction's snapshot: which transactions' writes it sees
 select pg_current_snapshot()::text
