@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from fixtures.environment import free_port, scratch_dir
 from fixtures.migration_support import start_wedsync_db, wedsync_db, wedsync_db_in_process
@@ -52,20 +53,29 @@ def _wait_for(
 
 
 def _wait_for_metric(
-    proc: subprocess.Popen[str], url: str, sample: str, at_least: float, timeout: float = 45.0
+    proc: subprocess.Popen[str],
+    url: str,
+    name: str,
+    labels: dict[str, str],
+    at_least: float,
+    timeout: float = 45.0,
 ) -> None:
-    """Until the Prometheus sample ``wedsync_db_<sample>`` reaches ``at_least``."""
+    """Until the Prometheus sample ``name`` with ``labels`` reaches ``at_least``."""
     deadline = time.monotonic() + timeout
     value = None
     while time.monotonic() < deadline:
-        for line in _wait_for(proc, url, 200).text.splitlines():
-            name, _, number = line.rpartition(" ")
-            if name == f"wedsync_db_{sample}":
-                value = float(number)
+        families = text_string_to_metric_families(_wait_for(proc, url, 200).text)
+        found = [
+            sample.value
+            for family in families
+            for sample in family.samples
+            if sample.name == name and sample.labels == labels
+        ]
+        value = found[0] if found else None
         if value is not None and value >= at_least:
             return
         time.sleep(0.2)
-    pytest.fail(f"wedsync_db_{sample} did not reach {at_least} within {timeout}s (last: {value})")
+    pytest.fail(f"{name}{labels} did not reach {at_least} within {timeout}s (last: {value})")
 
 
 def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
@@ -191,7 +201,11 @@ def test_up_without_migrations_tells_the_missing_role_once(workdir: Path) -> Non
         _wait_for(proc, f"http://127.0.0.1:{port}/api/database/health/live", 200, timeout=90)
         # the user pool's login keeps failing: wait until its heartbeat has failed twice more
         _wait_for_metric(
-            proc, f"http://127.0.0.1:{port}/metrics", 'heartbeat_failures_total{pool="user"}', 3
+            proc,
+            f"http://127.0.0.1:{port}/metrics",
+            "wedsync_db_heartbeat_failures_total",
+            {"pool": "user"},
+            3,
         )
     finally:
         code, stderr = _stop(proc)

@@ -53,6 +53,13 @@ log = logging.getLogger(__name__)
 
 # Retention is counted in days; purging once an hour keeps every delete small.
 PURGE_INTERVAL_SECONDS = 3600.0
+
+
+def _purge_due(last: float | None, now: float) -> bool:
+    """A once-per-interval clean-up is due: never done, or done PURGE_INTERVAL_SECONDS ago."""
+    return last is None or now - last >= PURGE_INTERVAL_SECONDS
+
+
 # After failures the sampler waits interval × 2^(failures-1), at most this long.
 MAX_BACKOFF_SECONDS = 600.0
 # A scrape that finds the server unreachable is not retried for this long (cached values
@@ -228,8 +235,7 @@ class MonitorState:
     async def _prune_feed(self) -> None:
         """Delete the feed's changes older than the retention, once per purge interval."""
         now = time.monotonic()
-        last = self._last_feed_prune
-        if last is not None and now - last < PURGE_INTERVAL_SECONDS:
+        if not _purge_due(self._last_feed_prune, now):
             return
         hours = self.settings.effective_feed_retention_hours
         try:
@@ -245,8 +251,7 @@ class MonitorState:
     async def _clean_up_imports(self) -> None:
         """Fail abandoned imports and prune old row errors, once per purge interval."""
         now = time.monotonic()
-        last = self._last_import_clean_up
-        if last is not None and now - last < PURGE_INTERVAL_SECONDS:
+        if not _purge_due(self._last_import_clean_up, now):
             return
         wall = datetime.now(UTC)
         days = self.settings.effective_history_retention_days
@@ -277,7 +282,7 @@ class MonitorState:
 
     async def _record(self, snap: Snapshot, source: str) -> None:
         now = time.monotonic()
-        purge = self._last_purge is None or now - self._last_purge >= PURGE_INTERVAL_SECONDS
+        purge = _purge_due(self._last_purge, now)
         cutoff = (
             history.retention_cutoff(self.settings.effective_history_retention_days)
             if purge
