@@ -42,7 +42,7 @@ from wedsync_db.db import direct
 from wedsync_db.db.admin import psql_target
 from wedsync_db.db.client import Database, user_dsn_for
 from wedsync_db.demo.seed import seed
-from wedsync_db.embedded import ROOT_RUN_AS, EmbeddedPostgres, free_port
+from wedsync_db.embedded import EmbeddedPostgres, free_port, server_account
 
 WEDSYNC_DB = Path(sys.executable).with_name("wedsync-db")
 
@@ -120,9 +120,7 @@ def workdir() -> tuple[Path, tuple[int, int] | None]:
     base = Path(tempfile.mkdtemp(prefix="wedsync-backup-bench-"))
     if os.geteuid() != 0:
         return base, None
-    import pwd
-
-    entry = pwd.getpwnam(ROOT_RUN_AS)
+    entry = server_account()  # created when missing, as the server itself does
     base.chmod(0o711)  # the server's account reaches its directories inside
     return base, (entry.pw_uid, entry.pw_gid)
 

@@ -187,7 +187,7 @@ class EmbeddedPostgres:
             self._prepare_for_unprivileged_user()
 
     def _prepare_for_unprivileged_user(self) -> None:
-        entry = _server_account()
+        entry = server_account()
         # the server account must traverse every parent and read the binaries
         install = bin_dir().parent
         for parent in [self.data_dir, *self.data_dir.parents, *install.parents]:
@@ -349,7 +349,7 @@ class EmbeddedPostgres:
             )
 
 
-def _server_account() -> Any:
+def server_account() -> Any:
     """The account the server runs as under root, created (and said so first) if missing."""
     import pwd
 

@@ -227,6 +227,134 @@ async def test_a_corrupted_backup_fails_verification(
     assert ctx.repo.load(meta.id).details["last_verification"]["ok"] is False
 
 
+# --- fingerprints taken over -----------------------------------------------------------------
+async def by_range(dsn: str, previous: Any = None, per_range: int = 8) -> service.RangedPrints:
+    """The fingerprint by range in a new snapshot, taking over what the WAL summaries say was
+    not written since ``previous`` (a checkpoint ends the summary past the snapshot)."""
+    async with service._positioned_snapshot(dsn) as (s, position):
+        assert position is not None
+        snapshot, high = (await s.fetch_tuples(service.Q["snapshot_position"].sql))[0]
+        written = None
+        if previous is not None:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("checkpoint")
+            written = await service.written_since(
+                dsn, previous.position, high, per_range=per_range, wait=30
+            )
+            assert written is not None, "the WAL summaries did not reach the snapshot"
+        quiet = await service.nothing_in_progress(s, dsn, snapshot)
+        return await service.fingerprint_by_range(
+            s, position, quiet, previous=previous, written=written, per_range=per_range
+        )
+
+
+def wide_table(server: OwnServer, name: str) -> None:
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(f"drop table if exists {name}")
+        conn.execute(f"create table {name} (id int primary key, pad text)")
+        # about 130 blocks, frozen (no hint bit left for a read to write)
+        conn.execute(
+            f"insert into {name} select g, repeat(md5(g::text), 16) from generate_series(1, 2000) g"
+        )
+        conn.execute(f"vacuum (freeze) {name}")
+
+
+async def test_ranges_nothing_was_written_to_are_taken_over_and_the_rest_read(
+    server: OwnServer, ctx: service.BackupContext
+) -> None:
+    wide_table(server, "bk_wide")
+    first = await by_range(server.dsn)
+    assert first.layout is not None
+    before = first.layout.tables["public.bk_wide"]
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute("update bk_wide set pad = 'changed' where id = 1")  # the first range
+        conn.execute("delete from bk_wide where id = 2000")  # the last
+    second = await by_range(server.dsn, first.layout)
+    after = second.layout.tables["public.bk_wide"] if second.layout else None
+    assert after is not None and len(after.ranges) == len(before.ranges) >= 10
+    # the untouched middle ranges come from the first read, unchanged
+    assert after.ranges[1:-1] == before.ranges[1:-1]
+    assert after.ranges[0] != before.ranges[0] and after.ranges[-1] != before.ranges[-1]
+    assert second.ranges_reused >= len(before.ranges) - 2
+    # and the sums are the table's: the whole-table read agrees
+    assert {f.table: f for f in second.prints} == {
+        f.table: f for f in await live_fingerprint(server.dsn)
+    }
+
+
+async def test_a_transaction_in_progress_at_the_snapshot_leaves_no_layout_to_take_over(
+    server: OwnServer, ctx: service.BackupContext
+) -> None:
+    """Its rows are on pages written before the snapshot: were the next backup to take those
+    pages' sums over, a commit after the snapshot would go unseen."""
+    wide_table(server, "bk_late")
+    with psycopg.connect(server.dsn) as late:
+        late.execute("insert into bk_late values (5000, 'late')")
+        ranged = await by_range(server.dsn)
+        assert ranged.layout is None
+        late.commit()
+    meta = await service.create(ctx)
+    assert "fingerprint_layout" in meta.details
+
+
+async def test_a_column_added_without_a_rewrite_is_read_again(
+    server: OwnServer, ctx: service.BackupContext
+) -> None:
+    wide_table(server, "bk_added")
+    first = await by_range(server.dsn)
+    assert first.layout is not None
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        # no write to the table's pages: every row now reads 7 in the new column
+        conn.execute("alter table bk_added add column seven int not null default 7")
+    second = await by_range(server.dsn, first.layout)
+    assert second.layout is not None
+    assert (
+        second.layout.tables["public.bk_added"].ranges
+        != first.layout.tables["public.bk_added"].ranges
+    )
+    assert {f.table: f for f in second.prints} == {
+        f.table: f for f in await live_fingerprint(server.dsn)
+    }
+
+
+async def test_a_renamed_enum_label_takes_nothing_over(
+    server: OwnServer, ctx: service.BackupContext
+) -> None:
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute("drop table if exists bk_moods; drop type if exists bk_mood")
+        conn.execute("create type bk_mood as enum ('calm', 'busy')")
+        conn.execute("create table bk_moods (id int primary key, moods bk_mood[])")
+        conn.execute("insert into bk_moods values (1, '{calm,busy}')")
+    first = await by_range(server.dsn)
+    assert first.layout is not None
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        # the rows read differently, their pages unwritten
+        conn.execute("alter type bk_mood rename value 'busy' to 'booked'")
+    second = await by_range(server.dsn, first.layout)
+    assert second.ranges_reused == 0
+    now = {f.table: f for f in second.prints}
+    assert now["public.bk_moods"] != {f.table: f for f in first.prints}["public.bk_moods"]
+    assert now == {f.table: f for f in await live_fingerprint(server.dsn)}
+
+
+async def test_a_second_backup_takes_over_what_was_not_written_and_verifies(
+    server: OwnServer, ctx: service.BackupContext
+) -> None:
+    wide_table(server, "bk_again")
+    first = await service.create(ctx)
+    assert first.details["fingerprint_read"] == "beside the copy"
+    assert "fingerprint_layout" in first.details
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute("update bk_again set pad = 'again' where id = 1")
+    expected = await live_fingerprint(server.dsn)
+    second = await service.create(ctx)
+    taken = second.details["fingerprint_ranges"]
+    assert taken["from"] == first.id and taken["taken_over"] > 0 and taken["read"] > 0
+    assert service.fingerprint_differences(expected, second.fingerprint) == []
+    result = await service.verify(ctx, second.id)
+    assert result.ok, result.problems
+
+
 # --- prune ---------------------------------------------------------------------------------------
 def _meta(
     i: int,

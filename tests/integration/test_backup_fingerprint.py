@@ -156,3 +156,36 @@ async def test_a_writer_that_will_not_finish_leaves_the_pause_open_with_a_reason
         async with service._writers_paused(fresh_db) as pause:
             assert not pause.ok and "could not be paused" in pause.reason
         writer.rollback()
+
+
+async def test_a_fingerprint_read_by_block_range_is_the_whole_table_one(fresh_db: str) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("create table fp_ranged (id int primary key, pad text, n numeric)")
+        # about 70 blocks: ranges of 8 blocks, the last one open
+        conn.execute(
+            "insert into fp_ranged select g, repeat(md5(g::text), 8), g / 7.0"
+            " from generate_series(1, 2000) g"
+        )
+        conn.execute("create table fp_ranged_empty (id int)")
+        conn.execute(
+            "create table fp_parted (id int, at date) partition by range (at);"
+            " create table fp_parted_2026 partition of fp_parted"
+            " for values from ('2026-01-01') to ('2027-01-01');"
+            " insert into fp_parted select g, date '2026-01-01' + g % 300"
+            " from generate_series(1, 500) g"
+        )
+    async with service._positioned_snapshot(fresh_db) as (s, position):
+        assert position is not None
+        snapshot, _high = (await s.fetch_tuples(service.Q["snapshot_position"].sql))[0]
+        quiet = await service.nothing_in_progress(s, fresh_db, snapshot)
+        ranged = await service.fingerprint_by_range(s, position, quiet, per_range=8)
+        whole = await service.fingerprint(s)
+    assert ranged.prints == whole
+    # every range read, none taken over; the layout is the one a later backup starts from
+    assert ranged.ranges_reused == 0 and ranged.ranges_read >= 9
+    assert ranged.layout is not None
+    table = ranged.layout.tables["public.fp_ranged"]
+    assert [r.start for r in table.ranges][:3] == [0, 8, 16] and table.ranges[-1].end is None
+    assert sum(r.rows for r in table.ranges) == 2000
+    # a partitioned table keeps no rows of its own: read whole, no layout
+    assert "public.fp_parted" not in ranged.layout.tables

@@ -213,7 +213,7 @@ def test_under_root_the_server_account_is_announced_before_it_is_created(
     monkeypatch.setattr(pwd, "getpwnam", getpwnam)
     monkeypatch.setattr(embedded.subprocess, "run", run)
     with caplog.at_level("WARNING", logger="wedsync_db.embedded"):
-        assert embedded._server_account() is existing
+        assert embedded.server_account() is existing
     assert lookups == [ROOT_RUN_AS, ROOT_RUN_AS]
     (messages,) = said_before  # useradd ran once, after saying what and why
     (notice,) = messages

@@ -61,6 +61,7 @@ from typing import Any
 
 from psycopg import sql
 
+from wedsync_db.backup import ranges
 from wedsync_db.backup.repository import (
     DIR_MODE,
     BackupMeta,
@@ -341,6 +342,24 @@ async def _column_queries(
     s: Session, tables: list[tuple[Any, ...]]
 ) -> list[tuple[str, sql.Composed]]:
     """One counting and hashing statement per table (column method)."""
+    columns, bytea_hash = await _table_columns(s, tables)
+    return [
+        (
+            str(qualified),
+            compose(
+                _COLUMNS_QUERY,
+                row_hash=row_hash_sql(columns[str(qualified)], bytea_hash),
+                table=ident(schema_, name_),
+            ),
+        )
+        for schema_, name_, qualified in tables
+    ]
+
+
+async def _table_columns(
+    s: Session, tables: list[tuple[Any, ...]]
+) -> tuple[dict[str, list[ColumnHash]], tuple[str, str] | None]:
+    """How each column of each table is hashed, and bytea's hash (column method)."""
     columns: dict[str, list[ColumnHash]] = {str(t[2]): [] for t in tables}
     rows = await s.fetch_tuples(Q["fingerprint_columns"].sql, ([str(t[2]) for t in tables],))
     # bytea's hash, the same in every row
@@ -355,17 +374,7 @@ async def _column_queries(
                 send_fn=(str(s_schema), str(s_fn)) if s_fn else None,
             )
         )
-    return [
-        (
-            str(qualified),
-            compose(
-                _COLUMNS_QUERY,
-                row_hash=row_hash_sql(columns[str(qualified)], bytea_hash),
-                table=ident(schema_, name_),
-            ),
-        )
-        for schema_, name_, qualified in tables
-    ]
+    return columns, bytea_hash
 
 
 async def _hash_table(s: Session, table: Any, qualified: str, method: str) -> TableFingerprint:
@@ -380,6 +389,210 @@ async def _hash_table(s: Session, table: Any, qualified: str, method: str) -> Ta
     else:
         row = (await s.fetch_tuples(compose(_HASH_QUERIES[method], table=table)))[0]
     return TableFingerprint(qualified, int(row[0]), str(row[1]))
+
+
+# --- fingerprints by block range (see ranges.py) ---------------------------------------------
+_RANGE_QUERY = (
+    "select count(*), coalesce(sum({row_hash}), 0)::text from {table} t"
+    " where t.ctid >= {start}::tid{end}"
+)
+# how long the hashing beside a copy waits for the WAL summaries to reach its snapshot (the
+# copy's checkpoint ends a summary file) before it reads every range
+SUMMARY_WAIT = 20.0
+
+
+@dataclass(frozen=True)
+class RangedPrints:
+    """A fingerprint read by range: the tables' fingerprints, the layout to record (None when
+    the snapshot was not quiet: a later backup could not take it over), and how much was
+    taken over from the previous backup's layout."""
+
+    prints: tuple[TableFingerprint, ...]
+    layout: ranges.Layout | None
+    ranges_read: int
+    ranges_reused: int
+    blocks_reused: int
+
+
+async def position_now(s: Session) -> ranges.Position:
+    """The WAL position now (outside a snapshot's transaction, before it begins)."""
+    lsn, timeline, system, database_oid = (await s.fetch_tuples(Q["wal_position"].sql))[0]
+    return ranges.Position(str(lsn), int(timeline), str(system), int(database_oid))
+
+
+def _range_query(
+    columns: list[ColumnHash],
+    bytea_hash: tuple[str, str] | None,
+    table: sql.Composable,
+    start: int,
+    end: int | None,
+) -> sql.Composed:
+    return compose(
+        _RANGE_QUERY,
+        row_hash=row_hash_sql(columns, bytea_hash),
+        table=table,
+        start=sql.Literal(f"({start},0)"),
+        end=sql.SQL("")
+        if end is None
+        else sql.SQL(" and t.ctid < {}::tid").format(sql.Literal(f"({end},0)")),
+    )
+
+
+async def fingerprint_by_range(
+    s: Session,
+    position: ranges.Position,
+    quiet: bool,
+    *,
+    previous: ranges.Layout | None = None,
+    written: dict[int, ranges.Touched] | None = None,
+    per_range: int = ranges.RANGE_BLOCKS,
+) -> RangedPrints:
+    """The fingerprint of the current snapshot (column method), read by block range; with the
+    previous backup's layout and the blocks written since it (``written``, from the WAL
+    summaries: None when unknown), a range nothing was written to is taken over unread. The
+    fingerprint equals :func:`fingerprint`'s, which a verification reads. ``quiet``: no
+    transaction was in progress as the snapshot was taken (see :func:`nothing_in_progress`),
+    so a later backup may take this one's ranges over."""
+    await s.execute(Q["fingerprint_settings"].sql)
+    tables = await s.fetch_tuples(Q["user_tables"].sql)
+    columns, bytea_hash = await _table_columns(s, tables)
+    storage = {
+        str(row[0]): row
+        for row in await s.fetch_tuples(Q["table_storage"].sql, ([str(t[2]) for t in tables],))
+    }
+    labels = str(await s.fetch_val(Q["enum_labels"].sql))
+    if previous is not None and (
+        written is None
+        or previous.labels != labels
+        or previous.method != FINGERPRINT_COLUMNS
+        or previous.per_range != per_range
+        or previous.position.system != position.system
+        or previous.position.database_oid != position.database_oid
+        or previous.position.timeline != position.timeline
+    ):
+        previous = None
+    out: list[TableFingerprint] = []
+    layouts: dict[str, ranges.TableLayout] = {}
+    read = reused = reused_blocks = 0
+    for schema_, name_, qualified in tables:
+        qualified = str(qualified)
+        table = ident(schema_, name_)
+        _name, relkind, filenode, toast, blocks, catalog = storage[qualified]
+        cols = columns[qualified]
+        if filenode is None:
+            # a partitioned table keeps no rows of its own: read it whole
+            row = (
+                await s.fetch_tuples(
+                    compose(_COLUMNS_QUERY, row_hash=row_hash_sql(cols, bytea_hash), table=table)
+                )
+            )[0]
+            out.append(TableFingerprint(qualified, int(row[0]), str(row[1])))
+            continue
+        key = ranges.table_key(
+            relkind, int(filenode), toast, catalog, tuple(cols), bytea_hash, per_range
+        )
+        before = previous.tables.get(qualified) if previous is not None else None
+        touched = (written or {}).get(int(filenode))
+        sums: list[ranges.RangeSum] = []
+        for start, end in ranges.block_ranges(int(blocks), per_range):
+            kept = ranges.reusable(before, key, start, end, touched, per_range)
+            if kept is not None:
+                sums.append(kept)
+                reused += 1
+                reused_blocks += (end if end is not None else max(int(blocks), start)) - start
+                continue
+            count, total = (
+                await s.fetch_tuples(_range_query(cols, bytea_hash, table, start, end))
+            )[0]
+            sums.append(ranges.RangeSum(start, end, int(count), int(total)))
+            read += 1
+        layouts[qualified] = ranges.TableLayout(key, tuple(sums))
+        out.append(
+            TableFingerprint(
+                qualified,
+                sum(r.rows for r in sums),
+                str(ranges.sql_mod(sum(r.total for r in sums))),
+            )
+        )
+    layout = (
+        ranges.Layout(position, FINGERPRINT_COLUMNS, per_range, labels, layouts) if quiet else None
+    )
+    return RangedPrints(tuple(out), layout, read, reused, reused_blocks)
+
+
+async def nothing_in_progress(s: Session, dsn: str, snapshot: str) -> bool:
+    """Whether no transaction with an id was running when ``snapshot``, the transaction's of
+    ``s``, was taken (call right after its first statement). A snapshot lists the running
+    transactions below its newest completed one only; so: none listed, none running now that
+    this login can see all sessions, and a snapshot taken now equal to it (nothing completed
+    in between that could have been running then)."""
+    if not ranges.snapshot_quiet(snapshot):
+        return False
+    sees_all, running = (await s.fetch_tuples(Q["transactions_in_progress"].sql))[0]
+    if not sees_all or running:
+        return False
+    async with direct.connect(dsn, application_name="wedsync:backup watch") as w:
+        return str(await w.fetch_val(Q["current_snapshot"].sql)) == snapshot
+
+
+async def written_since(
+    dsn: str,
+    since: ranges.Position,
+    until_lsn: str,
+    *,
+    wait: float = SUMMARY_WAIT,
+    per_range: int = ranges.RANGE_BLOCKS,
+) -> dict[int, ranges.Touched] | None:
+    """The blocks of the database's relations written between two WAL positions, by
+    relation file (from the WAL summaries, waiting up to ``wait`` seconds for the summarizer
+    to get there), or None when the summaries cannot tell (summarize_wal off, the summaries
+    removed or not there in time, another timeline, or this login may not read them)."""
+    start, end = ranges.lsn_value(since.lsn), ranges.lsn_value(until_lsn)
+    deadline = time.monotonic() + wait
+    try:
+        async with direct.connect(dsn, application_name="wedsync:backup summaries") as w:
+            position = await position_now(w)
+            if position.timeline != since.timeline:
+                log.debug("backup: a new timeline since the previous fingerprint")
+                return None
+            while True:
+                files = [
+                    (ranges.lsn_value(a), ranges.lsn_value(b), a, b)
+                    for a, b in await w.fetch_tuples(Q["wal_summaries"].sql, (since.timeline,))
+                ]
+                chosen = ranges.summaries_covering([(f[0], f[1]) for f in files], start, end)
+                if chosen is not None:
+                    break
+                _lsn, pid = (await w.fetch_tuples(Q["summarizer"].sql))[0]
+                if pid is None or time.monotonic() >= deadline:
+                    log.debug(
+                        "backup: no WAL summaries from %s to %s (summarizer %s)",
+                        since.lsn,
+                        until_lsn,
+                        "not running" if pid is None else f"at {_lsn}",
+                    )
+                    return None
+                await asyncio.sleep(0.1)
+            text = {(f[0], f[1]): (f[2], f[3]) for f in files}
+            rows: list[tuple[Any, ...]] = []
+            for lo, hi in chosen:
+                a, b = text[(lo, hi)]
+                rows.extend(
+                    await w.fetch_tuples(
+                        Q["summarized_blocks"].sql,
+                        {
+                            "per_range": per_range,
+                            "tli": since.timeline,
+                            "start": a,
+                            "end": b,
+                            "database": since.database_oid,
+                        },
+                    )
+                )
+            return ranges.touched_by_relation(rows)
+    except WedsyncDBError as exc:
+        log.debug("backup: the WAL summaries cannot tell what changed: %s", exc)
+        return None
 
 
 def fingerprint_differences(
@@ -402,13 +615,37 @@ def fingerprint_differences(
 
 @contextlib.asynccontextmanager
 async def _snapshot(dsn: str) -> AsyncIterator[Session]:
+    async with _positioned_snapshot(dsn, position=False) as (s, _position):
+        yield s
+
+
+@contextlib.asynccontextmanager
+async def _positioned_snapshot(
+    dsn: str, *, position: bool = True
+) -> AsyncIterator[tuple[Session, ranges.Position | None]]:
+    """A REPEATABLE READ transaction (its snapshot taken by its first statement) and, when
+    asked, the WAL position read just before it began (see ranges.py)."""
     async with direct.connect(dsn, application_name="wedsync:backup") as s:
+        before = await position_now(s) if position else None
         # one moment for every table (not read only: the restore point is written in it)
         await s.execute("begin isolation level repeatable read")
         try:
-            yield s
+            yield s, before
         finally:
             await s.execute("rollback")
+
+
+def previous_layout(repo: Repository, database: str) -> tuple[str, ranges.Layout] | None:
+    """The newest complete physical backup of ``database`` with a fingerprint layout."""
+    for meta in reversed(repo.all()):
+        data = meta.details.get("fingerprint_layout")
+        if not (meta.good and meta.kind != "logical" and meta.database == database and data):
+            continue
+        try:
+            return meta.id, ranges.Layout.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.debug("backup %s: its fingerprint layout is unreadable: %s", meta.id, exc)
+    return None
 
 
 # --- create -----------------------------------------------------------------------------------
@@ -456,7 +693,9 @@ async def create(
             if logical:
                 meta = await _logical_export(ctx, meta)
             else:
-                meta = await _base_backup(ctx, meta, parent, since)
+                meta = await _base_backup(
+                    ctx, meta, parent, since, ranged=settings.incremental_possible
+                )
     except BaseException as exc:
         failed = replace(meta, status="failed", finished_at=datetime.now(UTC), error=str(exc))
         with contextlib.suppress(Exception):
@@ -469,7 +708,12 @@ async def create(
 
 
 async def _base_backup(
-    ctx: BackupContext, meta: BackupMeta, parent: BackupMeta | None, since: float
+    ctx: BackupContext,
+    meta: BackupMeta,
+    parent: BackupMeta | None,
+    since: float,
+    *,
+    ranged: bool = False,
 ) -> BackupMeta:
     target = ctx.repo.backup_path(meta)
     dsn, env = psql_target(ctx.dsn)
@@ -497,14 +741,18 @@ async def _base_backup(
         args.append(f"--incremental={ctx.repo.backup_path(parent) / 'backup_manifest'}")
     clock = time.monotonic()
     prepare_s = clock - since
-    early = await _copy_beside_fingerprint(ctx, args, env, target)
+    # WAL summaries tell which blocks were written since the previous backup's fingerprint
+    previous = previous_layout(ctx.repo, meta.database) if ranged else None
+    early = await _copy_beside_fingerprint(
+        ctx, args, env, target, ranged=ranged, previous=previous[1] if previous else None
+    )
     copy_s = time.monotonic() - clock
     manifest = json.loads((target / "backup_manifest").read_text())
-    ranges = manifest.get("WAL-Ranges") or [{}]
-    start_lsn, end_lsn = ranges[0].get("Start-LSN"), ranges[-1].get("End-LSN")
-    timeline = ranges[0].get("Timeline")
+    wal_ranges = manifest.get("WAL-Ranges") or [{}]
+    start_lsn, end_lsn = wal_ranges[0].get("Start-LSN"), wal_ranges[-1].get("End-LSN")
+    timeline = wal_ranges[0].get("Timeline")
     point = f"wedsync-{meta.id}"
-    async with _snapshot(ctx.dsn) as s:
+    async with _positioned_snapshot(ctx.dsn, position=ranged) as (s, position):
         # the restore point in the statement that takes the snapshot, while writers are held
         # off for those milliseconds: the fingerprint then reads exactly what a restore to
         # that point holds, however long it takes
@@ -513,11 +761,18 @@ async def _base_backup(
             _lsn, snapshot = (await s.fetch_tuples(Q["restore_point"].sql, (point,)))[0]
         pause_s = time.monotonic() - clock
         clock = time.monotonic()
+        by_range = early.ranged
         if early.prints is not None and early.snapshot == snapshot:
             # nothing committed or aborted since the hashing beside the copy began: the
             # restore point's snapshot sees exactly the rows it read
             prints, read = early.prints, "beside the copy"
+        elif position is not None and await nothing_in_progress(s, ctx.dsn, snapshot):
+            # read by range (serially: a TID range scan has no parallel workers), for the
+            # next backup to take over what is not written to meanwhile
+            by_range = await fingerprint_by_range(s, position, True)
+            prints, read = by_range.prints, "after the copy"
         else:
+            by_range = None
             prints, read = await fingerprint(s), "after the copy"
         fingerprint_s = time.monotonic() - clock
         start_wal = await s.fetch_val(Q["walfile_name"].sql, (start_lsn,)) if start_lsn else None
@@ -558,12 +813,30 @@ async def _base_backup(
             },
             "timings": timings,
             **({} if paused.ok else {"fingerprint_window": paused.reason}),
+            **_range_details(by_range, previous[0] if previous else None),
         },
     )
 
 
 # how often the hashing beside the copy checks that nothing has committed since it began
 WATCH_INTERVAL = 0.25
+
+
+def _range_details(by_range: RangedPrints | None, previous_id: str | None) -> dict[str, Any]:
+    """What a backup records of a fingerprint read by range."""
+    if by_range is None:
+        return {}
+    out: dict[str, Any] = {
+        "fingerprint_ranges": {
+            "read": by_range.ranges_read,
+            "taken_over": by_range.ranges_reused,
+            "blocks_taken_over": by_range.blocks_reused,
+            "from": previous_id if by_range.ranges_reused else None,
+        }
+    }
+    if by_range.layout is not None:
+        out["fingerprint_layout"] = by_range.layout.to_dict()
+    return out
 
 
 @dataclass(frozen=True)
@@ -578,10 +851,18 @@ class _Early:
     copy_s: float
     flush_s: float
     niced: bool = False
+    # the same read by range (on a server with WAL summaries)
+    ranged: RangedPrints | None = None
 
 
 async def _copy_beside_fingerprint(
-    ctx: BackupContext, args: list[str], env: dict[str, str], target: Path
+    ctx: BackupContext,
+    args: list[str],
+    env: dict[str, str],
+    target: Path,
+    *,
+    ranged: bool = False,
+    previous: ranges.Layout | None = None,
 ) -> _Early:
     """Run pg_basebackup, then flush its files to disk, while the fingerprint is read in a
     snapshot taken as the copy starts.
@@ -604,8 +885,10 @@ async def _copy_beside_fingerprint(
         _fsync_tree(target)
         parts["flush_s"] = time.monotonic() - started
 
-    async with _snapshot(ctx.dsn) as s:
-        snapshot = str(await s.fetch_val(Q["current_snapshot"].sql))
+    by_range: list[RangedPrints] = []
+    async with _positioned_snapshot(ctx.dsn, position=ranged) as (s, position):
+        snapshot, high = (str(v) for v in (await s.fetch_tuples(Q["snapshot_position"].sql))[0])
+        quiet = position is not None and await nothing_in_progress(s, ctx.dsn, snapshot)
         clock = time.monotonic()
 
         async def hash_rows() -> tuple[TableFingerprint, ...]:
@@ -613,7 +896,20 @@ async def _copy_beside_fingerprint(
             # on two cores, parallel workers beside it slowed the copy more than they gained)
             await s.execute(Q["serial_reads"].sql)
             niced.append(await _lowest_cpu_priority(s))
-            prints = await fingerprint(s)
+            if position is None:
+                prints = await fingerprint(s)
+            else:
+                # the copy's checkpoint ends a WAL summary past this snapshot
+                written = (
+                    await written_since(ctx.dsn, previous.position, high)
+                    if previous is not None
+                    else None
+                )
+                result = await fingerprint_by_range(
+                    s, position, quiet, previous=previous, written=written
+                )
+                by_range.append(result)
+                prints = result.prints
             parts["fingerprint_s"] = time.monotonic() - clock
             return prints
 
@@ -656,6 +952,7 @@ async def _copy_beside_fingerprint(
         parts["copy_s"],
         parts["flush_s"],
         niced=any(niced),
+        ranged=by_range[0] if by_range and prints is not None else None,
     )
 
 

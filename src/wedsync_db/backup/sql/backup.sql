@@ -111,6 +111,66 @@ lock table {tables} in share mode
 -- snapshot (equal to an earlier one when nothing committed or aborted in between)
 select pg_create_restore_point(%s)::text, pg_current_snapshot()::text
 
+-- name: wal_position
+-- the WAL written so far, on this server's timeline, with the server's and the database's
+-- identity: read just before a snapshot, every write the snapshot does not see comes after it
+select pg_current_wal_insert_lsn()::text,
+       ('x' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8))::bit(32)::int,
+       (select system_identifier::text from pg_control_system()),
+       (select oid::int8 from pg_database where datname = current_database())
+
+-- name: snapshot_position
+-- the transaction's snapshot, and the WAL written so far: every write it sees is before that
+select pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text
+
+-- name: transactions_in_progress
+-- whether this login sees every session's transaction id, and how many transactions other than
+-- this one have an id and are still running (prepared ones included): a snapshot's own list
+-- leaves out those with an id above its newest completed transaction
+select pg_has_role(current_user, 'pg_read_all_stats', 'usage'),
+       (select count(*) from pg_stat_activity
+        where backend_xid is not null and pid <> pg_backend_pid())
+       + (select count(*) from pg_prepared_xacts)
+
+-- name: table_storage
+-- where each fingerprinted table keeps its rows (its files, its size in blocks) and what of its
+-- catalog entry decides its rows' hashes without a write to them (types, type modifiers,
+-- collations, the value of a column added without a rewrite)
+select format('%%I.%%I', n.nspname, c.relname), c.relkind::text,
+       pg_relation_filenode(c.oid)::int8,
+       case when c.reltoastrelid <> 0 then pg_relation_filenode(c.reltoastrelid)::int8 end,
+       pg_relation_size(c.oid) / current_setting('block_size')::int8,
+       (select string_agg(concat_ws(',', a.attnum, a.atttypid, a.atttypmod, a.attcollation,
+                                    a.attmissingval::text), ';' order by a.attnum)
+        from pg_attribute a
+        where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped)
+from pg_class c
+join pg_namespace n on n.oid = c.relnamespace
+where c.oid = any(%s::regclass[])
+
+-- name: summarizer
+-- whether WAL summaries are being written, and how far
+select summarized_lsn::text, summarizer_pid from pg_get_wal_summarizer_state()
+
+-- name: wal_summaries
+-- the WAL summary files of a timeline
+select start_lsn::text, end_lsn::text from pg_available_wal_summaries() where tli = %s
+
+-- name: summarized_blocks
+-- the blocks of this database's relations (main forks) one summary file says were written, by
+-- range of blocks, with the smallest length a relation was cut to
+select relfilenode::int8, relblocknumber / %(per_range)s,
+       min(relblocknumber) filter (where is_limit_block)
+from pg_wal_summary_contents(%(tli)s, %(start)s::pg_lsn, %(end)s::pg_lsn)
+where reldatabase = %(database)s and relforknumber = 0
+group by 1, 2
+
+-- name: enum_labels
+-- every enum label: one renamed changes the text of values without a write to their rows
+select coalesce(md5(string_agg(concat_ws(',', oid, enumtypid, enumsortorder, enumlabel), ';'
+                               order by oid)), '')
+from pg_enum
+
 -- name: serial_reads
 -- no parallel workers for the rest of the transaction
 select set_config('max_parallel_workers_per_gather', '0', true)
