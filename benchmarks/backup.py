@@ -10,6 +10,13 @@ metadata), and `pg_basebackup -D DIR -X stream -c fast` alone. Nothing writes to
 while they run, so the command's fingerprint, read beside its copy, is kept (see
 wedsync_db.backup.service); under writes it is read again after the copy.
 
+The fingerprint is read by ranges of blocks; a range the server's WAL summaries show unwritten
+since the previous backup's snapshot keeps that backup's sums (wedsync_db.backup.ranges). The
+first round is the first backup and reads every range; the later ones take over all but what
+was written in between: --churn updates that many of the newest guests before each of them
+(0: nothing, the database as it was), and each round prints how many ranges it read and took
+over. The first round's ratio is printed too.
+
 Prints the database size, each round's times and throughput with the command's phases
 (prepare: archive checks and repository; copy (with the hashing beside it); pause: the restore
 point with writers held; fingerprint: the hashing after the copy, when needed; rest: the
@@ -136,7 +143,19 @@ def writer(dsn: str, per_second: int, stop: threading.Event) -> int:
     return done
 
 
-async def main(gb: float, rounds: int, writes: int) -> None:
+async def churn(dsn: str, rows: int, round_: int) -> None:
+    """Update the ``rows`` newest guests (their new versions go where free space is, their old
+    ones stay where they were)."""
+    async with direct.connect(dsn) as s:
+        await s.execute(
+            "update guests set notes = %s where (wedding_id, id) in"
+            " (select wedding_id, id from guests order by created_at desc limit %s)",
+            (f"churn {round_}", rows),
+        )
+        await s.execute("checkpoint")
+
+
+async def main(gb: float, rounds: int, writes: int, churn_rows: int = 0) -> None:
     base, owner = workdir()
     server = EmbeddedPostgres(base / "server", port=free_port())
     try:
@@ -168,7 +187,10 @@ async def main(gb: float, rounds: int, writes: int) -> None:
         read: list[str] = []
         phases: dict[str, list[float]] = {}
         newest = ""
+        taken: list[str] = []
         for i in range(rounds):
+            if i and churn_rows:
+                await churn(dsn, churn_rows, i)
             order = ("command", "bare") if i % 2 == 0 else ("bare", "command")
             for which in order:
                 # each starts with nothing left to write back from the one before
@@ -194,6 +216,11 @@ async def main(gb: float, rounds: int, writes: int) -> None:
                         else beside_s[-1]
                     )
                     read.append(str(details.get("fingerprint_read", "after the copy")))
+                    by_range = details.get("fingerprint_ranges") or {}
+                    taken.append(
+                        f"{by_range.get('read', '?')} ranges read,"
+                        f" {by_range.get('taken_over', 0)} taken over"
+                    )
                     # the rest: the interpreter's start, connections, metadata, the event
                     rest = took - sum(timings.values())
                     for name, value in [*timings.items(), ("rest_s", rest)]:
@@ -206,7 +233,7 @@ async def main(gb: float, rounds: int, writes: int) -> None:
                 f"({size / 2**20 / command_s[-1]:,.0f} MiB/s), pg_basebackup {bare_s[-1]:.2f} s "
                 f"({size / 2**20 / bare_s[-1]:,.0f} MiB/s); the command's copy "
                 f"{copy_s[-1]:.2f} s (its flush {flush_s[-1]:.2f} s), fingerprint "
-                f"{fingerprint_s[-1]:.2f} s (read {read[-1]}); "
+                f"{fingerprint_s[-1]:.2f} s (read {read[-1]}: {taken[-1]}); "
                 + ", ".join(f"{k} {v[-1]:.2f}" for k, v in phases.items()),
                 flush=True,
             )
@@ -236,6 +263,10 @@ async def main(gb: float, rounds: int, writes: int) -> None:
             "the command's phases (median s): "
             + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in phases.items())
         )
+        print(
+            f"first round (a first backup: every range read): ratio {bare_s[0] / command_s[0]:.2f}"
+            + (f"; {churn_rows:,} guests updated before each later round" if churn_rows else "")
+        )
         print(f"backup/pg_basebackup ratio: {ratio:.2f}  restore_s={restore_s:.1f}")
     finally:
         server.stop()
@@ -249,5 +280,6 @@ if __name__ == "__main__":
         gb=(3.0, 0.05, "database size (GiB)"),
         rounds=(3, 1),
         writes=(0, 0, "commits per second by a writer running through every round (0: none)"),
+        churn=(0, 0, "guests updated before each round after the first (0: none)"),
     )
-    asyncio.run(main(args.gb, args.rounds, args.writes))
+    asyncio.run(main(args.gb, args.rounds, args.writes, args.churn))
