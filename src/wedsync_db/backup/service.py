@@ -888,7 +888,6 @@ async def _copy_beside_fingerprint(
     by_range: list[RangedPrints] = []
     async with _positioned_snapshot(ctx.dsn, position=ranged) as (s, position):
         snapshot, high = (str(v) for v in (await s.fetch_tuples(Q["snapshot_position"].sql))[0])
-        quiet = position is not None and await nothing_in_progress(s, ctx.dsn, snapshot)
         clock = time.monotonic()
 
         async def hash_rows() -> tuple[TableFingerprint, ...]:
@@ -899,6 +898,9 @@ async def _copy_beside_fingerprint(
             if position is None:
                 prints = await fingerprint(s)
             else:
+                # (off the copy's path: these hashes stand only if nothing completes before
+                # the restore point, which would also show a transaction running now)
+                quiet = await nothing_in_progress(s, ctx.dsn, snapshot)
                 # the copy's checkpoint ends a WAL summary past this snapshot
                 written = (
                     await written_since(ctx.dsn, previous.position, high)
