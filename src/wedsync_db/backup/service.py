@@ -528,8 +528,9 @@ async def nothing_in_progress(s: Session, dsn: str, snapshot: str) -> bool:
     in between that could have been running then)."""
     if not ranges.snapshot_quiet(snapshot):
         return False
-    sees_all, running = (await s.fetch_tuples(Q["transactions_in_progress"].sql))[0]
-    if not sees_all or running:
+    if not await s.fetch_val(Q["sees_every_transaction"].sql):
+        return False
+    if await s.fetch_val(Q["transactions_in_progress"].sql):
         return False
     async with direct.connect(dsn, application_name="wedsync:backup watch") as w:
         return str(await w.fetch_val(Q["current_snapshot"].sql)) == snapshot

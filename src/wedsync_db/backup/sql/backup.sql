@@ -123,12 +123,16 @@ select pg_current_wal_insert_lsn()::text,
 -- the transaction's snapshot, and the WAL written so far: every write it sees is before that
 select pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text
 
+-- name: sees_every_transaction
+-- whether this login may read every session's transaction id (and the prepared transactions)
+select pg_has_role(current_user, 'pg_read_all_stats', 'usage')
+       and has_table_privilege('pg_catalog.pg_stat_activity', 'select')
+       and has_table_privilege('pg_catalog.pg_prepared_xacts', 'select')
+
 -- name: transactions_in_progress
--- whether this login sees every session's transaction id, and how many transactions other than
--- this one have an id and are still running (prepared ones included): a snapshot's own list
--- leaves out those with an id above its newest completed transaction
-select pg_has_role(current_user, 'pg_read_all_stats', 'usage'),
-       (select count(*) from pg_stat_activity
+-- how many transactions other than this one have an id and are still running (prepared ones
+-- included): a snapshot's own list leaves out those above its newest completed transaction
+select (select count(*) from pg_stat_activity
         where backend_xid is not null and pid <> pg_backend_pid())
        + (select count(*) from pg_prepared_xacts)
 
