@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wedsync_db.backup.repository import Repository
-from wedsync_db.db.client import Database, user_dsn_for
 from wedsync_db.embedded import DEFAULT_DATABASE, EmbeddedPostgres
-from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
 from wedsync_db.settings import Settings
 
 if TYPE_CHECKING:
     from wedsync_db.backup.service import BackupContext
+    from wedsync_db.db.client import Database
+    from wedsync_db.migrate.runner import MigrationRunner
 
 
 @dataclass
@@ -69,6 +69,9 @@ def runner_for(
 ) -> MigrationRunner:
     """A migration runner configured from settings; ``extra_dirs`` (``--dir``) replace
     WEDSYNC_MIGRATION_DIRS."""
+    # imported here: a command that migrates nothing starts without the SQL parser
+    from wedsync_db.migrate.runner import MigrationRunner, RunnerOptions
+
     opts: dict[str, float] = {
         "lock_wait": settings.migration_lock_wait,
         "lock_timeout": settings.migration_lock_timeout,
@@ -122,6 +125,8 @@ async def backup_context(settings: Settings, target: Target) -> BackupContext:
 
 def database_for(settings: Settings, dsn: str) -> Database:
     """The dual client for a DSN, sized from the connection budget."""
+    from wedsync_db.db.client import Database, user_dsn_for
+
     user_size, service_size = settings.pool_sizes
     if settings.user_database_url is not None:
         user_dsn = settings.user_database_url.get_secret_value()

@@ -100,7 +100,7 @@ class Group(TyperGroup):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """Run the command line (after hiding the flags' placeholders)."""
-        _hide_flag_placeholders(self)
+        hide_flag_placeholders(self)
         return super().main(*args, **kwargs)
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
@@ -123,14 +123,15 @@ def _usage_exit_code() -> Iterator[None]:
         raise
 
 
-def _hide_flag_placeholders(command: Any) -> None:
-    # a flag takes no value: an empty metavar is what the help shows in its type column
+def hide_flag_placeholders(command: Any) -> None:
+    """No placeholder for the flags of a command and its sub-commands (a flag takes no value:
+    an empty metavar is what the help shows in its type column)."""
     help_option = command.get_help_option(typer.Context(command))
     for param in [*command.params, *([help_option] if help_option else [])]:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
     for sub in getattr(command, "commands", {}).values():
-        _hide_flag_placeholders(sub)
+        hide_flag_placeholders(sub)
 
 
 def fail(message: str, code: int = ExitCode.ERROR) -> NoReturn:

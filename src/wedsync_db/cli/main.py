@@ -2,38 +2,77 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.main
 
-from wedsync_db import __version__
-from wedsync_db.cli import (
-    backup,
-    common,
-    config,
-    demo,
-    health,
-    imports,
-    migrate,
-    monitor,
-    ops,
-    usage,
-)
+from wedsync_db.cli import common
 from wedsync_db.cli.common import err, out
-from wedsync_db.cli.token import token_command
 from wedsync_db.db.admin import psql_target
 from wedsync_db.embedded import DEFAULT_DATABASE
 from wedsync_db.runtime import embedded_server
+
+# The sub-commands of other modules, imported when one is run (or --help lists them): a
+# command starts without importing what the others need. In --help's order, with `up` and
+# `db` (defined here) where they stand.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "health": ("wedsync_db.cli.health", "health"),
+    "token": ("wedsync_db.cli.token", "token_command"),
+    "config": ("wedsync_db.cli.config", "app"),
+    "migrate": ("wedsync_db.cli.migrate", "app"),
+    "demo": ("wedsync_db.cli.demo", "app"),
+    "backup": ("wedsync_db.cli.backup", "app"),
+    "ops": ("wedsync_db.cli.ops", "app"),
+    "metrics": ("wedsync_db.cli.monitor", "metrics_app"),
+    "inspect": ("wedsync_db.cli.monitor", "inspect_app"),
+    "usage": ("wedsync_db.cli.usage", "app"),
+    "import": ("wedsync_db.cli.imports", "app"),
+}
+HELP_ORDER = ("health", "token", "up", "db", *list(LAZY_COMMANDS)[2:])
+
+
+def load_command(name: str) -> Any:
+    """The command of a sub-command of LAZY_COMMANDS (its module imported now)."""
+    module, attribute = LAZY_COMMANDS[name]
+    target: Any = getattr(importlib.import_module(module), attribute)
+    if isinstance(target, typer.Typer):
+        command: Any = typer.main.get_group(target)
+    else:
+        single = typer.Typer(add_completion=False)
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class RootGroup(common.Group):
+    """The root command, loading the sub-commands of other modules when asked for."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        """Every sub-command, loaded or not, in --help's order."""
+        known = [*self.commands, *LAZY_COMMANDS]
+        return [n for n in HELP_ORDER if n in known] + [n for n in known if n not in HELP_ORDER]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """The sub-command, imported on first use."""
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            command = load_command(cmd_name)
+            common.hide_flag_placeholders(command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
 
 app = typer.Typer(
     name="wedsync-db",
     help="WedSync core database: embedded server, migrations, API, health and metrics.",
     epilog=common.exit_code_epilog(),
-    cls=common.Group,
+    cls=RootGroup,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -42,21 +81,12 @@ db_app = typer.Typer(
     help="The embedded PostgreSQL server (used when DATABASE_URL is unset).", no_args_is_help=True
 )
 app.add_typer(db_app, name="db")
-app.add_typer(config.app, name="config")
-app.add_typer(migrate.app, name="migrate")
-app.add_typer(demo.app, name="demo")
-app.add_typer(backup.app, name="backup")
-app.add_typer(ops.app, name="ops")
-app.command("health")(health.health)
-app.add_typer(monitor.metrics_app, name="metrics")
-app.add_typer(monitor.inspect_app, name="inspect")
-app.command("token")(token_command)
-app.add_typer(usage.app, name="usage")
-app.add_typer(imports.app, name="import")
 
 
 def _print_version(value: bool) -> None:
     if value:
+        from wedsync_db import __version__
+
         out.print(f"wedsync-db {__version__}")
         raise typer.Exit()
 
