@@ -403,7 +403,9 @@ async def test_missing_pg_stat_statements_degrades_with_a_hint(
     assert snap.database is not None
 
 
-async def test_missing_ops_functions_degrade_with_a_hint(empty_db: str) -> None:
+async def test_missing_ops_functions_degrade_with_a_hint(empty_db: str, template_db: str) -> None:
+    # (the migrated template made the server's roles: the user pool logs in as one of them,
+    # whichever test ran first on this worker)
     db = make_database(empty_db)
     await db.open()
     try:
