@@ -453,6 +453,32 @@ async def test_sse_resumes_from_last_event_id_and_sends_heartbeats(
     assert stranger.status_code == 404
 
 
+async def test_a_stream_ends_when_its_token_expires_and_resumes_with_a_fresh_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shared_db: str, shared_database: Database
+) -> None:
+    t = await build_tenants(shared_database)
+    settings = settings_for(monkeypatch, tmp_path, feed_heartbeat_interval=0.2, jwt_leeway=0)
+    short = development_token(SECRET, t.w1_partner, "couple", ttl=2)  # type: ignore[arg-type]
+    url = f"/api/v1/weddings/{t.wedding_1}/changes"
+    me = bearer(t.w1_partner, "couple")
+    async with http_server(settings, shared_db) as base, httpx.AsyncClient(base_url=base) as client:
+        start = (await client.get(url, headers=me)).json()["head"]
+        opened_at = asyncio.get_running_loop().time()
+        ended = await sse_events_for(
+            client, f"{url}?after={start}", {"Authorization": f"Bearer {short}"}, seconds=BOUND
+        )
+        took = asyncio.get_running_loop().time() - opened_at
+        # committed once the token is no longer valid: not for that stream, but not lost
+        await update_guest(shared_database, couple(t.w1_partner), t.guests[t.wedding_1][0], "late")
+        last_id = str(start)
+        resumed = await sse_events(client, url, {**me, "Last-Event-ID": last_id}, 1)
+    kinds = [e["event"] for e in ended if "event" in e]
+    assert kinds[0] == "ready" and kinds[-1] == "reauthenticate" and "change" not in kinds
+    assert took < BOUND  # the server ended the stream, the client did not time out
+    changes = [e for e in resumed if e.get("event") == "change"]
+    assert [int(e["id"]) for e in changes] == [start + 1]
+
+
 async def sse_events_for(
     client: httpx.AsyncClient, url: str, headers: dict[str, str], seconds: float
 ) -> list[dict[str, Any]]:

@@ -5,11 +5,14 @@ the user may see as an event whose ``id:`` is the change id; a reconnecting clie
 ``Last-Event-ID`` (browsers do) and gets exactly the changes after it. Without that Accept it
 answers one JSON page (``?after=N``; no ``after``: none, and the cursor to start from). A cursor
 older than the retention is 410 with a resync hint: reload the rows, then follow from ``head``.
+A stream ends with a ``reauthenticate`` event when the token it was opened with expires: the
+client reconnects with a fresh token and ``Last-Event-ID``, and misses nothing.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
@@ -19,7 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from wedsync_db.api.problems import problem
-from wedsync_db.api.v1.deps import Context, UserClaims
+from wedsync_db.api.v1.deps import Context, TokenExpiry, UserClaims
 from wedsync_db.data import weddings
 from wedsync_db.feed import CursorAhead, CursorExpired, SubscriberTooSlow, hub_for
 from wedsync_db.feed.hub import read_page
@@ -27,6 +30,10 @@ from wedsync_db.feed.hub import read_page
 router = APIRouter(tags=["changes"])
 
 EVENT_STREAM = "text/event-stream"
+EXPIRED = (
+    "the access token has expired: reconnect with a fresh token and Last-Event-ID to go on "
+    "from the last change received"
+)
 
 
 class ChangeItem(BaseModel):
@@ -92,6 +99,7 @@ async def wedding_changes(
     request: Request,
     ctx: Context,
     claims: UserClaims,
+    expires: TokenExpiry,
     wedding_id: UUID,
     after: Annotated[str | None, Query(description="Changes after this change id")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Changes per JSON page")] = 500,
@@ -129,8 +137,13 @@ async def wedding_changes(
             # the cursor the stream starts from, so a client that saw nothing can resume too
             yield f"retry: 1000\nid: {sub.cursor}\nevent: ready\ndata: {{}}\n\n".encode()
             while True:
+                left = heartbeat if expires is None else expires - time.time()
+                if left <= 0:
+                    # no changes for a token that is no longer valid
+                    yield _event("reauthenticate", None, json.dumps({"detail": EXPIRED}))
+                    return
                 try:
-                    batch = await sub.next_batch(timeout=heartbeat)
+                    batch = await sub.next_batch(timeout=min(heartbeat, left))
                 except CursorExpired as exc:
                     yield _event("resync", None, json.dumps({"detail": str(exc)}))
                     return

@@ -113,4 +113,26 @@ async def user_claims(
 
 
 UserClaims = Annotated[Claims, Depends(user_claims)]
+
+
+def token_expiry(
+    ctx: Annotated[AppContext, Depends(get_context)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_USER_BEARER)] = None,
+) -> float | None:
+    """Dependency (beside :func:`user_claims`, which verifies the token): the time, in epoch
+    seconds, after which the caller's token is no longer accepted (its ``exp`` and the
+    verifier's leeway); None without a readable ``exp``."""
+    if credentials is None:
+        return None
+    import jwt
+
+    try:
+        # read only: the token was verified by user_claims in this same request
+        payload = jwt.decode(credentials.credentials, options={"verify_signature": False})
+        return float(payload["exp"]) + ctx.settings.jwt_leeway
+    except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+        return None
+
+
+TokenExpiry = Annotated[float | None, Depends(token_expiry)]
 Context = Annotated[AppContext, Depends(get_context)]
