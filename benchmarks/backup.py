@@ -216,10 +216,11 @@ async def main(gb: float, rounds: int, writes: int, churn_rows: int = 0) -> None
                         else beside_s[-1]
                     )
                     read.append(str(details.get("fingerprint_read", "after the copy")))
-                    by_range = details.get("fingerprint_ranges") or {}
+                    by_range = details.get("fingerprint_ranges")
                     taken.append(
-                        f"{by_range.get('read', '?')} ranges read,"
-                        f" {by_range.get('taken_over', 0)} taken over"
+                        f"{by_range['read']} ranges read, {by_range['taken_over']} taken over"
+                        if by_range
+                        else "whole tables"
                     )
                     # the rest: the interpreter's start, connections, metadata, the event
                     rest = took - sum(timings.values())

@@ -753,7 +753,7 @@ async def _base_backup(
     start_lsn, end_lsn = wal_ranges[0].get("Start-LSN"), wal_ranges[-1].get("End-LSN")
     timeline = wal_ranges[0].get("Timeline")
     point = f"wedsync-{meta.id}"
-    async with _positioned_snapshot(ctx.dsn, position=ranged) as (s, position):
+    async with _snapshot(ctx.dsn) as s:
         # the restore point in the statement that takes the snapshot, while writers are held
         # off for those milliseconds: the fingerprint then reads exactly what a restore to
         # that point holds, however long it takes
@@ -767,12 +767,9 @@ async def _base_backup(
             # nothing committed or aborted since the hashing beside the copy began: the
             # restore point's snapshot sees exactly the rows it read
             prints, read = early.prints, "beside the copy"
-        elif position is not None and await nothing_in_progress(s, ctx.dsn, snapshot):
-            # read by range (serially: a TID range scan has no parallel workers), for the
-            # next backup to take over what is not written to meanwhile
-            by_range = await fingerprint_by_range(s, position, True)
-            prints, read = by_range.prints, "after the copy"
         else:
+            # whole tables, in parallel workers now that the copy is done (a TID range scan
+            # has none): no layout, and the next backup takes over from an older one
             by_range = None
             prints, read = await fingerprint(s), "after the copy"
         fingerprint_s = time.monotonic() - clock
