@@ -124,10 +124,10 @@ def command_backup(
 
 def workdir() -> tuple[Path, tuple[int, int] | None]:
     """A temporary directory, and the server's account when root runs it."""
-    base = Path(tempfile.mkdtemp(prefix="wedsync-backup-bench-"))
     if os.geteuid() != 0:
-        return base, None
-    entry = server_account()  # created when missing, as the server itself does
+        return Path(tempfile.mkdtemp(prefix="wedsync-backup-bench-")), None
+    entry = server_account()  # created when missing, as the server itself does (first)
+    base = Path(tempfile.mkdtemp(prefix="wedsync-backup-bench-"))
     base.chmod(0o711)  # the server's account reaches its directories inside
     return base, (entry.pw_uid, entry.pw_gid)
 
