@@ -6,6 +6,7 @@ logical exports."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -80,6 +81,19 @@ async def ctx(server: OwnServer, repo_root: Path) -> AsyncIterator[service.Backu
     if not settings.archiving:
         await service.setup(context)
     yield context
+
+
+@contextlib.contextmanager
+def plain_login(server: OwnServer, role: str) -> Iterator[str]:
+    """A login with no privilege (created now, dropped after): its DSN."""
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(f"drop role if exists {role}")
+        conn.execute(f"create role {role} login")
+    try:
+        yield server.dsn.replace("postgres@", f"{role}@")
+    finally:
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            conn.execute(f"drop role {role}")
 
 
 def assess_in(env: Any, snap: Snapshot) -> Assessment:
@@ -304,19 +318,12 @@ async def test_a_transaction_in_progress_at_the_snapshot_leaves_no_layout_to_tak
 async def test_a_login_that_cannot_see_every_session_records_no_layout(
     server: OwnServer, ctx: service.BackupContext
 ) -> None:
-    with psycopg.connect(server.dsn, autocommit=True) as conn:
-        conn.execute("drop role if exists bk_viewer")
-        conn.execute("create role bk_viewer login")
-    dsn = server.dsn.replace("postgres@", "bk_viewer@")
-    try:
+    with plain_login(server, "bk_viewer") as dsn:
         async with service._positioned_snapshot(dsn) as (s, _position):
             snapshot, _high = (await s.fetch_tuples(service.Q["snapshot_position"].sql))[0]
             # others' transaction ids are hidden from it: it cannot know the snapshot quiet
             assert ranges.snapshot_quiet(snapshot)
             assert not await service.nothing_in_progress(s, dsn, snapshot)
-    finally:
-        with psycopg.connect(server.dsn, autocommit=True) as conn:
-            conn.execute("drop role bk_viewer")
 
 
 async def test_a_column_added_without_a_rewrite_is_read_again(
@@ -538,18 +545,12 @@ async def test_the_schedule_of_up_takes_verifies_and_prunes(
 async def test_a_login_without_replication_is_told_to_use_a_logical_export(
     server: OwnServer, ctx: service.BackupContext
 ) -> None:
-    with psycopg.connect(server.dsn, autocommit=True) as conn:
-        conn.execute("drop role if exists bk_managed")
-        conn.execute("create role bk_managed login")
-    try:
-        managed = replace(ctx, dsn=server.dsn.replace("postgres@", "bk_managed@"))
+    with plain_login(server, "bk_managed") as dsn:
+        managed = replace(ctx, dsn=dsn)
         with pytest.raises(BackupError, match=r"neither REPLICATION nor SUPERUSER.*--logical"):
             await service.create(managed)
         with pytest.raises(BackupError, match="needs a superuser"):
             await service.setup(managed)
-    finally:
-        with psycopg.connect(server.dsn, autocommit=True) as conn:
-            conn.execute("drop role bk_managed")
 
 
 # --- logical exports ---------------------------------------------------------------------------

@@ -210,9 +210,13 @@ def reusable(
     """The previous backup's sum for range [start, end) of a table, when it still stands."""
     if previous is None or previous.key != key:
         return None
-    for r in previous.ranges:
-        if r.start == start and r.end == end:
-            if touched is not None and touched.hits(start, end, per_range):
-                return None
-            return r
-    return None
+    # ranges are laid out by block_ranges: range i starts at block i * per_range
+    index = start // per_range
+    if index >= len(previous.ranges):
+        return None
+    r = previous.ranges[index]
+    if (r.start, r.end) != (start, end):
+        return None
+    if touched is not None and touched.hits(start, end, per_range):
+        return None
+    return r
